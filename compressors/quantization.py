@@ -1,0 +1,48 @@
+"""GPTQ and AWQ weight-only quantization recipes for llm-compressor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from compressors.layers import targets_by_group_size
+from compressors.variants import VariantSpec
+
+
+def quantization_recipe(spec: VariantSpec, model: torch.nn.Module) -> Any:
+    from compressed_tensors.quantization import QuantizationArgs, QuantizationScheme
+
+    # The paper's GPTQ checkpoints are symmetric; AWQ's are asymmetric (zero point per group).
+    symmetric = spec.method == "gptq"
+    config_groups = {
+        f"group_{size}": QuantizationScheme(
+            targets=targets,
+            weights=QuantizationArgs(
+                num_bits=spec.bits, type="int", symmetric=symmetric, strategy="group", group_size=size
+            ),
+        )
+        for size, targets in sorted(targets_by_group_size(model).items())
+    }
+    if spec.method == "gptq":
+        from llmcompressor.modifiers.quantization import GPTQModifier
+
+        return GPTQModifier(config_groups=config_groups, ignore=["lm_head"])
+    from llmcompressor.modifiers.awq import AWQModifier
+
+    return AWQModifier(config_groups=config_groups, ignore=["lm_head"])
+
+
+def allow_awq_without_accelerator() -> None:
+    """Work around llm-compressor 0.14's AWQ on CPU-only machines.
+
+    AWQModifier._apply_smoothing (llmcompressor/modifiers/transform/awq/base.py) calls
+    IntermediatesCache.pin_memory (llmcompressor/pipelines/cache.py), and pinning raises
+    "Cannot access accelerator device when none is available" without a GPU. Pinning only
+    speeds host-to-device copies, so with no accelerator it is skipped; with one, nothing changes.
+    """
+    if torch.accelerator.is_available():
+        return
+    from llmcompressor.pipelines.cache import IntermediatesCache
+
+    IntermediatesCache.pin_memory = lambda self, batch_index, input_names=None: None  # type: ignore[method-assign]

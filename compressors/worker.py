@@ -1,0 +1,90 @@
+"""Compress one variant in a process of its own: `python -m compressors.worker JOB.json`.
+
+llm-compressor keeps a global compression session, so each compression runs here, never in
+the pytest process that evaluates. The job file names the base checkpoint, the variant, the
+calibration texts and the output folder; the worker saves, reloads and verifies the result.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from compressors.pruning import magnitude_prune, pruning_recipe
+from compressors.quantization import allow_awq_without_accelerator, quantization_recipe
+from compressors.variants import VariantSpec
+from compressors.verify import compression_problems
+
+
+def _calibration_dataset(texts: list[str], tokenizer: Any, max_seq_length: int) -> Any:
+    from datasets import Dataset
+
+    encoded = tokenizer(texts, truncation=True, max_length=max_seq_length, padding=False)
+    return Dataset.from_dict({"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]})
+
+
+def run(job: dict[str, Any]) -> dict[str, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    spec = VariantSpec(
+        **{**job["spec"], "structure": tuple(job["spec"]["structure"]) if job["spec"]["structure"] else None}
+    )
+    out = Path(job["out"])
+    started = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(job["base"])
+    model = AutoModelForCausalLM.from_pretrained(job["base"], dtype=torch.float32, use_safetensors=True)
+    if spec.method == "magnitude":
+        magnitude_prune(model, spec)
+        model.save_pretrained(out, safe_serialization=True)
+    else:
+        from llmcompressor import oneshot
+
+        if spec.method == "awq":
+            allow_awq_without_accelerator()
+        recipe = quantization_recipe(spec, model) if spec.bits else pruning_recipe(spec, model)
+        dataset = _calibration_dataset(job["calibration_texts"], tokenizer, job["max_seq_length"])
+        torch.manual_seed(spec.seed)
+        oneshot(
+            model=model,
+            dataset=dataset,
+            recipe=recipe,
+            max_seq_length=job["max_seq_length"],
+            num_calibration_samples=len(job["calibration_texts"]),
+            tokenizer=tokenizer,
+        )
+        # Quantized weights are packed (compressed-tensors); pruned ones stay dense with zeros,
+        # which every loader reads.
+        model.save_pretrained(out, save_compressed=bool(spec.bits))
+    tokenizer.save_pretrained(out)
+    seconds = time.perf_counter() - started
+    del model
+
+    from trustgate.models import load_model
+
+    reloaded, _ = load_model(out, "cpu")
+    problems = compression_problems(reloaded, spec)
+    if problems:
+        raise SystemExit("compression did not take effect:\n" + "\n".join(problems[:10]))
+    gpu_peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0
+    return {
+        "compression_seconds": round(seconds, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_gpu_mb": round(gpu_peak / 2**20, 1),
+    }
+
+
+def main() -> None:
+    job_file = Path(sys.argv[1])
+    job = json.loads(job_file.read_text())
+    figures = run(job)
+    Path(job["figures"]).write_text(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""What a trust dimension declares: scenarios, how items load, how responses score.
+
+A dimension is data + solver settings + scorer, in the manner of an Inspect task:
+
+* `load(data, scenario)` returns the scenario's items (the same items for every model);
+* `score_items(items, responses)` parses each item's responses into an `Outcome`;
+* `metric(columns)` turns the outcome columns of one scenario into a 0-100 score;
+* `combine(scores)` turns scenario scores into the dimension score (default: their mean).
+
+Metrics take columns (numpy arrays, one entry per item), so that a paired bootstrap can
+resample items and recompute any metric, item-decomposable or not (fairness's parity gap).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+DIMENSION_NAMES = (
+    "toxicity",
+    "stereotype",
+    "adv_robustness",
+    "ood",
+    "adv_demonstration",
+    "privacy",
+    "machine_ethics",
+    "fairness",
+    "utility",
+)
+
+Messages = tuple[tuple[str, str], ...]  # (role, content) pairs, hashable
+
+
+@dataclass(frozen=True)
+class Item:
+    """One prompt to every model. `id` pairs the dense and the variant response."""
+
+    id: str
+    messages: Messages
+    target: Any = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    sample_key: str = ""  # items sharing it are kept or dropped together by --limit
+
+    def chat(self) -> list[dict[str, str]]:
+        return [{"role": role, "content": content} for role, content in self.messages]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A parsed item: item score in [0, 1] (higher is more trustworthy), refusal share, columns."""
+
+    score: float
+    refusal: float
+    labels: tuple[str, ...] = ()
+    columns: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScenarioData:
+    """Items of one scenario, where they came from, and whether a part is missing."""
+
+    items: tuple[Item, ...]
+    source: str
+    partial: str | None = None  # why the scenario is not the full DecodingTrust one
+    max_new_tokens: int | None = None
+
+
+Loader = Callable[[Any, str], ScenarioData]
+ItemScorer = Callable[[Sequence[Item], Sequence[Sequence[str]]], list[Outcome]]
+Metric = Callable[[Mapping[str, np.ndarray]], float]
+
+
+def mean_item_score(columns: Mapping[str, np.ndarray]) -> float:
+    """100 x the mean item score: accuracy-like metrics."""
+    return float(100.0 * np.mean(columns["score"]))
+
+
+def mean_of(scores: Mapping[str, float]) -> float:
+    return float(np.mean(list(scores.values())))
+
+
+@dataclass(frozen=True)
+class Dimension:
+    name: str
+    title: str
+    scenarios: tuple[str, ...]
+    load: Loader
+    score_items: ItemScorer
+    metric: Metric = mean_item_score
+    combine: Callable[[Mapping[str, float]], float] = mean_of
+    max_new_tokens: int = 32
+    doc_uri: str = ""
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.name not in DIMENSION_NAMES:
+            raise ValueError(f"unknown dimension {self.name!r}; known: {', '.join(DIMENSION_NAMES)}")
+
+
+def outcome_columns(outcomes: Sequence[Outcome]) -> dict[str, np.ndarray]:
+    """Stack outcomes into the columns a metric reads: score, refusal, and every extra column."""
+    columns: dict[str, np.ndarray] = {
+        "score": np.array([o.score for o in outcomes], dtype=float),
+        "refusal": np.array([o.refusal for o in outcomes], dtype=float),
+    }
+    extra = sorted({key for o in outcomes for key in o.columns})
+    for key in extra:
+        columns[key] = np.array([o.columns.get(key, np.nan) for o in outcomes], dtype=float)
+    return columns

