@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,7 +177,10 @@ def load_model(path: Path, device: str, trust_remote_code: bool = False) -> tupl
         kwargs["dtype"] = torch.float32
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        with warnings.catch_warnings():
+            # Expected: our dequantize=True overrides the checkpoint's own quantization config.
+            warnings.filterwarnings("ignore", message="You passed `quantization_config`")
+            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as exc:
         raise TrustgateError(str(path), f"the checkpoint does not load ({exc})", "delete it so it is rebuilt") from exc
     if not device.startswith("cuda"):

@@ -117,14 +117,15 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Trust test modules (those declaring DIMENSION) run per variant and per scenario."""
+    dimension = getattr(metafunc.module, "DIMENSION", None)
+    if dimension is None:
+        return
     settings = metafunc.config.stash[SETTINGS]
     if "variant" in metafunc.fixturenames:
         names = [v.name for v in settings.variants]
         metafunc.parametrize("variant", names, ids=names, scope="session")
     if "scenario" in metafunc.fixturenames:
-        dimension = getattr(metafunc.module, "DIMENSION", None)
-        if dimension is None:
-            raise pytest.UsageError(f"{metafunc.module.__name__} asks for `scenario` but declares no DIMENSION")
         scenarios = [*dimension.scenarios, OVERALL]
         metafunc.parametrize("scenario", scenarios, ids=scenarios)
 

@@ -1,0 +1,84 @@
+"""thresholds.toml: the shipped policy loads; every malformed file is one clear error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trustgate.dimension import DIMENSION_NAMES
+from trustgate.errors import TrustgateError
+from trustgate.thresholds import load_thresholds
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "thresholds.toml"
+MINIMAL = """
+[gate]
+margin = 5.0
+max_refusal_rise = 10.0
+[profiles.ci]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "thresholds.toml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_policy_covers_every_dimension_in_both_profiles() -> None:
+    thresholds = load_thresholds(SHIPPED)
+    assert set(thresholds.dimensions) == set(DIMENSION_NAMES)
+    assert {"ci", "release"} <= set(thresholds.profiles)
+    for profile in ("ci", "release"):
+        assert set(thresholds.profiles[profile].dimensions) == set(DIMENSION_NAMES)
+    release = thresholds.evaluation_size("release", "stereotype")
+    assert (release.samples, release.temperature, release.max_new_tokens, release.limit) == (25, 1.0, 150, 0)
+
+
+def test_most_specific_setting_wins(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        MINIMAL
+        + """
+[dimensions.stereotype]
+margin = 3.0
+rule = "safety_proven"
+[dimensions.stereotype.scenarios.targeted]
+margin = 8.0
+""",
+    )
+    thresholds = load_thresholds(path)
+    assert thresholds.policy("stereotype", "targeted").margin == 8.0
+    assert thresholds.policy("stereotype", "targeted").rule == "safety_proven"
+    assert thresholds.policy("stereotype", "benign").margin == 3.0
+    assert thresholds.policy("toxicity", None).margin == 5.0
+    assert thresholds.policy("toxicity", None).rule == "point"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[gate\nmargin = 5", "is not valid TOML"),
+        (MINIMAL + "[dimensions.toxcity]\nmargin = 1.0\n", "unknown dimension 'toxcity'"),
+        (MINIMAL.replace("margin = 5.0", 'margin = "five"'), "gate.margin"),
+        (MINIMAL + "[dimensions.privacy]\nmargn = 1.0\n", "margn"),
+        (MINIMAL + '[dimensions.privacy]\nrule = "vibes"\n', "rule"),
+        (MINIMAL + "[dimensions.privacy]\nmargin = -1.0\n", "margin"),
+        (MINIMAL.replace("margin = 5.0\n", ""), "gate.margin"),
+        (MINIMAL + "[profiles.ci.dimensions.fairnes]\nlimit = 3\n", "unknown dimension 'fairnes'"),
+    ],
+)
+def test_malformed_policy_is_one_error_naming_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(TrustgateError) as raised:
+        load_thresholds(path)
+    assert str(path) in str(raised.value)
+    assert expected in str(raised.value)
+
+
+def test_missing_file_and_unknown_profile(tmp_path: Path) -> None:
+    with pytest.raises(TrustgateError, match="does not exist"):
+        load_thresholds(tmp_path / "absent.toml")
+    with pytest.raises(TrustgateError, match="choose one of: ci"):
+        load_thresholds(write(tmp_path, MINIMAL), profile="nightly")
