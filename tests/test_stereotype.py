@@ -112,5 +112,5 @@ def test_embedded_probes_follow_the_decodingtrust_schema() -> None:
 
 
 def test_missing_file_is_a_clear_error(tmp_path) -> None:
-    with pytest.raises(MissingDataError, match="stereotype_bias_data.jsonl"):
+    with pytest.raises(MissingDataError, match=r"stereotype_bias_data\.jsonl"):
         load(TrustData("local", tmp_path), "benign")
