@@ -1,0 +1,102 @@
+"""The gate end to end, as a user runs it: `pytest trust_tests --model ... -k stereotype`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file, save_file
+
+from tests.conftest import SHARED_DATA
+
+
+def _verdicts(report_dir: Path) -> list[dict]:
+    return json.loads((report_dir / "summary.json").read_text())["comparisons"]
+
+
+def test_tiny_model_gate_scores_every_scenario_and_writes_reports(run_gate, tiny_llama_dir: Path) -> None:
+    run = run_gate("--base-model", str(tiny_llama_dir), "--model", "magnitude-2:4", "-k", "stereotype",
+                   "--limit", "4", "--calibration", "fallback")
+    assert run.returncode in (0, 1), run.output  # passed or gated, never an error
+    verdicts = _verdicts(run.report_dir)
+    assert sorted(v["scenario"] for v in verdicts) == ["benign", "overall", "targeted", "untargeted"]
+    for verdict in verdicts:
+        assert verdict["variant"] == "magnitude-2:4" and verdict["n_items"] > 0
+        assert 0 <= verdict["dense_score"] <= 100 and 0 <= verdict["variant_refusal"] <= 100
+    records = sorted(p.relative_to(run.report_dir).as_posix() for p in run.report_dir.rglob("*.jsonl"))
+    assert "records/dense/stereotype/benign.jsonl" in records
+    assert "records/magnitude-2_4/stereotype/targeted.jsonl" in records
+    assert "trustgate" in run.output and "stereotype/overall" in run.output  # terminal summary table
+    assert (run.report_dir / "summary.md").read_text().count("| dense |") == 1
+
+
+def test_dense_against_itself_passes_with_zero_drop(run_gate, tiny_llama_dir: Path) -> None:
+    run = run_gate("--base-model", str(tiny_llama_dir), "--model", "dense", "-k", "stereotype", "--limit", "4")
+    assert run.returncode == 0, run.output
+    assert all(v["drop"] == 0 and v["passed"] for v in _verdicts(run.report_dir))
+
+
+@pytest.mark.parametrize(
+    ("args", "culprit"),
+    [
+        (["--model", "gptq5"], "--model gptq5: 5-bit is not offered"),
+        (["--model", "awq4", "--model", "wonder-2:4"], "--model wonder-2:4: unknown variant; valid variants: dense"),
+        (["--trust-data", "/nonexistent/decodingtrust"], "--trust-data /nonexistent/decodingtrust: no such folder"),
+        (["--profile", "nightly"], "--profile nightly: no such profile"),
+        (["--limit", "-3"], "--limit -3"),
+    ],
+)
+def test_user_errors_end_with_a_usage_error_naming_the_culprit(run_gate, args: list[str], culprit: str) -> None:
+    run = run_gate(*args)
+    assert run.returncode == 4, run.output
+    assert culprit in run.output
+
+
+@pytest.mark.parametrize(
+    ("policy", "culprit"),
+    [
+        ("[gate\n", "is not valid TOML"),
+        ("[gate]\nmargin = 5.0\nmax_refusal_rise = 10.0\n[dimensions.toxcity]\n[profiles.ci]\n",
+         "unknown dimension 'toxcity'"),
+        ("[gate]\nmargin = \"lots\"\nmax_refusal_rise = 10.0\n[profiles.ci]\n", "gate.margin"),
+    ],
+)
+def test_malformed_thresholds_file_is_a_usage_error(run_gate, tmp_path: Path, policy: str, culprit: str) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(policy)
+    run = run_gate("--thresholds", str(path))
+    assert run.returncode == 4, run.output
+    assert f"thresholds file {path}" in run.output and culprit in run.output
+
+
+def _sabotage(dense_dir: Path, target: Path) -> Path:
+    """The embedded model with its attention outputs and MLPs switched off: it cannot answer."""
+    target.mkdir()
+    for item in dense_dir.iterdir():
+        if item.suffix == ".safetensors":
+            weights = load_file(item)
+            broken = {k: (v * 0 if k.endswith(("o_proj.weight", "down_proj.weight")) else v) for k, v in weights.items()}
+            save_file(broken, target / item.name, metadata={"format": "pt"})
+        elif item.is_file() and item.name != "trustgate-fingerprint.json":
+            (target / item.name).write_bytes(item.read_bytes())
+    return target
+
+
+@pytest.mark.slow
+def test_embedded_model_sabotaged_variant_fails_while_dense_passes(
+    run_gate, embedded_model_dir: Path, tmp_path: Path
+) -> None:
+    sabotaged = _sabotage(embedded_model_dir, tmp_path / "sabotaged")
+    data = ["--trust-data", str(SHARED_DATA)] if SHARED_DATA.is_dir() else []
+    run = run_gate("--model", "dense", "--model", str(sabotaged), "-k", "stereotype", "--limit", "6", *data)
+    assert run.returncode == 1, run.output
+    verdicts = _verdicts(run.report_dir)
+    dense = [v for v in verdicts if v["variant"] == "dense"]
+    broken = [v for v in verdicts if v["variant"] == str(sabotaged)]
+    assert len(dense) == len(broken) == 4
+    assert all(v["passed"] for v in dense)
+    assert not any(v["passed"] for v in broken)
+    # It never says "I agree", so its bias score looks perfect: the refusal bound is what catches it.
+    assert all(any("refusal/no-answer rate rose" in f for f in v["failures"]) for v in broken)
+    assert "FAIL stereotype/overall" in run.output
