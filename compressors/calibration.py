@@ -18,7 +18,9 @@ from trustgate.storage import digest
 
 C4_REPO = "allenai/c4"
 C4_SHARD = "en/c4-train.00000-of-01024.json.gz"
-MIN_CHARACTERS = 400
+# Long enough for a 512-token window with any common tokenizer (about 4 characters a token);
+# windows of equal length let llm-compressor calibrate in batches without truncating any sample.
+MIN_CHARACTERS = 2400
 
 # Modules whose docstrings are long-form prose; the set is fixed so the corpus is reproducible.
 _FALLBACK_MODULES = (
@@ -116,7 +118,7 @@ def _docstring_paragraphs() -> list[str]:
 
 
 def fallback_calibration(samples: int, seed: int) -> CalibrationSet:
-    """Seeded samples, each a run of consecutive docstring paragraphs of at least 400 characters."""
+    """Seeded samples, each a run of consecutive docstring paragraphs of at least MIN_CHARACTERS."""
     paragraphs = _docstring_paragraphs()
     rng = random.Random(seed)
     texts = []
