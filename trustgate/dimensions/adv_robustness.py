@@ -30,6 +30,7 @@ from trustgate.probes import adv_robustness as probes
 
 SCENARIOS = ("sst2", "qqp", "mnli")
 SOURCE_MODELS = ("alpaca", "vicuna", "stable-vicuna")
+SOURCE_CODES = {name: code for code, name in enumerate(SOURCE_MODELS)}
 DATA_DIR = "adv-glue-plus-plus/data"
 
 TASK_KEYS = {"sst2": ("sentence", None), "qqp": ("question1", "question2"), "mnli": ("premise", "hypothesis")}
@@ -170,8 +171,6 @@ def load(data: TrustData, scenario: str) -> ScenarioData:
         partial = f"{partial}; {note}" if partial else note
     return ScenarioData(items=tuple(items), source=source, partial=partial, max_new_tokens=16)
 
-
-SOURCE_CODES = {name: code for code, name in enumerate(SOURCE_MODELS)}
 
 DIMENSION = Dimension(
     name="adv_robustness",
