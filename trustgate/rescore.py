@@ -90,7 +90,7 @@ def _print_table(results: Sequence[Rescored], tolerance: float) -> None:
         flag = "" if r.matches(tolerance) else "  MISMATCH"
         print(
             f"{r.model:<22} {r.dimension + '/' + r.scenario:<40} {r.n_items:>5} {r.stored_score:>9.4f} "
-            f"{r.score:>9.4f} {r.score - r.stored_score:>+9.4f} {r.stored_refusal:>6.1f}->{r.refusal:<6.1f}% "
+            f"{r.score:>9.4f} {r.score - r.stored_score:>+9.4f} {f'{r.stored_refusal:.1f}->{r.refusal:.1f}%':>15} "
             f"{r.changed_items:>7}{flag}"
         )
     print()
