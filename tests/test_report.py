@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from xml.etree import ElementTree
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from compressors.variants import parse_variants
-from tests.synthetic import make_dimension, make_runs
+from tests.synthetic import make_dimension, make_runs, run_fake_suite
 from trustgate.allure_report import (
     environment_properties,
     score_table_html,
@@ -198,3 +199,52 @@ def test_radar_draws_any_subset_of_dimensions():
     one = radar_png({"dense": {"stereotype": 97.7}, "gptq3": {"stereotype": 95.3}})
     everything = radar_png({"dense": dict.fromkeys(("toxicity", "ood", "utility", "privacy"), 80.0)})
     assert one.startswith(PNG) and everything.startswith(PNG) and one != everything
+
+
+# -- a whole run through the real plugin (synthetic models) --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("run")
+    process = run_fake_suite(folder, "--alluredir", "allure-results", "--junitxml", "junit.xml")
+    return folder, process
+
+
+def test_run_fails_on_the_broken_variant_and_prints_the_table(finished_run):
+    folder, process = finished_run
+    assert process.returncode == 1, process.stderr[-2000:]
+    assert "| model | stereotype | fairness | utility | average |" in process.stdout
+    assert "| magnitude-2:4 | 30.0 (ref 70%) | 22.5 (ref 78%) | 27.5 (ref 72%) | 26.7 |" in process.stdout
+    assert (folder / "trust-report" / "summary.md").read_text().count("| gptq3@seeds |") == 1
+
+
+def test_junit_names_say_dimension_scenario_and_variant(finished_run):
+    folder, _ = finished_run
+    cases = ElementTree.parse(folder / "junit.xml").getroot().iter("testcase")
+    outcome = {c.get("name"): c.find("failure") is None for c in cases}
+    assert outcome["test_stereotype[gptq4-overall]"] is True
+    assert outcome["test_utility[magnitude-2:4-b]"] is False
+    assert outcome["test_fairness[gptq3@seeds-overall]"] is False  # the seed group carries the verdict
+    assert outcome["test_fairness[gptq3@seed1-overall]"] is True  # one seed alone is informational
+    assert len(outcome) == 3 * 3 * 5  # dimensions x (2 scenarios + overall) x (4 variants + 1 seed group)
+
+
+def test_allure_results_carry_labels_parameters_and_attachments(finished_run):
+    folder, _ = finished_run
+    results = [json.loads(p.read_text()) for p in (folder / "allure-results").glob("*-result.json")]
+    test = next(r for r in results if r["name"] == "utility / overall / magnitude-2:4")
+    labels = {label["name"]: label["value"] for label in test["labels"]}
+    assert (labels["epic"], labels["feature"], labels["story"]) == ("utility", "overall", "magnitude-2:4")
+    parameters = {p["name"]: p["value"] for p in test["parameters"]}
+    for name in ("base model", "variant", "data source", "judge", "profile"):
+        assert name in parameters
+    assert {a["name"] for a in test["attachments"]} >= {"score table", "ten worst items", "comparison"}
+    worst = next(a for a in test["attachments"] if a["name"] == "ten worst items")
+    page = (folder / "allure-results" / worst["source"]).read_text()
+    assert page.count("<tr>") == 11 and "[EMAIL]" in page and "example.com" not in page
+    assert (
+        "model.magnitude-2\\:4.sha256=sha-magnitude-2\\:4"
+        in (folder / "allure-results" / "environment.properties").read_text()
+    )
+    assert any(r["name"].startswith("trust summary: 45 verdicts") for r in results)

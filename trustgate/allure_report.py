@@ -10,10 +10,12 @@ paper-style table, so the report's front page leads to the overall picture.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -138,7 +140,7 @@ def annotate_test(comparison: Comparison, parameters: Mapping[str, str], worst: 
     allure.dynamic.story(comparison.variant)
     allure.dynamic.tag(comparison.tier)
     allure.dynamic.title(f"{comparison.dimension} / {comparison.scenario} / {comparison.variant}")
-    allure.dynamic.description(comparison.line())
+    allure.dynamic.description_html(f"<p>{html.escape(comparison.line())}</p>" + score_table_html(c))
     for name, value in parameters.items():
         allure.dynamic.parameter(name, value)
     allure.attach(score_table_html(c), "score table", allure.attachment_type.HTML)
@@ -172,6 +174,28 @@ def environment_properties(comparisons: Sequence[Mapping[str, Any]], context: Ma
     return "".join(f"{escape(key).replace(' ', '_')}={escape(value)}\n" for key, value in sorted(entries.items()))
 
 
+def markdown_table_html(markdown_table: str) -> str:
+    """The pipe table of RunSummary.markdown as an HTML table (first row header, second the rule)."""
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in markdown_table.splitlines()]
+    rows = [row for index, row in enumerate(rows) if index != 1 and any(row)]
+    if not rows:
+        return ""
+    head = "".join(f"<th>{html.escape(cell)}</th>" for cell in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows[1:])
+    return f"<table border='1' cellpadding='4'><tr>{head}</tr>{body}</table>"
+
+
+def summary_html(markdown_table: str, radar: bytes) -> str:
+    """Front matter of the summary result: the paper-style table, then the radar chart inline."""
+    image = base64.b64encode(radar).decode("ascii")
+    return (
+        "<p>Trust scores 0-100 (higher is more trustworthy), refusal/no-answer rate in brackets, "
+        "seed groups as mean ± sd.</p>"
+        + markdown_table_html(markdown_table)
+        + f"<p><img alt='radar chart of the trust dimensions' width='560' src='data:image/png;base64,{image}'></p>"
+    )
+
+
 def write_run_results(
     folder: Path,
     comparisons: Sequence[Mapping[str, Any]],
@@ -196,7 +220,10 @@ def write_run_results(
         logger.report_attached_data(body, source)
         attachments.append(Attachment(name=name, source=source, type=kind))
     failed = [c for c in comparisons if not c["passed"]]
-    failed_lines = "\n".join(f"{c['dimension']}/{c['scenario']} [{c['variant']}] failed" for c in failed)
+    by_variant = Counter(c["variant"] for c in failed)
+    failed_text = f"{len(failed)} of {len(comparisons)} verdicts failed: " + ", ".join(
+        f"{variant} {count}" for variant, count in sorted(by_variant.items())
+    )
     now = int(time.time() * 1000)
     result = TestResult(
         uuid=str(uuid.uuid4()),
@@ -205,9 +232,9 @@ def write_run_results(
         fullName="trustgate.summary",
         name=f"trust summary: {len(comparisons)} verdicts, {len(failed)} failed",
         status="failed" if failed else "passed",
-        statusDetails=StatusDetails(message=failed_lines) if failed else None,
+        statusDetails=StatusDetails(message=failed_text) if failed else None,
         stage="finished",
-        description="Radar chart of every trust dimension for dense and each variant, and the paper-style table.",
+        descriptionHtml=summary_html(markdown_table, radar),
         attachments=attachments,
         labels=[Label("epic", "trust summary"), Label("feature", "all dimensions"), Label("story", "all variants")],
         start=now,
