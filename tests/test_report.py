@@ -248,3 +248,13 @@ def test_allure_results_carry_labels_parameters_and_attachments(finished_run):
         in (folder / "allure-results" / "environment.properties").read_text()
     )
     assert any(r["name"].startswith("trust summary: 45 verdicts") for r in results)
+
+
+def test_worst_seed_option_judges_the_worst_seed(tmp_path):
+    process = run_fake_suite(tmp_path, "-k", "utility and overall", "--worst-seed")
+    assert process.returncode == 1, process.stderr[-2000:]
+    summary = json.loads((tmp_path / "trust-report" / "summary.json").read_text())
+    group = next(c for c in summary["comparisons"] if c["variant"] == "gptq3@seeds")
+    assert group["judged"] == "worst seed (gptq3@seed1)"
+    assert group["variant_score"] == pytest.approx(55.0)  # the worst seed's score, not the mean 60
+    assert summary["overall"]["gptq3@seeds"]["utility"]["score"] == pytest.approx(60.0)  # table: mean ± sd
