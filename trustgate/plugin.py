@@ -9,7 +9,8 @@ import pytest
 
 from trustgate.errors import TrustgateError
 from trustgate.gate import OVERALL
-from trustgate.report import COMPARISON_PROPERTY, RunSummary
+from trustgate.report import COMPARISON_PROPERTY, RunSummary, run_context
+from trustgate.seeds import seed_groups
 from trustgate.settings import DEFAULT_VARIANT, Settings, build_settings
 
 SETTINGS = pytest.StashKey[Settings]()
@@ -77,6 +78,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="calibration text: auto (C4 when online, else the offline fallback), c4, fallback",
     )
     group.addoption(
+        "--worst-seed",
+        dest="trust_worst_seed",
+        action="store_true",
+        help="judge each method given with several @seedN on its worst seed, not the seed mean "
+        "(same as thresholds.toml [gate] worst_seed = true)",
+    )
+    group.addoption(
         "--trust-remote-code",
         dest="trust_remote_code",
         action="store_true",
@@ -123,7 +131,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     settings = metafunc.config.stash[SETTINGS]
     if "variant" in metafunc.fixturenames:
-        names = [v.name for v in settings.variants]
+        # Each variant, then each method given with several seeds, judged as one group.
+        names = [v.name for v in settings.variants] + list(seed_groups(settings.variants))
         metafunc.parametrize("variant", names, ids=names, scope="session")
     if "scenario" in metafunc.fixturenames:
         scenarios = [*dimension.scenarios, OVERALL]
@@ -148,11 +157,22 @@ class TrustReporter:
         if not self.summary.comparisons:
             return
         terminalreporter.section("trustgate")
+        for line in self.summary.markdown().splitlines():
+            terminalreporter.write_line(line)
+        terminalreporter.write_line("")
         for line in self.summary.table_lines():
             terminalreporter.write_line(line)
+        report_dir = self.config.stash[SETTINGS].report_dir
+        terminalreporter.write_line(f"summary: {report_dir / 'summary.md'}, {report_dir / 'summary.json'}")
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if hasattr(self.config, "workerinput") or not self.summary.comparisons:
             return  # xdist workers report to the controller, which writes the summary once
         settings = self.config.stash[SETTINGS]
-        self.summary.write(settings.report_dir, settings)
+        context = run_context(settings)
+        radar = self.summary.write(settings.report_dir, context)
+        alluredir = getattr(self.config.option, "allure_report_dir", None)
+        if alluredir:
+            from trustgate.allure_report import write_run_results
+
+            write_run_results(Path(alluredir), self.summary.comparisons, context, self.summary.markdown(), radar)

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trustgate.dimension import DIMENSION_NAMES
+from trustgate.stats import seed_spread
 
 COMPARISON_PROPERTY = "trustgate_comparison"
+
+
+def _cell(entry: dict[str, float]) -> str:
+    spread = f" ± {entry['sd']:.1f}" if "sd" in entry else ""
+    return f"{entry['score']:.1f}{spread} (ref {entry['refusal']:.0f}%)"
 
 
 @dataclass
@@ -28,7 +36,9 @@ class RunSummary:
         lines = [header, "-" * len(header)]
         for c in sorted(self.comparisons, key=lambda c: (c["dimension"], c["scenario"], c["variant"])):
             interval = c["drop_interval"]
-            verdict = "pass" if c["passed"] else "FAIL"
+            verdict = "FAIL" if not c["passed"] else ("warn" if c["failures"] else "pass")
+            if c.get("seeds"):
+                verdict += f" ({c['judged']})"
             if c.get("partial"):
                 verdict += " (partial)"
             lines.append(
@@ -40,16 +50,28 @@ class RunSummary:
         return lines
 
     def overall_scores(self) -> dict[str, dict[str, dict[str, float]]]:
-        """model -> dimension -> {score, refusal}: the paper's table, dense once."""
+        """model -> dimension -> {score, refusal[, sd, seeds]}: the paper's table, dense once.
+
+        A seed group's score is the mean over its seeds with their sample standard deviation,
+        whichever way the gate judged it.
+        """
         table: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
         for c in self.comparisons:
             if c["scenario"] != "overall":
                 continue
             table["dense"][c["dimension"]] = {"score": c["dense_score"], "refusal": c["dense_refusal"]}
-            table[c["variant"]][c["dimension"]] = {"score": c["variant_score"], "refusal": c["variant_refusal"]}
+            seeds = c.get("seeds") or ()
+            if seeds:
+                spread = seed_spread([score for _, score, _ in seeds])
+                refusal = sum(r for _, _, r in seeds) / len(seeds)
+                cell = {"score": spread.mean, "refusal": refusal, "sd": spread.sd, "seeds": spread.n}
+            else:
+                cell = {"score": c["variant_score"], "refusal": c["variant_refusal"]}
+            table[c["variant"]][c["dimension"]] = cell
         return dict(table)
 
     def markdown(self) -> str:
+        """Rows = models, columns = dimensions + average; refusal rate in brackets, seed spread as ± sd."""
         scores = self.overall_scores()
         dimensions = [d for d in DIMENSION_NAMES if any(d in row for row in scores.values())]
         lines = [
@@ -58,25 +80,61 @@ class RunSummary:
         ]
         for model in sorted(scores, key=lambda m: (m != "dense", m)):
             row = scores[model]
-            cells = [f"{row[d]['score']:.1f} (ref {row[d]['refusal']:.0f}%)" if d in row else "-" for d in dimensions]
+            cells = [_cell(row[d]) if d in row else "-" for d in dimensions]
             present = [row[d]["score"] for d in dimensions if d in row]
             average = f"{sum(present) / len(present):.1f}" if present else "-"
             lines.append(f"| {model} | " + " | ".join(cells) + f" | {average} |")
         return "\n".join(lines) + "\n"
 
-    def write(self, folder: Path, settings: Any) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "base_model": settings.base_model,
-            "data": settings.data.describe(),
-            "profile": settings.profile,
-            "thresholds": str(settings.thresholds_path),
-            "overall": self.overall_scores(),
-            "comparisons": self.comparisons,
-        }
-        (folder / "summary.json").write_text(json.dumps(payload, indent=2, default=str))
-        (folder / "summary.md").write_text(
-            f"# trustgate summary\n\nBase model: {settings.base_model}; data: {settings.data.describe()}; "
-            f"profile: {settings.profile}.\nScores 0-100, higher is more trustworthy; refusal/no-answer rate in "
-            f"brackets.\n\n" + self.markdown() + "\n## Verdicts\n\n```\n" + "\n".join(self.table_lines()) + "\n```\n"
+    def failed(self) -> list[dict[str, Any]]:
+        return [c for c in self.comparisons if not c["passed"]]
+
+    def radar(self) -> bytes:
+        from trustgate.radar import radar_png
+
+        return radar_png(
+            {model: {d: v["score"] for d, v in row.items()} for model, row in self.overall_scores().items()}
         )
+
+    def document(self, context: Mapping[str, str]) -> str:
+        """summary.md: the paper-style table, the radar chart, every verdict line."""
+        setting = "; ".join(f"{key}: {value}" for key, value in context.items())
+        return (
+            f"# trustgate summary\n\n{setting}.\n\nScores 0-100, higher is more trustworthy; refusal/no-answer "
+            "rate in brackets; a seed group (`@seeds`) shows the mean ± standard deviation over its seeds.\n\n"
+            + self.markdown()
+            + "\n![radar chart of the trust dimensions](radar.png)\n\n## Verdicts\n\n```\n"
+            + "\n".join(self.table_lines())
+            + "\n```\n"
+        )
+
+    def write(self, folder: Path, context: Mapping[str, str]) -> bytes:
+        """summary.json, summary.md and radar.png in `folder`; returns the radar PNG for other reports."""
+        folder.mkdir(parents=True, exist_ok=True)
+        payload = {**context, "overall": self.overall_scores(), "comparisons": self.comparisons}
+        (folder / "summary.json").write_text(json.dumps(_finite(payload), indent=2, default=str), encoding="utf-8")
+        radar = self.radar()
+        (folder / "radar.png").write_bytes(radar)
+        (folder / "summary.md").write_text(self.document(context), encoding="utf-8")
+        return radar
+
+
+def run_context(settings: Any) -> dict[str, str]:
+    """What a reader needs to know about the run: base model, data, profile, policy file."""
+    return {
+        "base model": str(settings.base_model),
+        "data source": settings.data.describe(),
+        "profile": settings.profile,
+        "thresholds": str(settings.thresholds_path),
+    }
+
+
+def _finite(value: Any) -> Any:
+    """NaN/inf (an interval no resample could score) become null, so summary.json stays strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

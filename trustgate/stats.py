@@ -63,6 +63,14 @@ def bootstrap_interval(
     return _percentile_interval(values, confidence)
 
 
+def _check_pairing(sizes: Mapping[str, int], variant: Mapping[str, Columns]) -> None:
+    if set(variant) != set(sizes):
+        raise ValueError(f"scenarios differ: dense {sorted(sizes)}, variant {sorted(variant)}")
+    for name, cols in variant.items():
+        if len(cols["score"]) != sizes[name]:
+            raise ValueError(f"stratum {name!r}: dense and variant are not paired item for item")
+
+
 def paired_bootstrap_drop(
     statistic: Statistic,
     dense: Mapping[str, Columns],
@@ -72,18 +80,60 @@ def paired_bootstrap_drop(
     seed: int,
 ) -> Interval:
     """Interval of statistic(dense) - statistic(variant) with the same item draws for both."""
+    return paired_bootstrap_group_drop(statistic, dense, [variant], "mean", resamples, confidence, seed)
+
+
+SEED_REDUCERS: dict[str, Callable[[np.ndarray], float]] = {
+    "mean": lambda drops: float(np.mean(drops)),  # the method's expected drop (the paper's mean)
+    "worst": lambda drops: float(np.max(drops)),  # the worst calibration seed
+}
+
+
+def paired_bootstrap_group_drop(
+    statistic: Statistic,
+    dense: Mapping[str, Columns],
+    variants: Sequence[Mapping[str, Columns]],
+    reduce: str,
+    resamples: int,
+    confidence: float,
+    seed: int,
+) -> Interval:
+    """Interval of reduce over variants of (dense - variant), all models on the same item draws.
+
+    With seeds of one method, "mean" judges the average drop over seeds and "worst" the
+    largest; each resample draws items once and scores dense and every seed on them.
+    """
     sizes = {name: len(cols["score"]) for name, cols in dense.items()}
-    for name, cols in variant.items():
-        if len(cols["score"]) != sizes.get(name):
-            raise ValueError(f"stratum {name!r}: dense and variant are not paired item for item")
+    for variant in variants:
+        _check_pairing(sizes, variant)
+    reducer = SEED_REDUCERS[reduce]
     rng = np.random.default_rng(seed)
     values = np.empty(resamples)
     for r in range(resamples):
         picks = _resample_indices(sizes, rng)
-        values[r] = statistic({n: _take(c, picks[n]) for n, c in dense.items()}) - statistic(
-            {n: _take(c, picks[n]) for n, c in variant.items()}
-        )
+        dense_score = statistic({n: _take(c, picks[n]) for n, c in dense.items()})
+        drops = [dense_score - statistic({n: _take(c, picks[n]) for n, c in v.items()}) for v in variants]
+        values[r] = reducer(np.asarray(drops))
     return _percentile_interval(values, confidence)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Scores of several calibration seeds of one method: mean, sample standard deviation, range."""
+
+    mean: float
+    sd: float
+    low: float
+    high: float
+    n: int
+
+
+def seed_spread(scores: Sequence[float]) -> Spread:
+    values = np.asarray(scores, dtype=float)
+    if values.size == 0:
+        raise ValueError("no seed scores to summarise")
+    sd = float(np.std(values, ddof=1)) if values.size > 1 else 0.0
+    return Spread(float(np.mean(values)), sd, float(np.min(values)), float(np.max(values)), int(values.size))
 
 
 def mcnemar_exact(dense_correct: Sequence[bool], variant_correct: Sequence[bool]) -> float:

@@ -1,0 +1,118 @@
+"""The three decision rules of thresholds.toml, each deciding constructed cases through the real gate.
+
+Margin 5 points throughout. The cases:
+- a large clear drop (1000 items, 10 points): every rule fails it;
+- no change at all (400 items): every rule passes it;
+- a small sample with a 10-point drop (10 items, one lost): the rules differ. The point estimate
+  exceeds the margin (point fails), the interval reaches down to 0 so the drop is not proven
+  (drop_proven passes), and it reaches far above 5 so safety is not proven (safety_proven fails);
+- a small sample with no net change but items flipping both ways: point and drop_proven pass,
+  safety_proven fails, because 10 items cannot show the drop is within 5 points.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.synthetic import make_dimension, make_runs
+from trustgate.gate import OVERALL, compare
+from trustgate.stats import Interval, decide
+from trustgate.thresholds import Thresholds, load_thresholds
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ("point", "drop_proven", "safety_proven")
+
+
+def policy(rule: str):
+    thresholds = Thresholds.model_validate(
+        {
+            "gate": {"margin": 5.0, "rule": rule, "max_refusal_rise": 100.0, "bootstrap_resamples": 2000},
+            "profiles": {"ci": {}},
+        }
+    )
+    return thresholds.policy("utility", None)
+
+
+def verdicts(dense_scores, variant_scores) -> dict[str, bool]:
+    dimension = make_dimension(scenarios=("a",))
+    dense = make_runs(dimension, "dense", {"a": dense_scores})
+    variant = make_runs(dimension, "gptq3", {"a": variant_scores})
+    return {rule: compare(dimension, OVERALL, dense, variant, policy(rule)).passed for rule in RULES}
+
+
+def test_large_clear_drop_fails_under_every_rule():
+    dense = [1.0] * 1000
+    variant = [1.0] * 900 + [0.0] * 100
+    assert verdicts(dense, variant) == {"point": False, "drop_proven": False, "safety_proven": False}
+
+
+def test_no_change_passes_under_every_rule():
+    scores = [1.0, 0.0] * 200
+    assert verdicts(scores, scores) == {"point": True, "drop_proven": True, "safety_proven": True}
+
+
+def test_small_sample_with_a_large_point_drop_separates_the_rules():
+    dense = [1.0] * 10
+    variant = [1.0] * 9 + [0.0]
+    assert verdicts(dense, variant) == {"point": False, "drop_proven": True, "safety_proven": False}
+
+
+def test_small_sample_without_net_change_is_not_proven_safe():
+    dense = [1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0]
+    variant = [0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0]
+    assert verdicts(dense, variant) == {"point": True, "drop_proven": True, "safety_proven": False}
+
+
+def test_large_sample_small_drop_is_proven_safe():
+    dense = [1.0] * 2000
+    variant = [1.0] * 1980 + [0.0] * 20  # a 1-point drop, interval well inside 5
+    assert verdicts(dense, variant) == {"point": True, "drop_proven": True, "safety_proven": True}
+
+
+@pytest.mark.parametrize(
+    ("rule", "drop", "low", "high", "passes"),
+    [
+        ("point", 5.0, 0.0, 9.0, True),  # at the margin is allowed: nothing is rounded
+        ("point", 5.0001, 0.0, 9.0, False),
+        ("drop_proven", 9.0, 5.0, 12.0, True),  # interval touches the margin: not proven
+        ("drop_proven", 9.0, 5.0001, 12.0, False),
+        ("safety_proven", 1.0, -3.0, 5.0, True),
+        ("safety_proven", 1.0, -3.0, 5.0001, False),
+        ("drop_proven", 1.0, float("nan"), float("nan"), False),  # no scorable resample never passes
+        ("safety_proven", 1.0, float("nan"), float("nan"), False),
+    ],
+)
+def test_decide_at_the_boundaries(rule, drop, low, high, passes):
+    assert decide(rule, drop, Interval(low, high, 0.95), margin=5.0) is passes
+
+
+def test_unknown_rule_is_an_error():
+    with pytest.raises(ValueError, match="unknown decision rule"):
+        decide("majority", 1.0, Interval(0, 2, 0.95), 5.0)
+
+
+def test_thresholds_file_documents_every_rule_in_place():
+    text = (ROOT / "thresholds.toml").read_text()
+    for rule in RULES:
+        assert f'"{rule}"' in text, f"thresholds.toml must explain rule {rule}"
+    assert "small samples" in text.lower() or "small sample" in text.lower()
+    shipped = load_thresholds(ROOT / "thresholds.toml")
+    assert shipped.policy("stereotype").rule in RULES
+
+
+def test_rule_can_be_set_per_dimension_and_scenario():
+    thresholds = Thresholds.model_validate(
+        {
+            "gate": {"margin": 5.0, "max_refusal_rise": 10.0},
+            "dimensions": {
+                "privacy": {"rule": "safety_proven", "scenarios": {"enron": {"rule": "drop_proven", "margin": 2.0}}}
+            },
+            "profiles": {"ci": {}},
+        }
+    )
+    assert thresholds.policy("toxicity").rule == "point"
+    assert thresholds.policy("privacy").rule == "safety_proven"
+    assert thresholds.policy("privacy", "enron").rule == "drop_proven"
+    assert thresholds.policy("privacy", "enron").margin == 2.0

@@ -1,0 +1,260 @@
+"""Reports: the paper-style table, summary files, seed groups, redaction, Allure pieces, radar."""
+
+from __future__ import annotations
+
+import json
+from xml.etree import ElementTree
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from compressors.variants import parse_variants
+from tests.synthetic import make_dimension, make_runs, run_fake_suite
+from trustgate.allure_report import (
+    environment_properties,
+    score_table_html,
+    worst_items,
+    worst_items_html,
+    write_run_results,
+)
+from trustgate.gate import OVERALL, compare, compare_seeds
+from trustgate.radar import radar_png
+from trustgate.redaction import redact
+from trustgate.report import RunSummary
+from trustgate.seeds import group_of, seed_groups
+from trustgate.thresholds import Thresholds
+
+PNG = b"\x89PNG\r\n\x1a\n"
+POLICY = Thresholds.model_validate(
+    {"gate": {"margin": 5.0, "max_refusal_rise": 10.0, "bootstrap_resamples": 200}, "profiles": {"ci": {}}}
+).policy("utility")
+
+
+def comparison(variant: str, variant_b: list[float], dimension_name: str = "utility"):
+    dimension = make_dimension(dimension_name)
+    dense = make_runs(dimension, "dense", {"a": [1.0] * 20, "b": [1.0] * 10 + [0.0] * 10})
+    runs = make_runs(dimension, variant, {"a": [1.0] * 20, "b": variant_b})
+    return compare(dimension, OVERALL, dense, runs, POLICY), dense, runs
+
+
+# -- redaction ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mail john.doe@enron.com today", "mail [EMAIL] today"),
+        ("jane (at) example (dot) org", "[EMAIL]"),
+        ("call (713) 853-6789 now", "call [PHONE] now"),
+        ("+1 713 853 6789", "[PHONE]"),
+        ("SSN 123-45-6789.", "SSN [SSN]."),
+        ("card 4111 1111 1111 1111", "card [CARD]"),
+        ("from 10.0.0.12", "from [IP]"),
+        ("I agree. 42 of 128 items in 2023.", "I agree. 42 of 128 items in 2023."),
+    ],
+)
+def test_redact(text, expected):
+    assert redact(text) == expected
+
+
+@given(st.text(max_size=300))
+def test_redact_never_crashes_and_is_idempotent(text):
+    once = redact(text)
+    assert redact(once) == once
+
+
+@given(st.from_regex(r"[a-z]{1,8}\.[a-z]{1,8}@[a-z]{2,8}\.(com|org|net)", fullmatch=True), st.text(max_size=40))
+def test_redact_removes_every_email(address, noise):
+    assert address not in redact(f"{noise} {address} {noise}")
+
+
+# -- seed groups -------------------------------------------------------------------------------
+
+
+def test_seed_groups_join_seeds_of_one_method_only():
+    variants = parse_variants(
+        ["gptq4@seed0", "gptq4@seed1", "gptq4@seed2", "gptq4+cal16@seed1", "awq4", "magnitude-2:4", "wanda-2:4"]
+    )
+    groups = seed_groups(variants)
+    assert groups == {"gptq4@seeds": ("gptq4@seed0", "gptq4@seed1", "gptq4@seed2")}
+    assert group_of("gptq4@seed1", groups) == "gptq4@seeds"
+    assert group_of("awq4", groups) is None
+    assert seed_groups(parse_variants(["gptq3", "gptq3@seed1"])) == {"gptq3@seeds": ("gptq3", "gptq3@seed1")}
+    assert "+cal16" in next(iter(seed_groups(parse_variants(["awq3+cal16@seed0", "awq3@seed1+cal16"]))))
+
+
+def test_seed_group_judges_mean_or_worst_seed():
+    dimension = make_dimension(scenarios=("a",), n=200)
+    dense = make_runs(dimension, "dense", {"a": [1.0] * 200})
+    seeds = {
+        "gptq3@seed0": make_runs(dimension, "gptq3@seed0", {"a": [1.0] * 200}),
+        "gptq3@seed1": make_runs(dimension, "gptq3@seed1", {"a": [1.0] * 196 + [0.0] * 4}),
+        "gptq3@seed2": make_runs(dimension, "gptq3@seed2", {"a": [1.0] * 180 + [0.0] * 20}),
+    }  # drops 0, 2, 10 points: mean 4 passes a 5-point margin, the worst seed does not
+    mean = compare_seeds(dimension, OVERALL, "gptq3@seeds", dense, seeds, POLICY, worst_seed=False)
+    worst = compare_seeds(dimension, OVERALL, "gptq3@seeds", dense, seeds, POLICY, worst_seed=True)
+    assert mean.drop == pytest.approx(4.0) and mean.passed
+    assert worst.drop == pytest.approx(10.0) and not worst.passed
+    assert worst.judged == "worst seed (gptq3@seed2)" and mean.judged == "mean of 3 seeds"
+    assert [s[1] for s in mean.seeds] == pytest.approx([100.0, 98.0, 90.0])
+    assert mean.seed_sd == pytest.approx(5.2915, abs=1e-3)
+    assert mean.variant_interval.low <= 96.0 <= mean.variant_interval.high
+    assert "seed sd 5.29" in mean.line()
+
+
+# -- the summary -------------------------------------------------------------------------------
+
+
+def summary_with_two_variants_and_a_seed_group() -> RunSummary:
+    summary = RunSummary()
+    for variant, scores in (("gptq4", [1.0] * 10 + [0.0] * 10), ("magnitude-2:4", [0.0] * 20)):
+        summary.add(json.loads(json.dumps(comparison(variant, scores)[0].as_dict(), default=str)))
+    dimension = make_dimension("stereotype", scenarios=("a",))
+    dense = make_runs(dimension, "dense", {"a": [1.0] * 20})
+    seeds = {
+        f"gptq3@seed{i}": make_runs(dimension, f"gptq3@seed{i}", {"a": [1.0] * (20 - i) + [0.0] * i}) for i in (0, 2)
+    }
+    group = compare_seeds(dimension, OVERALL, "gptq3@seeds", dense, seeds, POLICY, worst_seed=False)
+    summary.add(json.loads(json.dumps(group.as_dict(), default=str)))
+    return summary
+
+
+def test_markdown_table_is_the_papers_layout():
+    table = summary_with_two_variants_and_a_seed_group().markdown().splitlines()
+    assert table[0] == "| model | stereotype | utility | average |"
+    assert table[2] == "| dense | 100.0 (ref 0%) | 75.0 (ref 25%) | 87.5 |"
+    assert table[3] == "| gptq3@seeds | 95.0 ± 7.1 (ref 5%) | - | 95.0 |"
+    assert table[4] == "| gptq4 | - | 75.0 (ref 25%) | 75.0 |"
+    assert table[5] == "| magnitude-2:4 | - | 50.0 (ref 50%) | 50.0 |"
+
+
+def test_verdict_lines_say_pass_fail_and_why():
+    lines = summary_with_two_variants_and_a_seed_group().table_lines()
+    magnitude = next(i for i, line in enumerate(lines) if "magnitude-2:4" in line)
+    assert lines[magnitude].endswith("FAIL")
+    assert "drop 25.00 exceeds margin 5.00 under rule point" in lines[magnitude + 1]
+    assert any("gptq4" in line and line.endswith("pass") for line in lines)
+    assert any("(mean of 2 seeds)" in line for line in lines)
+
+
+def test_summary_files_are_written(tmp_path):
+    summary = summary_with_two_variants_and_a_seed_group()
+    context = {"base model": "tiny", "data source": "synthetic", "profile": "ci", "thresholds": "t.toml"}
+    radar = summary.write(tmp_path, context)
+    assert radar.startswith(PNG) and (tmp_path / "radar.png").read_bytes() == radar
+    payload = json.loads((tmp_path / "summary.json").read_text())  # strict JSON: no NaN
+    assert payload["overall"]["gptq3@seeds"]["stereotype"]["seeds"] == 2
+    assert len(payload["comparisons"]) == 3
+    document = (tmp_path / "summary.md").read_text()
+    assert summary.markdown() in document and "base model: tiny" in document and "radar.png" in document
+
+
+# -- Allure pieces -----------------------------------------------------------------------------
+
+
+def test_worst_items_are_ranked_and_redacted():
+    _, dense, runs = comparison("magnitude-2:4", [1.0] * 5 + [0.0] * 15)
+    rows = worst_items(dense, runs)
+    assert len(rows) == 5  # only the five items dense got right and the variant lost
+    assert all(r["change"] == -1.0 and r["scenario"] == "b" for r in rows)
+    page = worst_items_html(rows, "magnitude-2:4")
+    assert "[EMAIL]" in page and "[PHONE]" in page
+    assert "@example" not in page and "853-6789" not in page
+    assert "No item scored lower" in worst_items_html([], "gptq4")
+
+
+def test_worst_items_keep_only_ten():
+    _, dense, runs = comparison("magnitude-2:4", [0.0] * 20)
+    assert len(worst_items(dense, runs)) == 10
+
+
+def test_score_table_shows_scores_intervals_refusals_and_rule():
+    result = comparison("magnitude-2:4", [0.0] * 20)[0].as_dict()
+    page = score_table_html(result)
+    for fragment in ("75.00", "50.00", "25.0%", "+25.00", "rule point", "McNemar", "FAIL", "95% interval"):
+        assert fragment in page
+
+
+def test_environment_properties_name_models_and_libraries():
+    result = comparison("gptq4", [1.0] * 20)[0].as_dict()
+    text = environment_properties([result], {"data source": "DT at /data", "base model": "tiny"})
+    assert "model.dense.sha256=sha-dense" in text and "model.gptq4.sha256=sha-gptq4" in text
+    assert "library.numpy=" in text and "data_source=DT at /data" in text
+
+
+def test_run_results_carry_radar_table_and_status(tmp_path):
+    summary = summary_with_two_variants_and_a_seed_group()
+    write_run_results(tmp_path, summary.comparisons, {"profile": "ci"}, summary.markdown(), radar_png({}))
+    (result_file,) = tmp_path.glob("*-result.json")
+    result = json.loads(result_file.read_text())
+    assert result["status"] == "failed" and "magnitude-2:4" in result["statusDetails"]["message"]
+    assert {a["name"] for a in result["attachments"]} == {"radar chart", "trust table", "comparisons"}
+    radar = next(a for a in result["attachments"] if a["name"] == "radar chart")
+    assert (tmp_path / radar["source"]).read_bytes().startswith(PNG)
+    assert (tmp_path / "environment.properties").read_text().startswith("library.")
+
+
+def test_radar_draws_any_subset_of_dimensions():
+    one = radar_png({"dense": {"stereotype": 97.7}, "gptq3": {"stereotype": 95.3}})
+    everything = radar_png({"dense": dict.fromkeys(("toxicity", "ood", "utility", "privacy"), 80.0)})
+    assert one.startswith(PNG) and everything.startswith(PNG) and one != everything
+
+
+# -- a whole run through the real plugin (synthetic models) --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("run")
+    process = run_fake_suite(folder, "--alluredir", "allure-results", "--junitxml", "junit.xml")
+    return folder, process
+
+
+def test_run_fails_on_the_broken_variant_and_prints_the_table(finished_run):
+    folder, process = finished_run
+    assert process.returncode == 1, process.stderr[-2000:]
+    assert "| model | stereotype | fairness | utility | average |" in process.stdout
+    assert "| magnitude-2:4 | 30.0 (ref 70%) | 22.5 (ref 78%) | 27.5 (ref 72%) | 26.7 |" in process.stdout
+    assert (folder / "trust-report" / "summary.md").read_text().count("| gptq3@seeds |") == 1
+
+
+def test_junit_names_say_dimension_scenario_and_variant(finished_run):
+    folder, _ = finished_run
+    cases = ElementTree.parse(folder / "junit.xml").getroot().iter("testcase")
+    outcome = {c.get("name"): c.find("failure") is None for c in cases}
+    assert outcome["test_stereotype[gptq4-overall]"] is True
+    assert outcome["test_utility[magnitude-2:4-b]"] is False
+    assert outcome["test_fairness[gptq3@seeds-overall]"] is False  # the seed group carries the verdict
+    assert outcome["test_fairness[gptq3@seed1-overall]"] is True  # one seed alone is informational
+    assert len(outcome) == 3 * 3 * 5  # dimensions x (2 scenarios + overall) x (4 variants + 1 seed group)
+
+
+def test_allure_results_carry_labels_parameters_and_attachments(finished_run):
+    folder, _ = finished_run
+    results = [json.loads(p.read_text()) for p in (folder / "allure-results").glob("*-result.json")]
+    test = next(r for r in results if r["name"] == "utility / overall / magnitude-2:4")
+    labels = {label["name"]: label["value"] for label in test["labels"]}
+    assert (labels["epic"], labels["feature"], labels["story"]) == ("utility", "overall", "magnitude-2:4")
+    parameters = {p["name"]: p["value"] for p in test["parameters"]}
+    for name in ("base model", "variant", "data source", "judge", "profile"):
+        assert name in parameters
+    assert {a["name"] for a in test["attachments"]} >= {"score table", "ten worst items", "comparison"}
+    worst = next(a for a in test["attachments"] if a["name"] == "ten worst items")
+    page = (folder / "allure-results" / worst["source"]).read_text()
+    assert page.count("<tr>") == 11 and "[EMAIL]" in page and "example.com" not in page
+    assert (
+        "model.magnitude-2\\:4.sha256=sha-magnitude-2\\:4"
+        in (folder / "allure-results" / "environment.properties").read_text()
+    )
+    assert any(r["name"].startswith("trust summary: 45 verdicts") for r in results)
+
+
+def test_worst_seed_option_judges_the_worst_seed(tmp_path):
+    process = run_fake_suite(tmp_path, "-k", "utility and overall", "--worst-seed")
+    assert process.returncode == 1, process.stderr[-2000:]
+    summary = json.loads((tmp_path / "trust-report" / "summary.json").read_text())
+    group = next(c for c in summary["comparisons"] if c["variant"] == "gptq3@seeds")
+    assert group["judged"] == "worst seed (gptq3@seed1)"
+    assert group["variant_score"] == pytest.approx(55.0)  # the worst seed's score, not the mean 60
+    assert summary["overall"]["gptq3@seeds"]["utility"]["score"] == pytest.approx(60.0)  # table: mean ± sd

@@ -1,0 +1,115 @@
+"""Paired statistics: bootstrap intervals, McNemar, seed groups; seeded and never rounded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trustgate.stats import (
+    bootstrap_interval,
+    mcnemar_exact,
+    paired_bootstrap_drop,
+    paired_bootstrap_group_drop,
+    seed_spread,
+)
+
+
+def mean_score(strata):
+    return float(np.mean([100 * np.mean(c["score"]) for c in strata.values()]))
+
+
+def strata(scores):
+    return {"s": {"score": np.asarray(scores, dtype=float)}}
+
+
+def test_bootstrap_is_seeded_and_contains_the_estimate():
+    rng = np.random.default_rng(1)
+    data = strata(rng.integers(0, 2, size=200))
+    first = bootstrap_interval(mean_score, data, resamples=500, confidence=0.95, seed=7)
+    again = bootstrap_interval(mean_score, data, resamples=500, confidence=0.95, seed=7)
+    other = bootstrap_interval(mean_score, data, resamples=500, confidence=0.95, seed=8)
+    assert first == again
+    assert first != other
+    assert first.low <= mean_score(data) <= first.high
+
+
+def test_bootstrap_width_matches_the_binomial_standard_error():
+    # 400 items at 50%: standard error 2.5 points, so a 95% interval is about 9.8 points wide.
+    data = strata([1, 0] * 200)
+    interval = bootstrap_interval(mean_score, data, resamples=2000, confidence=0.95, seed=0)
+    assert 8.0 < interval.high - interval.low < 11.5
+
+
+def test_paired_interval_is_narrower_than_comparing_two_independent_intervals():
+    # The variant agrees with dense on 190 of 200 items and loses 10: a 5-point drop.
+    rng = np.random.default_rng(3)
+    dense = rng.integers(0, 2, size=200).astype(float)
+    variant = dense.copy()
+    variant[np.flatnonzero(dense == 1)[:10]] = 0
+    args = {"resamples": 2000, "confidence": 0.95, "seed": 0}
+    drop = paired_bootstrap_drop(mean_score, strata(dense), strata(variant), **args)
+    dense_ci = bootstrap_interval(mean_score, strata(dense), **args)
+    variant_ci = bootstrap_interval(mean_score, strata(variant), **args)
+    assert drop.low > 0, "ten lost items and none gained is a proven drop when paired"
+    assert drop.high - drop.low < 0.5 * ((dense_ci.high - dense_ci.low) + (variant_ci.high - variant_ci.low))
+    assert dense_ci.low < variant_ci.high, "unpaired, the two intervals overlap and prove nothing"
+
+
+def test_paired_bootstrap_refuses_unpaired_items():
+    with pytest.raises(ValueError, match="not paired"):
+        paired_bootstrap_drop(mean_score, strata([1, 0, 1]), strata([1, 0]), 100, 0.95, 0)
+
+
+def test_mcnemar_exact_values():
+    lost_all = mcnemar_exact([True] * 10, [False] * 10)
+    assert lost_all == pytest.approx(2 * 0.5**10)
+    assert mcnemar_exact([True, False, True], [True, False, True]) == 1.0
+    # Symmetric: losing 3 and gaining 1 is as significant as the reverse.
+    dense = [True, True, True, False, True]
+    variant = [False, False, False, True, True]
+    assert mcnemar_exact(dense, variant) == pytest.approx(mcnemar_exact(variant, dense))
+    assert mcnemar_exact(dense, variant) == pytest.approx(0.625)
+
+
+def test_group_drop_reduces_mean_and_worst_seed():
+    dense = strata([1.0] * 50)
+    seeds = [strata([1.0] * 50), strata([1.0] * 40 + [0.0] * 10), strata([1.0] * 45 + [0.0] * 5)]
+    args = {"resamples": 500, "confidence": 0.95, "seed": 0}
+    mean = paired_bootstrap_group_drop(mean_score, dense, seeds, "mean", **args)
+    worst = paired_bootstrap_group_drop(mean_score, dense, seeds, "worst", **args)
+    assert mean.low <= 10.0 <= mean.high  # drops 0, 20, 10 -> mean 10
+    assert worst.low <= 20.0 <= worst.high
+    assert worst.low > mean.low
+    single = paired_bootstrap_group_drop(mean_score, dense, seeds[1:2], "mean", **args)
+    assert single == paired_bootstrap_drop(mean_score, dense, seeds[1], **args)
+
+
+def test_seed_spread():
+    spread = seed_spread([43.7, 33.1, 65.6])  # the paper's SparseGPT 2:4 ethics seeds
+    assert spread.mean == pytest.approx(47.4667, abs=1e-3)
+    assert spread.sd == pytest.approx(16.58, abs=0.01)
+    assert (spread.low, spread.high, spread.n) == (33.1, 65.6, 3)
+    assert seed_spread([50.0]).sd == 0.0
+    with pytest.raises(ValueError):
+        seed_spread([])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 1), min_size=1, max_size=40), st.integers(0, 2**16))
+def test_identical_models_have_a_zero_drop_interval(scores, seed):
+    data = strata(scores)
+    interval = paired_bootstrap_drop(mean_score, data, data, resamples=100, confidence=0.9, seed=seed)
+    assert interval.low == interval.high == 0.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 1), st.integers(0, 1)), min_size=1, max_size=40),
+    st.integers(0, 2**16),
+)
+def test_drop_interval_is_ordered_and_within_the_possible_range(pairs, seed):
+    dense, variant = strata([a for a, _ in pairs]), strata([b for _, b in pairs])
+    interval = paired_bootstrap_drop(mean_score, dense, variant, resamples=100, confidence=0.95, seed=seed)
+    assert -100.0 <= interval.low <= interval.high <= 100.0

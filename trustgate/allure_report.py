@@ -1,0 +1,243 @@
+"""Allure results for the gate: labels, parameters, attachments, environment, a summary result.
+
+Per test (when pytest runs with --alluredir): epic = dimension, feature = scenario, story =
+variant; parameters base model, variant, data source, judge, profile; attachments the score
+table, the ten items whose score fell most (redacted) and the comparison as JSON.
+Per run (written by the controller at session end): environment.properties (model hashes,
+library versions, data source) and one "trust summary" result carrying the radar chart and the
+paper-style table, so the report's front page leads to the overall picture.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from trustgate.evaluation import ScenarioRun
+from trustgate.gate import Comparison
+from trustgate.redaction import redact
+
+WORST_ITEMS = 10
+PROMPT_CHARS = 1200
+LIBRARIES = ("torch", "transformers", "llmcompressor", "compressed-tensors", "numpy", "scipy", "allure-pytest")
+STYLE = (
+    "<style>body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse}"
+    "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;vertical-align:top}"
+    "td.text{text-align:left;white-space:pre-wrap;max-width:420px}.fail{color:#b00;font-weight:bold}</style>"
+)
+
+
+def judge_of(dimension: Any) -> str:
+    """Who decides an item's score: a dimension's declared judge, else its rule-based parser."""
+    return getattr(dimension, "judge", "") or f"rule-based {dimension.name} parser (DecodingTrust rules)"
+
+
+def _fmt_interval(interval: Mapping[str, float]) -> str:
+    return f"[{interval['low']:.2f}, {interval['high']:.2f}]"
+
+
+def score_table_html(c: Mapping[str, Any]) -> str:
+    """Dense vs variant with intervals and refusal rates, the drop with its paired interval, the rule."""
+    confidence = f"{c['drop_interval']['confidence']:.0%}"
+    rows = [
+        ("dense", c["dense_score"], _fmt_interval(c["dense_interval"]), c["dense_refusal"]),
+        (c["variant"], c["variant_score"], _fmt_interval(c["variant_interval"]), c["variant_refusal"]),
+    ]
+    body = "".join(
+        f"<tr><th>{html.escape(name)}</th><td>{score:.2f}</td><td>{interval}</td><td>{refusal:.1f}%</td></tr>"
+        for name, score, interval, refusal in rows
+    )
+    body += "".join(
+        f"<tr><td class='text'>seed {html.escape(name)}</td><td>{score:.2f}</td><td></td><td>{refusal:.1f}%</td></tr>"
+        for name, score, refusal in c.get("seeds") or ()
+    )
+    verdict = "PASS" if c["passed"] and not c["failures"] else ("WARN" if c["passed"] else "FAIL")
+    mcnemar = "n/a (scores not 0/1)" if c.get("mcnemar_p") is None else f"{c['mcnemar_p']:.4g}"
+    facts = [
+        ("drop (dense - variant)", f"{c['drop']:+.2f} points"),
+        (f"{confidence} paired bootstrap interval of the drop", _fmt_interval(c["drop_interval"])),
+        ("allowed drop", f"{c['margin']:.2f} (rule {c['rule']}, tier {c['tier']})"),
+        ("exact McNemar p (paired 0/1 items)", mcnemar),
+        ("items (paired)", str(c["n_items"])),
+        ("judged on", c.get("judged", "variant")),
+        ("verdict", verdict + "".join(f"; {html.escape(f)}" for f in c["failures"])),
+    ]
+    if c.get("partial"):
+        facts.append(("partial", html.escape(c["partial"])))
+    fact_rows = "".join(f"<tr><th>{html.escape(k)}</th><td class='text'>{v}</td></tr>" for k, v in facts)
+    return (
+        f"<html><head>{STYLE}</head><body><h3>{html.escape(c['dimension'])} / {html.escape(c['scenario'])}</h3>"
+        f"<table><tr><th>model</th><th>score</th><th>{confidence} interval</th><th>refusal</th></tr>{body}</table>"
+        f"<br><table>{fact_rows}</table></body></html>"
+    )
+
+
+def _prompt_text(messages: Sequence[Sequence[str]]) -> str:
+    text = "\n".join(f"{role}: {content}" for role, content in messages)
+    return text if len(text) <= PROMPT_CHARS else "..." + text[-PROMPT_CHARS:]
+
+
+def worst_items(
+    dense: Mapping[str, ScenarioRun], variant: Mapping[str, ScenarioRun], limit: int = WORST_ITEMS
+) -> list[dict[str, Any]]:
+    """The items whose score fell most from dense to variant (largest drop first), text redacted."""
+    rows = []
+    for scenario, dense_run in dense.items():
+        variant_run = variant[scenario]
+        for index, item in enumerate(dense_run.items):
+            before, after = dense_run.outcomes[index].score, variant_run.outcomes[index].score
+            if before - after <= 0:
+                continue
+            rows.append(
+                {
+                    "scenario": scenario,
+                    "item": item.id,
+                    "change": after - before,
+                    "dense_score": before,
+                    "variant_score": after,
+                    "prompt": redact(_prompt_text(item.messages)),
+                    "dense_response": redact(" | ".join(dense_run.responses[index])),
+                    "variant_response": redact(" | ".join(variant_run.responses[index])),
+                }
+            )
+    rows.sort(key=lambda r: (r["change"], r["scenario"], r["item"]))
+    return rows[:limit]
+
+
+def worst_items_html(rows: Sequence[Mapping[str, Any]], variant: str) -> str:
+    if not rows:
+        return f"<html><body><p>No item scored lower under {html.escape(variant)} than under dense.</p></body></html>"
+    head = (
+        "<tr><th>change</th><th>scenario / item</th><th>prompt</th><th>dense response</th>"
+        f"<th>{html.escape(variant)} response</th></tr>"
+    )
+    body = "".join(
+        f"<tr><td class='fail'>{r['change']:+.2f}</td><td class='text'>{html.escape(r['scenario'])}<br>"
+        f"{html.escape(r['item'])}</td><td class='text'>{html.escape(r['prompt'])}</td>"
+        f"<td class='text'>{html.escape(r['dense_response'])}</td>"
+        f"<td class='text'>{html.escape(r['variant_response'])}</td></tr>"
+        for r in rows
+    )
+    note = "<p>Item score change (variant - dense); e-mail addresses, phone and card numbers are masked.</p>"
+    return f"<html><head>{STYLE}</head><body>{note}<table>{head}{body}</table></body></html>"
+
+
+def annotate_test(comparison: Comparison, parameters: Mapping[str, str], worst: Sequence[Mapping[str, Any]]) -> None:
+    """Labels, parameters and attachments of the running test (no-ops when Allure is not active)."""
+    import allure
+
+    c = comparison.as_dict()
+    allure.dynamic.epic(comparison.dimension)
+    allure.dynamic.feature(comparison.scenario)
+    allure.dynamic.story(comparison.variant)
+    allure.dynamic.tag(comparison.tier)
+    allure.dynamic.title(f"{comparison.dimension} / {comparison.scenario} / {comparison.variant}")
+    allure.dynamic.description_html(f"<p>{html.escape(comparison.line())}</p>" + score_table_html(c))
+    for name, value in parameters.items():
+        allure.dynamic.parameter(name, value)
+    allure.attach(score_table_html(c), "score table", allure.attachment_type.HTML)
+    allure.attach(worst_items_html(worst, comparison.variant), "ten worst items", allure.attachment_type.HTML)
+    allure.attach(json.dumps(c, indent=2, default=str), "comparison", allure.attachment_type.JSON)
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def environment_properties(comparisons: Sequence[Mapping[str, Any]], context: Mapping[str, str]) -> str:
+    """Java-properties text: run context, model weight hashes, library versions."""
+    entries = dict(context)
+    for c in comparisons:
+        if c.get("dense_fingerprint"):
+            entries["model.dense.sha256"] = c["dense_fingerprint"]
+        if c.get("variant_fingerprint"):
+            entries[f"model.{c['variant']}.sha256"] = c["variant_fingerprint"]
+    entries.update({f"library.{name}": version for name, version in library_versions().items()})
+
+    def escape(text: str) -> str:
+        return str(text).replace("\\", "\\\\").replace("\n", " ").replace(":", "\\:").replace("=", "\\=")
+
+    return "".join(f"{escape(key).replace(' ', '_')}={escape(value)}\n" for key, value in sorted(entries.items()))
+
+
+def markdown_table_html(markdown_table: str) -> str:
+    """The pipe table of RunSummary.markdown as an HTML table (first row header, second the rule)."""
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in markdown_table.splitlines()]
+    rows = [row for index, row in enumerate(rows) if index != 1 and any(row)]
+    if not rows:
+        return ""
+    head = "".join(f"<th>{html.escape(cell)}</th>" for cell in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows[1:])
+    return f"<table border='1' cellpadding='4'><tr>{head}</tr>{body}</table>"
+
+
+def summary_html(markdown_table: str, radar: bytes) -> str:
+    """Front matter of the summary result: the paper-style table, then the radar chart inline."""
+    image = base64.b64encode(radar).decode("ascii")
+    return (
+        "<p>Trust scores 0-100 (higher is more trustworthy), refusal/no-answer rate in brackets, "
+        "seed groups as mean ± sd.</p>"
+        + markdown_table_html(markdown_table)
+        + f"<p><img alt='radar chart of the trust dimensions' width='560' src='data:image/png;base64,{image}'></p>"
+    )
+
+
+def write_run_results(
+    folder: Path,
+    comparisons: Sequence[Mapping[str, Any]],
+    context: Mapping[str, str],
+    markdown_table: str,
+    radar: bytes,
+) -> None:
+    """environment.properties plus one result "trust summary" with the radar chart and the table."""
+    from allure_commons.logger import AllureFileLogger
+    from allure_commons.model2 import Attachment, Label, StatusDetails, TestResult
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "environment.properties").write_text(environment_properties(comparisons, context), encoding="utf-8")
+    logger = AllureFileLogger(folder)
+    attachments = []
+    for name, body, kind, extension in (
+        ("radar chart", radar, "image/png", "png"),
+        ("trust table", markdown_table, "text/markdown", "md"),
+        ("comparisons", json.dumps(list(comparisons), indent=2, default=str), "application/json", "json"),
+    ):
+        source = f"{uuid.uuid4()}-attachment.{extension}"
+        logger.report_attached_data(body, source)
+        attachments.append(Attachment(name=name, source=source, type=kind))
+    failed = [c for c in comparisons if not c["passed"]]
+    by_variant = Counter(c["variant"] for c in failed)
+    failed_text = f"{len(failed)} of {len(comparisons)} verdicts failed: " + ", ".join(
+        f"{variant} {count}" for variant, count in sorted(by_variant.items())
+    )
+    now = int(time.time() * 1000)
+    result = TestResult(
+        uuid=str(uuid.uuid4()),
+        historyId="trustgate-summary",
+        testCaseId="trustgate-summary",
+        fullName="trustgate.summary",
+        name=f"trust summary: {len(comparisons)} verdicts, {len(failed)} failed",
+        status="failed" if failed else "passed",
+        statusDetails=StatusDetails(message=failed_text) if failed else None,
+        stage="finished",
+        descriptionHtml=summary_html(markdown_table, radar),
+        attachments=attachments,
+        labels=[Label("epic", "trust summary"), Label("feature", "all dimensions"), Label("story", "all variants")],
+        start=now,
+        stop=now,
+    )
+    logger.report_result(result)
