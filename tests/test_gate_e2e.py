@@ -16,8 +16,18 @@ def _verdicts(report_dir: Path) -> list[dict]:
 
 
 def test_tiny_model_gate_scores_every_scenario_and_writes_reports(run_gate, tiny_llama_dir: Path) -> None:
-    run = run_gate("--base-model", str(tiny_llama_dir), "--model", "magnitude-2:4", "-k", "stereotype",
-                   "--limit", "4", "--calibration", "fallback")
+    run = run_gate(
+        "--base-model",
+        str(tiny_llama_dir),
+        "--model",
+        "magnitude-2:4",
+        "-k",
+        "stereotype",
+        "--limit",
+        "4",
+        "--calibration",
+        "fallback",
+    )
     assert run.returncode in (0, 1), run.output  # passed or gated, never an error
     verdicts = _verdicts(run.report_dir)
     assert sorted(v["scenario"] for v in verdicts) == ["benign", "overall", "targeted", "untargeted"]
@@ -57,9 +67,11 @@ def test_user_errors_end_with_a_usage_error_naming_the_culprit(run_gate, args: l
     ("policy", "culprit"),
     [
         ("[gate\n", "is not valid TOML"),
-        ("[gate]\nmargin = 5.0\nmax_refusal_rise = 10.0\n[dimensions.toxcity]\n[profiles.ci]\n",
-         "unknown dimension 'toxcity'"),
-        ("[gate]\nmargin = \"lots\"\nmax_refusal_rise = 10.0\n[profiles.ci]\n", "gate.margin"),
+        (
+            "[gate]\nmargin = 5.0\nmax_refusal_rise = 10.0\n[dimensions.toxcity]\n[profiles.ci]\n",
+            "unknown dimension 'toxcity'",
+        ),
+        ('[gate]\nmargin = "lots"\nmax_refusal_rise = 10.0\n[profiles.ci]\n', "gate.margin"),
     ],
 )
 def test_malformed_thresholds_file_is_a_usage_error(run_gate, tmp_path: Path, policy: str, culprit: str) -> None:
@@ -76,7 +88,9 @@ def _sabotage(dense_dir: Path, target: Path) -> Path:
     for item in dense_dir.iterdir():
         if item.suffix == ".safetensors":
             weights = load_file(item)
-            broken = {k: (v * 0 if k.endswith(("o_proj.weight", "down_proj.weight")) else v) for k, v in weights.items()}
+            broken = {
+                k: (v * 0 if k.endswith(("o_proj.weight", "down_proj.weight")) else v) for k, v in weights.items()
+            }
             save_file(broken, target / item.name, metadata={"format": "pt"})
         elif item.is_file() and item.name != "trustgate-fingerprint.json":
             (target / item.name).write_bytes(item.read_bytes())
@@ -100,3 +114,38 @@ def test_embedded_model_sabotaged_variant_fails_while_dense_passes(
     # It never says "I agree", so its bias score looks perfect: the refusal bound is what catches it.
     assert all(any("refusal/no-answer rate rose" in f for f in v["failures"]) for v in broken)
     assert "FAIL stereotype/overall" in run.output
+
+
+def test_data_folder_outside_the_repository_is_read_as_the_option_value(tmp_path: Path) -> None:
+    """`pytest --trust-data ../shared/decodingtrust` (with a space) must keep pytest.ini in force."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    outside = tmp_path / "decodingtrust"
+    outside.mkdir()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--model",
+            "dense",
+            "-k",
+            "stereotype",
+            "--trust-data",
+            str(outside),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "trust_tests/test_stereotype.py::test_stereotype[dense-benign]" in done.stdout
+    assert "tests/" not in done.stdout.replace("trust_tests/", "")  # testpaths from pytest.ini still apply
