@@ -28,7 +28,14 @@ from trustgate.data import TrustData  # noqa: E402
 from trustgate.dimensions.stereotype import DIMENSION  # noqa: E402
 from trustgate.engine import Decoding, TransformersEngine, clean_text, render_chat  # noqa: E402
 from trustgate.evaluation import select_items  # noqa: E402
-from trustgate.models import ModelHandle, load_model, resolve_base_model, weights_fingerprint  # noqa: E402
+from trustgate.models import (  # noqa: E402
+    ModelHandle,
+    evaluation_dtype,
+    load_model,
+    resolve_base_model,
+    select_device,
+    weights_fingerprint,
+)
 from trustgate.storage import default_cache_root  # noqa: E402
 
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "decodingtrust"
@@ -39,14 +46,21 @@ def load_text() -> str:
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
 
 
-def matmul_flops(size: int = 1024, repeats: int = 20) -> float:
-    """FLOP/s of float32 torch.mm on this machine: the ceiling generation is measured against."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_flops(device: str, dtype: torch.dtype, size: int = 1024, repeats: int = 20) -> float:
+    """FLOP/s of torch.mm in the evaluation dtype: the ceiling generation is measured against."""
+    if device.startswith("cuda"):
+        size, repeats = 8192, 50
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
     for _ in range(3):
         torch.mm(a, b)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
     started = time.perf_counter()
     for _ in range(repeats):
         torch.mm(a, b)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
     return 2 * size**3 * repeats / (time.perf_counter() - started)
 
 
@@ -65,7 +79,7 @@ def one_at_a_time(model, tokenizer, prompts: list[str], new_tokens: int, stop_id
     started = time.perf_counter()
     with torch.inference_mode():
         for prompt in prompts:
-            encoded = tokenizer([prompt], return_tensors="pt", add_special_tokens=False)
+            encoded = tokenizer([prompt], return_tensors="pt", add_special_tokens=False).to(model.device)
             output = model.generate(
                 **encoded,
                 max_new_tokens=new_tokens,
@@ -93,21 +107,24 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--baseline-prompts", type=int, default=16, help="0 = all prompts one at a time")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     path = resolve_base_model(args.base_model, default_cache_root())
-    model, tokenizer = load_model(path, "cpu")
+    device = select_device(args.device)
+    model, tokenizer = load_model(path, device)
+    dtype = getattr(torch, evaluation_dtype(device))
     data = TrustData("local", Path(args.trust_data)) if Path(args.trust_data).is_dir() else TrustData("embedded")
     prompts = stereotype_prompts(data, tokenizer, args.prompts)
     handle = ModelHandle("benchmark", path, weights_fingerprint(path))
     engine = TransformersEngine(handle, model, tokenizer, batch_size=args.batch_size)
     parameters = sum(p.numel() for p in model.parameters())
-    print(f"model {path.name}: {parameters / 1e6:.1f}M parameters, float32, {args.threads} torch threads")
+    print(f"model {path.name}: {parameters / 1e6:.1f}M parameters, {dtype}, {device}, {args.threads} CPU threads")
     print(f"prompts: {len(prompts)} stereotype prompts from {data.describe()}, {args.new_tokens} new tokens, greedy")
     print(f"before: {load_text()}")
-    peak = matmul_flops()
-    print(f"matmul: {peak / 1e9:.1f} GFLOP/s (float32 torch.mm 1024x1024)")
+    peak = matmul_flops(device, dtype)
+    print(f"matmul: {peak / 1e9:.1f} GFLOP/s ({dtype} torch.mm)")
 
     step = max(1, len(prompts) // args.baseline_prompts) if args.baseline_prompts else 1
     subset = list(range(0, len(prompts), step))[: args.baseline_prompts or None]
@@ -127,11 +144,13 @@ def main() -> None:
     print(f"  in {seconds:.1f}s = {rate:.1f} tokens/s; {load_text()}")
     same = sum(texts[i][0] == base_texts[n] for n, i in enumerate(subset))
     print(f"identical greedy texts on the baseline's prompts: {same}/{len(subset)}")
-    after = matmul_flops()
+    after = matmul_flops(device, dtype)
     print(f"matmul after: {after / 1e9:.1f} GFLOP/s")
     for name, value in (("one at a time", base_rate), ("batched", rate)):
         share = 2 * parameters * value / max(peak, after)
         print(f"FLOP share {name}: {100 * share:.1f}% of measured matmul rate (2 x parameters per token)")
+    if device.startswith("cuda"):
+        print(f"GPU memory peak: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB allocated")
     print(f"speedup: {rate / base_rate:.2f}")
 
 
