@@ -38,7 +38,9 @@ class Engine(Protocol):
 
     def render(self, messages: list[dict[str, str]]) -> str: ...
 
-    def generate(self, prompts: Sequence[str], decoding: Decoding) -> list[list[str]]: ...
+    def generate(
+        self, prompts: Sequence[str], decoding: Decoding, progress: Progress | None = None
+    ) -> list[list[str]]: ...
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
