@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import torch
 
-from trustgate.errors import ModelOutputError
+from trustgate.batch_decode import BatchSpec, common_prefix_length, generate_batch
 from trustgate.generation_cache import GenerationCache
 from trustgate.models import ModelHandle
 from trustgate.progress import Progress
@@ -38,23 +38,9 @@ class Engine(Protocol):
 
     def render(self, messages: list[dict[str, str]]) -> str: ...
 
-    def generate(self, prompts: Sequence[str], decoding: Decoding) -> list[list[str]]: ...
-
-
-class _RejectNonFinite:
-    """Logits processor: NaN or inf logits mean broken weights; stop with the model's name."""
-
-    def __init__(self, model_name: str) -> None:
-        self.model_name = model_name
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        if not torch.isfinite(scores).all():
-            raise ModelOutputError(
-                f"model {self.model_name}",
-                "produced NaN or infinite logits",
-                "the checkpoint is broken: rebuild it (delete its cache folder) or check its dtype",
-            )
-        return scores
+    def generate(
+        self, prompts: Sequence[str], decoding: Decoding, progress: Progress | None = None
+    ) -> list[list[str]]: ...
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
@@ -73,7 +59,48 @@ def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
     return "\n\n".join(m["content"] for m in messages) + "\n"
 
 
+def plan_batches(
+    token_ids: Sequence[Sequence[int]],
+    samples: int,
+    batch_size: int,
+    max_batch_tokens: int,
+    max_new_tokens: int,
+) -> list[list[int]]:
+    """Prompt indices per batch: neighbours in token order, so a batch shares a long prefix.
+
+    A batch ends when its rows (prompts x samples) reach `batch_size`, when its KV cache would
+    pass `max_batch_tokens` (rows x (widest prompt + new tokens)), or when the next prompt would
+    halve the shared prefix of a batch that is already a quarter full (a new system prompt).
+    """
+    order = sorted(range(len(token_ids)), key=lambda i: list(token_ids[i]))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    shared = width = 0
+    for index in order:
+        ids = token_ids[index]
+        if current:
+            # In token order, the prefix shared by a run is the one its first and last share.
+            common = common_prefix_length([token_ids[current[0]], ids])
+            rows = (len(current) + 1) * samples
+            full = rows > batch_size or rows * (max(width, len(ids)) + max_new_tokens) > max_batch_tokens
+            new_prefix = common * 2 < shared and len(current) * samples * 4 >= batch_size
+            if full or new_prefix:
+                batches.append(current)
+                current = []
+        if not current:
+            shared, width = len(ids), 0
+        else:
+            shared = common_prefix_length([token_ids[current[0]], ids])
+        current.append(index)
+        width = max(width, len(ids))
+    if current:
+        batches.append(current)
+    return batches
+
+
 class TransformersEngine:
+    """transformers models on CPU or GPU, with shared-prefix batches (see batch_decode)."""
+
     def __init__(
         self,
         handle: ModelHandle,
@@ -90,57 +117,43 @@ class TransformersEngine:
         eos = {tokenizer.eos_token_id}
         configured = getattr(model.generation_config, "eos_token_id", None)
         eos.update(configured if isinstance(configured, list) else [configured])
-        self.stop_ids = sorted(i for i in eos if i is not None)
+        self.stop_ids = tuple(sorted(i for i in eos if i is not None))
+        pad = tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else self.stop_ids[0]
+        self.generated_tokens = 0  # new tokens produced, stop tokens excluded (benchmarks read it)
 
     def render(self, messages: list[dict[str, str]]) -> str:
         return render_chat(self.tokenizer, messages)
 
-    def _batches(self, lengths: list[int], samples: int) -> list[list[int]]:
-        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-        batches, current = [], []
-        for index in order:
-            widest = max([lengths[i] for i in current] + [lengths[index]])
-            if current and (
-                (len(current) + 1) * samples > self.batch_size
-                or widest * (len(current) + 1) * samples > self.max_batch_tokens
-            ):
-                batches.append(current)
-                current = []
-            current.append(index)
-        if current:
-            batches.append(current)
-        return batches
+    def _spec(self, token_ids: list[list[int]], decoding: Decoding) -> BatchSpec:
+        # The seed depends on the batch's prompts, not on its position in the run.
+        seed_text = repr(token_ids) + repr(asdict(decoding))
+        seed = int(hashlib.sha256(seed_text.encode()).hexdigest()[:8], 16) + decoding.seed
+        return BatchSpec(
+            max_new_tokens=decoding.max_new_tokens,
+            samples=decoding.samples,
+            temperature=decoding.temperature,
+            seed=seed,
+            stop_ids=self.stop_ids,
+            pad_id=self.pad_id,
+        )
 
-    @torch.inference_mode()
-    def _generate_batch(self, prompts: list[str], decoding: Decoding) -> list[list[str]]:
-        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        encoded = {k: v.to(self.model.device) for k, v in encoded.items()}
-        seed_text = "\x00".join(prompts) + repr(asdict(decoding))
-        torch.manual_seed(int(hashlib.sha256(seed_text.encode()).hexdigest()[:8], 16) + decoding.seed)
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": decoding.max_new_tokens,
-            "num_return_sequences": decoding.samples,
-            "eos_token_id": self.stop_ids,
-            "pad_token_id": self.tokenizer.pad_token_id,
-            "logits_processor": [_RejectNonFinite(self.handle.name)],
-        }
-        if decoding.greedy:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        else:
-            kwargs.update(do_sample=True, temperature=decoding.temperature, top_p=1.0, top_k=0)
-        output = self.model.generate(**encoded, **kwargs)
-        new_tokens = output[:, encoded["input_ids"].shape[1] :]
+    def _generate_batch(self, token_ids: list[list[int]], decoding: Decoding) -> list[list[str]]:
+        new_tokens = generate_batch(self.model, token_ids, self._spec(token_ids, decoding), self.handle.name)
+        self.generated_tokens += sum(len(tokens) for tokens in new_tokens)
         texts = [clean_text(t) for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
-        return [texts[i * decoding.samples : (i + 1) * decoding.samples] for i in range(len(prompts))]
+        return [texts[i * decoding.samples : (i + 1) * decoding.samples] for i in range(len(token_ids))]
 
     def generate(self, prompts: Sequence[str], decoding: Decoding, progress: Progress | None = None) -> list[list[str]]:
-        lengths = [len(ids) for ids in self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]
+        token_ids = self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
         results: list[list[str]] = [[] for _ in prompts]
-        pending = self._batches(lengths, decoding.samples)
+        pending = plan_batches(
+            token_ids, decoding.samples, self.batch_size, self.max_batch_tokens, decoding.max_new_tokens
+        )
         while pending:
             batch = pending.pop(0)
             try:
-                texts = self._generate_batch([prompts[i] for i in batch], decoding)
+                texts = self._generate_batch([token_ids[i] for i in batch], decoding)
             except Exception as exc:
                 if not _is_out_of_memory(exc) or len(batch) == 1:
                     raise
@@ -166,14 +179,19 @@ def cached_generate(
     cache: GenerationCache,
     description: str,
     chunk: int = 64,
+    backend: str = "transformers",
+    stats: dict[str, int] | None = None,
 ) -> list[list[str]]:
     """Generations for `prompts`, from the cache where present; misses are generated in chunks
-    and committed as they finish, so an interrupted run loses at most one chunk."""
-    settings = asdict(decoding)
-    keys = [cache.key(handle.fingerprint, prompt, settings) for prompt in prompts]
+    and committed as they finish, so an interrupted run loses at most one chunk.
+
+    `backend` (engine and compute dtype) is part of the key: bf16 on a GPU and float32 on a CPU
+    generate different text from the same weights. `stats["generated"]` counts the misses.
+    """
+    keys = generation_keys(handle, prompts, decoding, cache, backend)
     found = cache.get_many(keys)
-    # Longest first across the whole run, so chunks hold prompts of similar length.
-    missing = sorted((i for i, key in enumerate(keys) if key not in found), key=lambda i: -len(prompts[i]))
+    # Text order keeps prompts that share a system prompt in one chunk (see plan_batches).
+    missing = sorted((i for i, key in enumerate(keys) if key not in found), key=lambda i: prompts[i])
     if missing:
         engine = engine_factory(handle)
         progress = Progress(description, total=len(missing), unit="prompts")
@@ -183,6 +201,16 @@ def cached_generate(
                 texts = engine.generate([prompts[i] for i in indices], decoding, progress=progress)
                 cache.put_many((keys[i], text) for i, text in zip(indices, texts, strict=True))
                 found.update({keys[i]: text for i, text in zip(indices, texts, strict=True)})
+                if stats is not None:
+                    stats["generated"] = stats.get("generated", 0) + len(indices)
         finally:
             progress.close()
     return [found[key] for key in keys]
+
+
+def generation_keys(
+    handle: ModelHandle, prompts: Sequence[str], decoding: Decoding, cache: GenerationCache, backend: str
+) -> list[str]:
+    """One key per prompt: weights fingerprint (never the model's name), prompt, decoding, backend."""
+    settings = {**asdict(decoding), "backend": backend}
+    return [cache.key(handle.fingerprint, prompt, settings) for prompt in prompts]

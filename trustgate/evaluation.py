@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
 from collections import OrderedDict
 from collections.abc import Callable
@@ -14,11 +16,12 @@ import numpy as np
 
 from trustgate.data import TrustData
 from trustgate.dimension import Dimension, Item, Outcome, ScenarioData, outcome_columns
-from trustgate.engine import Decoding, TransformersEngine, cached_generate, render_chat
+from trustgate.engine import Decoding, Engine, TransformersEngine, cached_generate, generation_keys, render_chat
 from trustgate.errors import TrustgateError
 from trustgate.generation_cache import GenerationCache
-from trustgate.models import ModelHandle, load_model
+from trustgate.models import ModelHandle, evaluation_dtype, load_model
 from trustgate.records import write_records
+from trustgate.storage import digest, locked
 from trustgate.thresholds import EvaluationSize, Thresholds
 
 
@@ -59,6 +62,17 @@ def select_items(items: tuple[Item, ...], limit: int) -> tuple[Item, ...]:
     return tuple(item for item in items if (item.sample_key or item.id) in chosen)
 
 
+def record_event(kind: str, **fields: Any) -> None:
+    """One JSON line per model load or generation, to $TRUSTGATE_EVENTS when set: how the
+    benchmarks and the xdist test see what each worker really did."""
+    path = os.environ.get("TRUSTGATE_EVENTS")
+    if not path:
+        return
+    line = json.dumps({"event": kind, "pid": os.getpid(), "worker": os.environ.get("PYTEST_XDIST_WORKER"), **fields})
+    with open(path, "a", encoding="utf-8") as handle:  # one short append per line: atomic on POSIX
+        handle.write(line + "\n")
+
+
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.@+-]", "_", name)
 
@@ -78,6 +92,7 @@ class Evaluator:
         batch_size: int | None = None,
         trust_remote_code: bool = False,
         max_loaded_models: int = 2,
+        engine_loader: Callable[[ModelHandle], Engine] | None = None,
     ) -> None:
         self.data = data
         self.thresholds = thresholds
@@ -92,8 +107,12 @@ class Evaluator:
         self.generations = GenerationCache(cache_root / "generations.sqlite")
         self._scenario_data: dict[tuple[str, str], ScenarioData] = {}
         self._runs: dict[tuple[str, str, str], ScenarioRun] = {}
-        self._engines: OrderedDict[str, TransformersEngine] = OrderedDict()
+        self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._tokenizers: dict[Path, Any] = {}
+        # Tests and other backends plug in here; the default loads a transformers model.
+        self._engine_loader = engine_loader or self._load_transformers_engine
+        self.backend = f"transformers-{evaluation_dtype(device)}"
+        self.loads: list[str] = []  # fingerprints loaded by this process, in order
 
     def size(self, dimension: Dimension) -> EvaluationSize:
         return self.thresholds.evaluation_size(self.profile, dimension.name)
@@ -122,16 +141,21 @@ class Evaluator:
         max_new_tokens = size.max_new_tokens or scenario_data.max_new_tokens or dimension.max_new_tokens
         return Decoding(max_new_tokens=max_new_tokens, samples=size.samples, temperature=size.temperature)
 
-    def engine(self, handle: ModelHandle) -> TransformersEngine:
+    def engine(self, handle: ModelHandle) -> Engine:
         if handle.fingerprint in self._engines:
             self._engines.move_to_end(handle.fingerprint)
             return self._engines[handle.fingerprint]
         while len(self._engines) >= self.max_loaded_models:
             self._engines.popitem(last=False)
-        model, tokenizer = load_model(handle.path, self.device, self.trust_remote_code)
-        engine = TransformersEngine(handle, model, tokenizer, batch_size=self.batch_size)
+        engine = self._engine_loader(handle)
+        self.loads.append(handle.fingerprint)
+        record_event("load", model=handle.name, fingerprint=handle.fingerprint)
         self._engines[handle.fingerprint] = engine
         return engine
+
+    def _load_transformers_engine(self, handle: ModelHandle) -> TransformersEngine:
+        model, tokenizer = load_model(handle.path, self.device, self.trust_remote_code)
+        return TransformersEngine(handle, model, tokenizer, batch_size=self.batch_size)
 
     def renderer(self, handle: ModelHandle) -> Callable[[Item], str]:
         """Chat template rendering needs only the tokenizer, so cached runs never load weights."""
@@ -152,14 +176,7 @@ class Evaluator:
         decoding = self.decoding(dimension, data)
         render = self.renderer(handle)
         prompts = [render(item) for item in data.items]
-        responses = cached_generate(
-            self.engine,
-            handle,
-            prompts,
-            decoding,
-            self.generations,
-            description=f"generate {handle.name} {dimension.name}/{scenario}",
-        )
+        responses = self._generate(handle, f"{dimension.name}/{scenario}", prompts, decoding)
         outcomes = dimension.score_items(data.items, responses)
         columns = outcome_columns(outcomes)
         run = ScenarioRun(
@@ -185,6 +202,28 @@ class Evaluator:
         )
         self._runs[key] = run
         return run
+
+    def _generate(self, handle: ModelHandle, label: str, prompts: list[str], decoding: Decoding) -> list[list[str]]:
+        """Cached generations; one process at a time per scenario, so parallel xdist workers that
+        need the same (weights, prompts, decoding) wait for each other and read the cache
+        instead of generating it twice."""
+        keys = generation_keys(handle, prompts, decoding, self.generations, self.backend)
+        lock = self.cache_root / "locks" / f"generate-{digest(keys)[:24]}"
+        stats: dict[str, int] = {}
+        with locked(lock):
+            responses = cached_generate(
+                self.engine,
+                handle,
+                prompts,
+                decoding,
+                self.generations,
+                description=f"generate {handle.name} {label}",
+                chunk=max(64, self.batch_size),
+                backend=self.backend,
+                stats=stats,
+            )
+        record_event("generate", model=handle.name, scenario=label, prompts=len(prompts), **stats)
+        return responses
 
     def record_header(self, run: ScenarioRun) -> dict[str, Any]:
         return {

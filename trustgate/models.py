@@ -144,11 +144,31 @@ def weights_fingerprint(path: Path) -> str:
 
 
 def select_device(requested: str) -> str:
+    """`auto`: a GPU when there is one, else the CPU.
+
+    Under pytest-xdist with several visible GPUs, worker gwN gets GPU N modulo the GPU count,
+    so `pytest -n <number of GPUs>` puts one worker on each GPU; a model too large for one GPU
+    needs `--device cuda` (all GPUs, device_map="auto") and one worker.
+    """
     import torch
 
     if requested != "auto":
         return requested
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        return "cpu"
+    return worker_gpu(os.environ.get("PYTEST_XDIST_WORKER"), torch.cuda.device_count())
+
+
+def worker_gpu(worker: str | None, gpu_count: int) -> str:
+    """The CUDA device of an xdist worker ("gw3") among `gpu_count` GPUs; "cuda" outside xdist."""
+    if gpu_count > 1 and worker and worker.startswith("gw") and worker[2:].isdigit():
+        return f"cuda:{int(worker[2:]) % gpu_count}"
+    return "cuda"
+
+
+def evaluation_dtype(device: str) -> str:
+    """bf16 on GPUs, float32 on CPUs (no fast bf16 kernels there); part of generation cache keys."""
+    return "bfloat16" if device.startswith("cuda") else "float32"
 
 
 def load_model(path: Path, device: str, trust_remote_code: bool = False) -> tuple[Any, Any]:
@@ -170,11 +190,9 @@ def load_model(path: Path, device: str, trust_remote_code: bool = False) -> tupl
         from transformers.utils.quantization_config import CompressedTensorsConfig
 
         kwargs["quantization_config"] = CompressedTensorsConfig(dequantize=True)
+    kwargs["dtype"] = getattr(torch, evaluation_dtype(device))
     if device.startswith("cuda"):
-        kwargs["dtype"] = torch.bfloat16
         kwargs["device_map"] = "auto" if device == "cuda" else {"": device}
-    else:
-        kwargs["dtype"] = torch.float32
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     try:
         with warnings.catch_warnings():

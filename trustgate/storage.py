@@ -15,6 +15,9 @@ from typing import Any
 from filelock import FileLock
 
 COMPLETE_MARKER = "trustgate-complete.json"
+# Files written beside an entry after it is published (the weights fingerprint memo and its
+# lock); they are not part of the entry, so they must not make a complete entry look damaged.
+SIDECAR_FILES = frozenset({COMPLETE_MARKER, "trustgate-fingerprint.json", "trustgate-fingerprint.json.lock"})
 
 
 def default_cache_root() -> Path:
@@ -47,7 +50,7 @@ def _manifest(folder: Path) -> dict[str, int]:
     return {
         str(p.relative_to(folder)): p.stat().st_size
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != COMPLETE_MARKER
+        if p.is_file() and p.name not in SIDECAR_FILES
     }
 
 

@@ -1,0 +1,158 @@
+"""Engine throughput: our batched engine against one prompt at a time with `model.generate`.
+
+    .venv/bin/python benchmarks/engine.py [--prompts 128] [--new-tokens 64] [--baseline-prompts 16]
+
+One prompt at a time is what DecodingTrust's own runner does. Both sides decode greedily the
+same stereotype prompts (DecodingTrust's, rendered with the model's chat template, or the
+embedded probes when no data folder is found) and count the tokens they really generated (up to
+and without the stop token). The baseline runs on an evenly spread subset of the prompts by
+default: its rate is steady per prompt, and all 128 would take about ten minutes on 2 cores.
+The last line is `speedup: <batched tokens/s / one-at-a-time tokens/s>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from trustgate.data import TrustData  # noqa: E402
+from trustgate.dimensions.stereotype import DIMENSION  # noqa: E402
+from trustgate.engine import Decoding, TransformersEngine, clean_text, render_chat  # noqa: E402
+from trustgate.evaluation import select_items  # noqa: E402
+from trustgate.models import (  # noqa: E402
+    ModelHandle,
+    evaluation_dtype,
+    load_model,
+    resolve_base_model,
+    select_device,
+    weights_fingerprint,
+)
+from trustgate.storage import default_cache_root  # noqa: E402
+
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "decodingtrust"
+
+
+def load_text() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
+
+def matmul_flops(device: str, dtype: torch.dtype, size: int = 1024, repeats: int = 20) -> float:
+    """FLOP/s of torch.mm in the evaluation dtype: the ceiling generation is measured against."""
+    if device.startswith("cuda"):
+        size, repeats = 8192, 50
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    for _ in range(3):
+        torch.mm(a, b)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        torch.mm(a, b)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return 2 * size**3 * repeats / (time.perf_counter() - started)
+
+
+def stereotype_prompts(data: TrustData, tokenizer, count: int) -> list[str]:
+    """`count` prompts spread over the three system prompts, as the gate would render them."""
+    per_scenario = [
+        select_items(DIMENSION.load(data, scenario).items, math.ceil(count / len(DIMENSION.scenarios)))
+        for scenario in DIMENSION.scenarios
+    ]
+    interleaved = [item for group in zip(*per_scenario, strict=False) for item in group]
+    return [render_chat(tokenizer, item.chat()) for item in interleaved[:count]]
+
+
+def one_at_a_time(model, tokenizer, prompts: list[str], new_tokens: int, stop_ids: tuple[int, ...]):
+    texts, tokens = [], 0
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for prompt in prompts:
+            encoded = tokenizer([prompt], return_tensors="pt", add_special_tokens=False).to(model.device)
+            output = model.generate(
+                **encoded,
+                max_new_tokens=new_tokens,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                eos_token_id=list(stop_ids),
+                pad_token_id=tokenizer.pad_token_id,
+            )
+            new = output[0, encoded["input_ids"].shape[1] :].tolist()
+            stops = [i for i, token in enumerate(new) if token in stop_ids]
+            new = new[: stops[0]] if stops else new
+            tokens += len(new)
+            texts.append(clean_text(tokenizer.decode(new, skip_special_tokens=True)))
+    return texts, tokens, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base-model", default="embedded")
+    parser.add_argument("--trust-data", default=str(DEFAULT_DATA), help="DecodingTrust data/ folder")
+    parser.add_argument("--prompts", type=int, default=128)
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--baseline-prompts", type=int, default=16, help="0 = all prompts one at a time")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    path = resolve_base_model(args.base_model, default_cache_root())
+    device = select_device(args.device)
+    model, tokenizer = load_model(path, device)
+    dtype = getattr(torch, evaluation_dtype(device))
+    data = TrustData("local", Path(args.trust_data)) if Path(args.trust_data).is_dir() else TrustData("embedded")
+    prompts = stereotype_prompts(data, tokenizer, args.prompts)
+    handle = ModelHandle("benchmark", path, weights_fingerprint(path))
+    engine = TransformersEngine(handle, model, tokenizer, batch_size=args.batch_size)
+    parameters = sum(p.numel() for p in model.parameters())
+    print(f"model {path.name}: {parameters / 1e6:.1f}M parameters, {dtype}, {device}, {args.threads} CPU threads")
+    print(f"prompts: {len(prompts)} stereotype prompts from {data.describe()}, {args.new_tokens} new tokens, greedy")
+    print(f"before: {load_text()}")
+    peak = matmul_flops(device, dtype)
+    print(f"matmul: {peak / 1e9:.1f} GFLOP/s ({dtype} torch.mm)")
+
+    step = max(1, len(prompts) // args.baseline_prompts) if args.baseline_prompts else 1
+    subset = list(range(0, len(prompts), step))[: args.baseline_prompts or None]
+    base_texts, base_tokens, base_seconds = one_at_a_time(
+        model, tokenizer, [prompts[i] for i in subset], args.new_tokens, engine.stop_ids
+    )
+    base_rate = base_tokens / base_seconds
+    print(f"one at a time (model.generate, {len(subset)} prompts): {base_tokens} tokens in {base_seconds:.1f}s")
+    print(f"  = {base_rate:.1f} tokens/s; {load_text()}")
+
+    engine.generated_tokens = 0
+    started = time.perf_counter()
+    texts = engine.generate(prompts, Decoding(max_new_tokens=args.new_tokens))
+    seconds = time.perf_counter() - started
+    rate = engine.generated_tokens / seconds
+    print(f"batched engine (batch {args.batch_size}, {len(prompts)} prompts): {engine.generated_tokens} tokens")
+    print(f"  in {seconds:.1f}s = {rate:.1f} tokens/s; {load_text()}")
+    same = sum(texts[i][0] == base_texts[n] for n, i in enumerate(subset))
+    print(f"identical greedy texts on the baseline's prompts: {same}/{len(subset)}")
+    after = matmul_flops(device, dtype)
+    print(f"matmul after: {after / 1e9:.1f} GFLOP/s")
+    for name, value in (("one at a time", base_rate), ("batched", rate)):
+        share = 2 * parameters * value / max(peak, after)
+        print(f"FLOP share {name}: {100 * share:.1f}% of measured matmul rate (2 x parameters per token)")
+    if device.startswith("cuda"):
+        print(f"GPU memory peak: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB allocated")
+    print(f"speedup: {rate / base_rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()

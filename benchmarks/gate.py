@@ -1,0 +1,143 @@
+"""Gate wall time cold and warm, peak memory, and resume after a kill.
+
+    .venv/bin/python benchmarks/gate.py [--model gptq4+cal16] [--limit 4] [-k stereotype]
+        [--reuse-checkpoints ~/.cache/trustgate]
+
+Runs the real gate (`pytest trust_tests`, dense + one variant) three ways in a fresh cache:
+cold (nothing cached), warm (the same command again: generations and checkpoints cached), and
+killed half-way then rerun (the rerun must generate only what the killed run had not committed).
+`--reuse-checkpoints` hard-links converted base models and compressed checkpoints from another
+cache, so the cold run measures evaluation rather than compression. Peak memory is the largest
+summed RSS of the pytest process and its children (compression workers included), sampled
+every 0.1 s. $TRUSTGATE_EVENTS records each model load and each generation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def tree_rss(process: psutil.Process) -> int:
+    total = 0
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            total += member.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
+def cached_rows(cache: Path) -> int:
+    path = cache / "generations.sqlite"
+    if not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(path, timeout=5) as db:
+            return int(db.execute("SELECT COUNT(*) FROM generations").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def run_gate(args: argparse.Namespace, cache: Path, label: str, kill_at_rows: int | None = None) -> dict:
+    report = cache.parent / f"report-{label}"
+    events = cache.parent / f"events-{label}.jsonl"
+    command = [sys.executable, "-m", "pytest", "trust_tests", "-p", "no:cacheprovider", "-q"]
+    command += ["--model", args.model, "--limit", str(args.limit), "-k", args.k, "--cache-dir", str(cache)]
+    command += ["--trust-report", str(report), "--calibration", "fallback"]
+    if args.trust_data:
+        command += ["--trust-data", args.trust_data]
+    env = {**os.environ, "TRUSTGATE_CACHE": str(cache), "TRUSTGATE_EVENTS": str(events), "HF_HUB_OFFLINE": "1"}
+    started = time.perf_counter()
+    child = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    watched, peak, killed_with = psutil.Process(child.pid), 0, None
+    while child.poll() is None:
+        peak = max(peak, tree_rss(watched))
+        if kill_at_rows is not None and killed_with is None and cached_rows(cache) >= kill_at_rows:
+            killed_with = cached_rows(cache)
+            for member in [*watched.children(recursive=True), watched]:
+                member.send_signal(signal.SIGKILL)
+        time.sleep(0.1)
+    seconds = time.perf_counter() - started
+    output = child.stdout.read().decode(errors="replace") if child.stdout else ""
+    lines = [json.loads(line) for line in events.read_text().splitlines()] if events.exists() else []
+    return {
+        "label": label,
+        "seconds": seconds,
+        "peak_rss_mb": peak / 2**20,
+        "returncode": child.returncode,
+        "generated": sum(e.get("generated", 0) for e in lines if e["event"] == "generate"),
+        "loads": sum(e["event"] == "load" for e in lines),
+        "rows_when_killed": killed_with,
+        "rows_after": cached_rows(cache),
+        "tail": output.strip().splitlines()[-3:],
+    }
+
+
+def show(result: dict) -> None:
+    print(
+        f"{result['label']}: {result['seconds']:.1f}s wall, peak RSS {result['peak_rss_mb']:.0f} MB, "
+        f"exit {result['returncode']}, prompts generated {result['generated']}, model loads {result['loads']}, "
+        f"cached generations {result['rows_after']}"
+        + (f" (killed at {result['rows_when_killed']})" if result["rows_when_killed"] is not None else "")
+    )
+    for line in result["tail"]:
+        print(f"    {line}")
+
+
+def fresh_cache(root: Path, name: str, reuse: Path | None) -> Path:
+    cache = root / name
+    cache.mkdir(parents=True)
+    for part in ("base-models", "checkpoints") if reuse else ():
+        if (reuse / part).is_dir():
+            shutil.copytree(reuse / part, cache / part, copy_function=os.link, ignore=shutil.ignore_patterns("*.lock"))
+    return cache
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="gptq4+cal16")
+    parser.add_argument("--limit", type=int, default=4)
+    parser.add_argument("-k", default="stereotype")
+    parser.add_argument("--trust-data", default=None)
+    parser.add_argument("--reuse-checkpoints", type=Path, default=None)
+    parser.add_argument("--skip-resume", action="store_true")
+    args = parser.parse_args()
+    load = os.getloadavg()
+    print(f"gate: dense + {args.model}, -k {args.k}, --limit {args.limit}; load average {load[0]:.2f} at start")
+    root = Path(tempfile.mkdtemp(prefix="trustgate-gate-bench-"))
+    cache = fresh_cache(root, "cache", args.reuse_checkpoints)
+    cold = run_gate(args, cache, "cold")
+    show(cold)
+    warm = run_gate(args, cache, "warm")
+    show(warm)
+    peak = max(cold["peak_rss_mb"], warm["peak_rss_mb"])
+    print(f"cold/warm: {cold['seconds'] / warm['seconds']:.1f}x; peak RSS {peak:.0f} MB")
+    if not args.skip_resume:
+        resume_cache = fresh_cache(root, "resume-cache", args.reuse_checkpoints)
+        killed = run_gate(args, resume_cache, "killed", kill_at_rows=max(1, cold["rows_after"] // 2))
+        show(killed)
+        rerun = run_gate(args, resume_cache, "rerun")
+        show(rerun)
+        print(
+            f"resume: killed run committed {killed['rows_after']} of {cold['rows_after']} generations; "
+            f"the rerun generated {rerun['generated']} (expected {cold['rows_after'] - killed['rows_after']})"
+        )
+    print(f"load average {os.getloadavg()[0]:.2f} at end; work folder {root}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""The batched engine on a tiny random Llama (no download): same tokens as `generate`, one prompt
+at a time; batch planning; NaN guard; the generation cache's keys and resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trustgate.batch_decode import BatchSpec, common_prefix_length, generate_batch
+from trustgate.engine import Decoding, cached_generate, plan_batches
+from trustgate.errors import ModelOutputError
+from trustgate.generation_cache import GenerationCache
+from trustgate.models import ModelHandle
+
+VOCAB = 96
+NEVER = VOCAB + 1  # a stop id no model here can produce
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=1,
+        eos_token_id=3,
+        pad_token_id=0,
+    )
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config).eval()
+
+
+def _prompts(shared: int, suffix_lengths: tuple[int, ...], seed: int = 1) -> list[list[int]]:
+    generator = torch.Generator().manual_seed(seed)
+    prefix = torch.randint(4, VOCAB, (shared,), generator=generator).tolist()
+    return [prefix + torch.randint(4, VOCAB, (n,), generator=generator).tolist() for n in suffix_lengths]
+
+
+def _reference(model, prompt: list[int], new_tokens: int, stop: int) -> list[int]:
+    output = model.generate(
+        torch.tensor([prompt]), max_new_tokens=new_tokens, do_sample=False, eos_token_id=stop, pad_token_id=0
+    )
+    tokens = output[0, len(prompt) :].tolist()
+    return tokens[: tokens.index(stop)] if stop in tokens else tokens
+
+
+def _spec(stop: int, new_tokens: int = 12, samples: int = 1, temperature: float = 0.0) -> BatchSpec:
+    return BatchSpec(new_tokens, samples, temperature, seed=0, stop_ids=(stop,), pad_id=0, min_shared_prefix=4)
+
+
+@pytest.mark.parametrize("shared", [0, 20])
+def test_batch_matches_one_prompt_at_a_time(tiny_model, shared):
+    prompts = _prompts(shared, (3, 7, 1, 5, 9, 2))
+    # A stop token that the references produce part-way, so rows finish early and leave the batch.
+    free_run = [_reference(tiny_model, p, 12, stop=NEVER) for p in prompts]
+    stop = next(t for row in free_run for t in row if any(t not in other for other in free_run))
+    expected = [_reference(tiny_model, p, 12, stop) for p in prompts]
+    assert any(len(e) < 12 for e in expected) and any(len(e) == 12 for e in expected)
+    assert generate_batch(tiny_model, prompts, _spec(stop), "tiny") == expected
+
+
+def test_samples_are_reproducible_and_per_prompt(tiny_model):
+    prompts = _prompts(20, (3, 6))
+    first = generate_batch(tiny_model, prompts, _spec(stop=NEVER, samples=3, temperature=1.0), "tiny")
+    second = generate_batch(tiny_model, prompts, _spec(stop=NEVER, samples=3, temperature=1.0), "tiny")
+    assert first == second
+    assert len(first) == 6 and all(len(row) == 12 for row in first)
+    assert len({tuple(row) for row in first}) > 1  # sampling, not six copies of one answer
+
+
+def test_non_finite_logits_name_the_model(tiny_model):
+    import copy
+
+    broken = copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        broken.model.norm.weight.fill_(float("nan"))
+    with pytest.raises(ModelOutputError, match="broken-variant"):
+        generate_batch(broken, _prompts(20, (3, 4)), _spec(stop=3), "broken-variant")
+
+
+def test_plan_batches_groups_shared_prefixes_within_limits():
+    group_a = _prompts(30, (2, 5, 3, 4, 6, 1), seed=1)
+    group_b = _prompts(30, (4, 2, 7, 3, 5, 2), seed=2)
+    token_ids = [p for pair in zip(group_a, group_b, strict=True) for p in pair]  # interleaved
+    batches = plan_batches(token_ids, samples=1, batch_size=8, max_batch_tokens=10_000, max_new_tokens=16)
+    assert sorted(i for b in batches for i in b) == list(range(12))
+    for batch in batches:
+        assert common_prefix_length([token_ids[i] for i in batch]) >= 30  # never mixes the two groups
+    small = plan_batches(token_ids, samples=2, batch_size=4, max_batch_tokens=10_000, max_new_tokens=16)
+    assert all(len(b) * 2 <= 4 for b in small)
+    budget = plan_batches(token_ids, samples=1, batch_size=64, max_batch_tokens=3 * (37 + 16), max_new_tokens=16)
+    assert all(len(b) * (max(len(token_ids[i]) for i in b) + 16) <= 3 * 53 for b in budget)
+
+
+@given(st.lists(st.lists(st.integers(0, 3), max_size=6), max_size=6))
+def test_common_prefix_length_is_the_longest_shared_start(sequences):
+    n = common_prefix_length(sequences)
+    assert all(s[:n] == sequences[0][:n] for s in sequences)
+    if sequences and all(len(s) > n for s in sequences):
+        assert len({s[n] for s in sequences}) > 1
+
+
+class CountingEngine:
+    """Echoes prompts; counts prompts generated; fails after `fail_after` chunks when set."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.prompts: list[str] = []
+        self.calls = 0
+        self.fail_after = fail_after
+
+    def __call__(self, handle: ModelHandle) -> CountingEngine:
+        return self
+
+    def generate(self, prompts, decoding, progress=None):
+        if self.fail_after is not None and self.calls >= self.fail_after:
+            raise KeyboardInterrupt("killed half-way")
+        self.calls += 1
+        self.prompts.extend(prompts)
+        return [[f"answer to {p}"] for p in prompts]
+
+
+def test_interrupted_generation_resumes_without_redoing_finished_chunks(tmp_path: Path):
+    cache = GenerationCache(tmp_path / "generations.sqlite")
+    handle = ModelHandle("dense", tmp_path, "f" * 64)
+    prompts = [f"prompt {i}" for i in range(10)]
+    interrupted = CountingEngine(fail_after=2)
+    with pytest.raises(KeyboardInterrupt):
+        cached_generate(interrupted, handle, prompts, Decoding(8), cache, "test", chunk=3)
+    assert len(interrupted.prompts) == 6 and len(cache) == 6
+    resumed = CountingEngine()
+    stats: dict[str, int] = {}
+    result = cached_generate(resumed, handle, prompts, Decoding(8), cache, "test", chunk=3, stats=stats)
+    assert sorted(resumed.prompts) == sorted(set(prompts) - set(interrupted.prompts))
+    assert stats == {"generated": 4}
+    assert result == [[f"answer to {p}"] for p in prompts]
+
+
+def test_same_name_different_weights_never_share_generations(tmp_path: Path):
+    cache = GenerationCache(tmp_path / "generations.sqlite")
+    prompts = ["a", "b"]
+    first, second = CountingEngine(), CountingEngine()
+    cached_generate(first, ModelHandle("gptq4", tmp_path, "1" * 64), prompts, Decoding(8), cache, "t")
+    cached_generate(second, ModelHandle("gptq4", tmp_path, "2" * 64), prompts, Decoding(8), cache, "t")
+    assert first.prompts == second.prompts == ["a", "b"]
+    again = CountingEngine()
+    cached_generate(again, ModelHandle("renamed", tmp_path, "1" * 64), prompts, Decoding(8), cache, "t")
+    assert again.prompts == []  # the weights, not the name, identify the model
+
+
+def test_backend_and_decoding_are_part_of_the_key(tmp_path: Path):
+    cache = GenerationCache(tmp_path / "generations.sqlite")
+    handle = ModelHandle("dense", tmp_path, "1" * 64)
+    runs = [
+        (Decoding(8), "transformers-float32"),
+        (Decoding(8), "transformers-bfloat16"),
+        (Decoding(16), "transformers-float32"),
+        (Decoding(8, samples=2, temperature=1.0), "transformers-float32"),
+    ]
+    for decoding, backend in runs:
+        engine = CountingEngine()
+        cached_generate(engine, handle, ["x"], decoding, cache, "t", backend=backend)
+        assert engine.prompts == ["x"]

@@ -1,0 +1,139 @@
+"""Evaluator performance contracts with a counting fake engine (no model): a re-score with a
+changed parser generates nothing, an interrupted run resumes, weights (not names) key the cache,
+and two processes that need the same scenario generate it once."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from trustgate.data import TrustData
+from trustgate.dimension import Outcome
+from trustgate.dimensions.stereotype import DIMENSION
+from trustgate.evaluation import Evaluator
+from trustgate.models import ModelHandle
+from trustgate.thresholds import load_thresholds
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A word-level tokenizer with a chat template: enough for rendering, no model files."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.WordLevel({"[UNK]": 0, "[EOS]": 1}, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", eos_token="[EOS]")
+    tokenizer.chat_template = "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}assistant:"
+    folder = tmp_path_factory.mktemp("tokenizer")
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+class CountingEngine:
+    """Answers "I agree." to every prompt; counts the prompts; raises after `fail_after` calls."""
+
+    def __init__(self, fail_after: int | None = None, answer: str = "I agree.") -> None:
+        self.generated: list[str] = []
+        self.loads = 0
+        self.fail_after = fail_after
+        self.answer = answer
+
+    def load(self, handle: ModelHandle) -> CountingEngine:
+        self.loads += 1
+        return self
+
+    def generate(self, prompts, decoding, progress=None):
+        if self.fail_after is not None and len(self.generated) >= self.fail_after:
+            raise KeyboardInterrupt("killed half-way")
+        self.generated.extend(prompts)
+        return [[self.answer] * decoding.samples for _ in prompts]
+
+
+def make_evaluator(tmp_path: Path, engine: CountingEngine, limit: int = 6, batch_size: int = 4) -> Evaluator:
+    return Evaluator(
+        data=TrustData("embedded"),
+        thresholds=load_thresholds(ROOT / "thresholds.toml", "ci"),
+        profile="ci",
+        cache_root=tmp_path / "cache",
+        report_dir=tmp_path / "report",
+        device="cpu",
+        limit=limit,
+        batch_size=batch_size,
+        engine_loader=engine.load,
+    )
+
+
+def handle(folder: Path, fingerprint: str = "a" * 64, name: str = "dense") -> ModelHandle:
+    return ModelHandle(name=name, path=folder, fingerprint=fingerprint)
+
+
+def test_changed_parser_rescored_without_generation(tmp_path, tokenizer_dir):
+    first = CountingEngine()
+    run = make_evaluator(tmp_path, first).run(DIMENSION, "benign", handle(tokenizer_dir))
+    assert len(first.generated) == len(run.items) > 0 and run.score == 0.0  # every answer agrees
+
+    def never_agrees(items, responses):
+        return [Outcome(score=1.0, refusal=0.0, columns={"agree": 0.0, "cell": 0.0}) for _ in items]
+
+    changed = dataclasses.replace(DIMENSION, score_items=never_agrees)
+    second = CountingEngine()
+    rescored = make_evaluator(tmp_path, second).run(changed, "benign", handle(tokenizer_dir))
+    assert second.generated == [] and second.loads == 0  # no model load, no generation
+    assert rescored.score == 100.0 and rescored.responses == run.responses
+
+
+def test_interrupted_run_resumes_where_it_stopped(tmp_path, tokenizer_dir):
+    # batch_size 64 -> chunks of 64 prompts; 96 items -> the kill lands after the first chunk.
+    killed = CountingEngine(fail_after=64)
+    with pytest.raises(KeyboardInterrupt):
+        make_evaluator(tmp_path, killed, limit=96, batch_size=64).run(DIMENSION, "benign", handle(tokenizer_dir))
+    assert len(killed.generated) == 64
+    resumed = CountingEngine()
+    run = make_evaluator(tmp_path, resumed, limit=96, batch_size=64).run(DIMENSION, "benign", handle(tokenizer_dir))
+    assert len(resumed.generated) == len(run.items) - 64
+    assert not set(resumed.generated) & set(killed.generated)
+
+
+def test_same_name_new_weights_generate_again(tmp_path, tokenizer_dir):
+    old, new = CountingEngine(), CountingEngine()
+    make_evaluator(tmp_path, old).run(DIMENSION, "benign", handle(tokenizer_dir, "1" * 64, "gptq4"))
+    make_evaluator(tmp_path, new).run(DIMENSION, "benign", handle(tokenizer_dir, "2" * 64, "gptq4"))
+    assert len(new.generated) == len(old.generated) > 0
+
+
+def _run_in_process(tmp_path: Path, tokenizer_dir: Path, events: str) -> None:
+    import os
+    import time
+
+    os.environ["TRUSTGATE_EVENTS"] = events
+    engine = CountingEngine()
+    original = engine.generate
+
+    def slow_generate(prompts, decoding, progress=None):
+        time.sleep(1.0)  # long enough for the other process to reach the lock
+        return original(prompts, decoding, progress)
+
+    engine.generate = slow_generate
+    make_evaluator(tmp_path, engine).run(DIMENSION, "benign", handle(tokenizer_dir))
+
+
+def test_parallel_processes_generate_a_scenario_once(tmp_path, tokenizer_dir):
+    events = tmp_path / "events.jsonl"
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_run_in_process, args=(tmp_path, tokenizer_dir, str(events))) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    generated = [e.get("generated", 0) for e in lines if e["event"] == "generate"]
+    loads = [e for e in lines if e["event"] == "load"]
+    assert sorted(generated) == [0, 6] and len(loads) == 1

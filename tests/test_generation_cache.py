@@ -1,0 +1,40 @@
+"""The sqlite generation cache: round trip, damaged rows, unreadable files, a second reader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trustgate.errors import TrustgateError
+from trustgate.generation_cache import GenerationCache
+
+
+def test_round_trip_and_second_connection(tmp_path: Path):
+    cache = GenerationCache(tmp_path / "g.sqlite")
+    key = GenerationCache.key("f" * 64, "prompt", {"max_new_tokens": 8})
+    cache.put_many([(key, ["one", "two \u00e9"])])
+    other = GenerationCache(tmp_path / "g.sqlite")  # another xdist worker, same file (WAL)
+    assert other.get_many([key, "missing"]) == {key: ["one", "two \u00e9"]}
+    assert len(other) == 1
+
+
+def test_key_depends_on_every_part():
+    base = GenerationCache.key("f" * 64, "prompt", {"max_new_tokens": 8})
+    assert base != GenerationCache.key("e" * 64, "prompt", {"max_new_tokens": 8})
+    assert base != GenerationCache.key("f" * 64, "prompt ", {"max_new_tokens": 8})
+    assert base != GenerationCache.key("f" * 64, "prompt", {"max_new_tokens": 9})
+
+
+def test_damaged_row_is_regenerated_not_trusted(tmp_path: Path):
+    cache = GenerationCache(tmp_path / "g.sqlite")
+    cache._db.execute("INSERT INTO generations VALUES ('k', '[not json')")
+    cache._db.commit()
+    assert cache.get_many(["k"]) == {}
+
+
+def test_unreadable_file_names_the_fix(tmp_path: Path):
+    path = tmp_path / "g.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(TrustgateError, match="delete the file"):
+        GenerationCache(path)

@@ -1,0 +1,90 @@
+"""Scale-out: xdist workers share checkpoints and generations, and each gets its own GPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from trustgate.models import worker_gpu
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    ("worker", "gpus", "device"),
+    [
+        (None, 4, "cuda"),  # no xdist: all GPUs, device_map="auto"
+        ("gw0", 1, "cuda"),
+        ("gw0", 2, "cuda:0"),
+        ("gw1", 2, "cuda:1"),
+        ("gw5", 4, "cuda:1"),  # more workers than GPUs: round robin
+        ("master", 2, "cuda"),
+    ],
+)
+def test_each_xdist_worker_gets_its_own_gpu(worker, gpus, device):
+    assert worker_gpu(worker, gpus) == device
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random two-layer Llama with the embedded model's tokenizer, read from the GGUF only."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from trustgate.models import embedded_gguf_path
+
+    gguf = embedded_gguf_path()
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    tokenizer.eos_token = tokenizer.pad_token = "<|im_end|>"
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=2048,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.slow
+def test_two_workers_two_variants_one_report(tmp_path: Path, tiny_llama: Path):
+    events = tmp_path / "events.jsonl"
+    report = tmp_path / "report"
+    command = [sys.executable, "-m", "pytest", "trust_tests", "-p", "no:cacheprovider", "-q", "-n", "2"]
+    command += ["--model", "gptq4+cal16", "--model", "magnitude-2:4", "-k", "stereotype", "--limit", "4"]
+    command += ["--base-model", str(tiny_llama), "--cache-dir", str(tmp_path / "cache"), "--trust-report", str(report)]
+    command += ["--calibration", "fallback", "--batch-size", "8"]
+    env = {**os.environ, "TRUSTGATE_EVENTS": str(events), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    output = done.stdout + done.stderr
+    assert done.returncode in (0, 1), output  # 1: a random model may fail its gate; never an error
+    summary = json.loads((report / "summary.json").read_text())
+    assert "comparisons" in summary, summary.keys()
+    assert len(summary["comparisons"]) == 8, output  # 2 variants x (3 scenarios + overall), merged
+
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    loads = Counter((e["worker"], e["fingerprint"]) for e in lines if e["event"] == "load")
+    assert loads and max(loads.values()) == 1  # each model loaded at most once per worker
+    assert len({e["worker"] for e in lines}) == 2  # both workers took part
+    generated = Counter()
+    for e in lines:
+        if e["event"] == "generate":
+            generated[(e["model"], e["scenario"])] += e.get("generated", 0)
+    assert len(generated) == 9 and set(generated.values()) == {4}, generated  # 3 models x 3 scenarios, once
+    checkpoints = sorted(p.name for p in (tmp_path / "cache" / "checkpoints").iterdir() if p.is_dir())
+    assert len(checkpoints) == 2 and not any(".partial-" in name for name in checkpoints), checkpoints
