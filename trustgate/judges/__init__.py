@@ -1,0 +1,1 @@
+"""Judges: models or services that score a response where a phrase list cannot (toxicity)."""
