@@ -84,10 +84,9 @@ def grouped_mean(columns: Mapping[str, np.ndarray], value: str = "score") -> flo
     values = columns[value]
     subtasks = columns.get("subtask", np.zeros_like(values))
     tasks = columns.get("task", subtasks)
-    sub_ids, sub_index = np.unique(subtasks, return_inverse=True)
+    _, first, sub_index = np.unique(subtasks, return_index=True, return_inverse=True)
     sub_means = np.bincount(sub_index, weights=values) / np.bincount(sub_index)
     # each sub-task belongs to one task: take the task of its first item
-    first = np.array([np.flatnonzero(sub_index == k)[0] for k in range(len(sub_ids))])
     _, task_index = np.unique(tasks[first], return_inverse=True)
     task_means = np.bincount(task_index, weights=sub_means) / np.bincount(task_index)
     return float(100.0 * task_means.mean())
