@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from trustgate.data import TrustData
 from trustgate.dimension import Item, outcome_columns
 from trustgate.dimensions import ood
+from trustgate.errors import MissingDataError
 
 DT_DATA = Path(__file__).resolve().parents[2] / "shared" / "decodingtrust"
 
@@ -93,3 +94,8 @@ def test_decodingtrust_sub_tasks():
 def test_judgements_never_crash(text, label):
     assert len(ood.knowledge_judgement(text, label, "x")) == 2
     assert len(ood.style_judgement(text, "negative")) == 2
+
+
+def test_hub_layout_fails_closed_with_a_reason():
+    with pytest.raises(MissingDataError, match="another layout"):
+        ood.load(TrustData("hub"), "style_zero_shot")

@@ -22,7 +22,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from trustgate.data import TrustData
+from trustgate.data import HUB_DATASET, TrustData
 from trustgate.dimension import Dimension, Item, Outcome, ScenarioData
 from trustgate.dimensions.classification import (
     MAX_NEW_TOKENS,
@@ -126,6 +126,14 @@ def _source(data: TrustData, relative: str) -> tuple[dict[str, Any], str, tuple[
     if data.mode == "embedded":
         raw = probes.knowledge_data() if relative == KNOWLEDGE_FILE else probes.style_data()
         return raw, "trustgate OOD probes", probes.DEMO_DOMAINS
+    if data.mode == "hub":
+        # the hub keeps OOD as ood/knowledge.jsonl and ood/style.jsonl, re-shaped rows that
+        # this loader does not read; fail closed rather than guess their schema
+        raise MissingDataError(
+            f"{HUB_DATASET}:{relative}",
+            "the hub stores the OOD data in another layout (ood/*.jsonl) that trustgate does not read",
+            "pass --trust-data PATH to a DecodingTrust data/ folder (ood/knowledge.json, ood/style.json)",
+        )
     with open(fetch_file(data, relative), encoding="utf-8") as handle:
         return json.load(handle), f"DecodingTrust {relative}", DT_DEMO_DOMAINS
 
