@@ -7,10 +7,11 @@ from pathlib import Path
 
 from compressors.variants import VariantSpec, parse_variants
 from trustgate.data import TrustData, resolve_trust_data
+from trustgate.dimensions import all_dimensions
 from trustgate.errors import TrustgateError
 from trustgate.models import EMBEDDED_BASE_MODEL
 from trustgate.storage import default_cache_root
-from trustgate.thresholds import Thresholds, load_thresholds
+from trustgate.thresholds import Thresholds, check_scenario_names, load_thresholds
 
 DEFAULT_VARIANT = "gptq4"
 CALIBRATION_SOURCES = ("auto", "c4", "fallback")
@@ -55,12 +56,14 @@ def build_settings(
             f"--calibration {calibration}", "unknown source", f"choose {', '.join(CALIBRATION_SOURCES)}"
         )
     thresholds_path = Path(thresholds).expanduser()
+    policy = load_thresholds(thresholds_path, profile)
+    check_scenario_names(policy, thresholds_path, {d.name: d.scenarios for d in all_dimensions().values()})
     return Settings(
         variants=tuple(parse_variants(models or [DEFAULT_VARIANT])),
         base_model=base_model or EMBEDDED_BASE_MODEL,
         data=resolve_trust_data(trust_data),
         thresholds_path=thresholds_path,
-        thresholds=load_thresholds(thresholds_path, profile),
+        thresholds=policy,
         profile=profile,
         cache_root=Path(cache_dir).expanduser() if cache_dir else default_cache_root(),
         report_dir=Path(report_dir),

@@ -111,6 +111,19 @@ class Thresholds(_Strict):
         return self.profiles[profile].dimensions.get(dimension, EvaluationSize())
 
 
+def check_scenario_names(thresholds: Thresholds, path: Path, scenarios: dict[str, tuple[str, ...]]) -> None:
+    """Scenario overrides must name a scenario the dimension has (a typo would be ignored)."""
+    for dimension, policy in thresholds.dimensions.items():
+        known = scenarios.get(dimension, ())
+        for scenario in policy.scenarios:
+            if scenario not in known:
+                raise TrustgateError(
+                    f"thresholds file {path}",
+                    f"dimensions.{dimension}.scenarios.{scenario}: unknown scenario",
+                    f"valid scenarios of {dimension}: {', '.join(known)}",
+                )
+
+
 def _check_dimension_names(mapping: dict, where: str) -> None:
     unknown = sorted(set(mapping) - set(DIMENSION_NAMES))
     if unknown:
