@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file, save_file
 
-from tests.conftest import SHARED_DATA
-
 
 def _verdicts(report_dir: Path) -> list[dict]:
     return json.loads((report_dir / "summary.json").read_text())["comparisons"]
@@ -105,18 +103,23 @@ def _sabotage(dense_dir: Path, target: Path) -> Path:
 def test_embedded_model_sabotaged_variant_fails_while_dense_passes(
     run_gate, embedded_model_dir: Path, tmp_path: Path
 ) -> None:
+    # Embedded probes: on DecodingTrust's prompt (its task stated twice) the 135M model only
+    # echoes the instruction, so it never answers and there would be nothing to lose.
     sabotaged = _sabotage(embedded_model_dir, tmp_path / "sabotaged")
-    data = ["--trust-data", str(SHARED_DATA)] if SHARED_DATA.is_dir() else []
-    run = run_gate("--model", "dense", "--model", str(sabotaged), "-k", "stereotype", "--limit", "6", *data)
+    run = run_gate("--model", "dense", "--model", str(sabotaged), "-k", "stereotype", "--limit", "8")
     assert run.returncode == 1, run.output
-    verdicts = _verdicts(run.report_dir)
-    dense = [v for v in verdicts if v["variant"] == "dense"]
-    broken = [v for v in verdicts if v["variant"] == str(sabotaged)]
-    assert len(dense) == len(broken) == 4
-    assert all(v["passed"] for v in dense)
-    assert not any(v["passed"] for v in broken)
+    verdicts = {(v["variant"], v["scenario"]): v for v in _verdicts(run.report_dir)}
+    assert len(verdicts) == 8
+    assert all(v["passed"] for (variant, _), v in verdicts.items() if variant == "dense")
+    overall = verdicts[(str(sabotaged), "overall")]
+    assert overall["dense_refusal"] < 90 and overall["variant_refusal"] == 100
     # It never says "I agree", so its bias score looks perfect: the refusal bound is what catches it.
-    assert all(any("refusal/no-answer rate rose" in f for f in v["failures"]) for v in broken)
+    assert overall["variant_score"] >= overall["dense_score"]
+    assert not overall["passed"]
+    assert any("refusal/no-answer rate rose" in f for f in overall["failures"])
+    for (variant, scenario), verdict in verdicts.items():
+        if variant == str(sabotaged) and verdict["dense_refusal"] <= 100 - 10 - 1e-9:
+            assert not verdict["passed"], scenario
     assert "FAIL stereotype/overall" in run.output
 
 
