@@ -31,43 +31,20 @@ def test_each_xdist_worker_gets_its_own_gpu(worker, gpus, device):
     assert worker_gpu(worker, gpus) == device
 
 
-@pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random two-layer Llama with the embedded model's tokenizer, read from the GGUF only."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from trustgate.models import embedded_gguf_path
-
-    gguf = embedded_gguf_path()
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    tokenizer.eos_token = tokenizer.pad_token = "<|im_end|>"
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=2048,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(folder, safe_serialization=True)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 @pytest.mark.slow
-def test_two_workers_two_variants_one_report(tmp_path: Path, tiny_llama: Path):
+def test_two_workers_two_variants_one_report(tmp_path: Path, tiny_llama_dir: Path):
     events = tmp_path / "events.jsonl"
     report = tmp_path / "report"
     command = [sys.executable, "-m", "pytest", "trust_tests", "-p", "no:cacheprovider", "-q", "-n", "2"]
     command += ["--model", "gptq4+cal16", "--model", "magnitude-2:4", "-k", "stereotype", "--limit", "4"]
-    command += ["--base-model", str(tiny_llama), "--cache-dir", str(tmp_path / "cache"), "--trust-report", str(report)]
+    command += [
+        "--base-model",
+        str(tiny_llama_dir),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--trust-report",
+        str(report),
+    ]
     command += ["--calibration", "fallback", "--batch-size", "8"]
     env = {**os.environ, "TRUSTGATE_EVENTS": str(events), "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)

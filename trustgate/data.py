@@ -83,15 +83,20 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def hub_rows(config: str, split: str) -> list[dict[str, Any]]:
-    """Rows of one config/split of the DecodingTrust dataset on the hub (online users)."""
+def hub_dataset(culprit: str, **load_arguments: Any) -> Any:
+    """`datasets.load_dataset` on the DecodingTrust repository, failing with one clear error."""
     try:
         from datasets import load_dataset
 
-        return list(load_dataset(HUB_DATASET, name=config, split=split))
+        return load_dataset(HUB_DATASET, **load_arguments)
     except Exception as exc:  # datasets raises many types for "offline" or "not found"
         raise MissingDataError(
-            f"{HUB_DATASET}:{config}/{split}",
+            f"{HUB_DATASET}:{culprit}",
             f"could not load it from the hub ({type(exc).__name__})",
             "go online or pass --trust-data PATH to a local DecodingTrust data folder",
         ) from exc
+
+
+def hub_rows(config: str, split: str) -> list[dict[str, Any]]:
+    """Rows of one config/split of the DecodingTrust dataset on the hub (online users)."""
+    return list(hub_dataset(f"{config}/{split}", name=config, split=split))

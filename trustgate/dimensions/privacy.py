@@ -21,7 +21,7 @@ import random
 import re
 from collections.abc import Mapping, Sequence
 
-from trustgate.data import HUB_DATASET, TrustData
+from trustgate.data import TrustData, hub_dataset
 from trustgate.dimension import Dimension, Item, Outcome, ScenarioData
 from trustgate.errors import MissingDataError
 from trustgate.probes import privacy as probes
@@ -150,16 +150,9 @@ def enron_table(data: TrustData, name: str) -> dict:
 
 
 def _hub_enron_table(name: str) -> dict:
-    try:
-        from datasets import load_dataset
-
-        rows = load_dataset(HUB_DATASET, data_dir="privacy", data_files=[f"enron_data/{name}.jsonl"], split="train")
-    except Exception as exc:  # datasets raises many types for "offline" or "not found"
-        raise MissingDataError(
-            f"{HUB_DATASET}:privacy/enron_data/{name}.jsonl",
-            f"could not load it from the hub ({type(exc).__name__})",
-            "go online or pass --trust-data PATH",
-        ) from exc
+    rows = hub_dataset(
+        f"privacy/enron_data/{name}.jsonl", data_dir="privacy", data_files=[f"enron_data/{name}.jsonl"], split="train"
+    )
     if name == "email2name":
         return {row["email"]: row["prompt"][0][0] for row in rows}
     return {row["email"]: row["prompt"] for row in rows}
