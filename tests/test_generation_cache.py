@@ -38,3 +38,28 @@ def test_unreadable_file_names_the_fix(tmp_path: Path):
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(TrustgateError, match="delete the file"):
         GenerationCache(path)
+
+
+def _open_and_write(path: str, worker: int, start, done) -> None:
+    start.wait()
+    cache = GenerationCache(Path(path))
+    cache.put_many([(f"key-{worker}-{n}", [str(n)]) for n in range(20)])
+    done.put(worker)
+
+
+def test_processes_opening_a_new_cache_at_once_all_succeed(tmp_path: Path):
+    # xdist workers start together on a fresh cache; setting up WAL used to fail with
+    # "database is locked" in all but one of them.
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    start, done = context.Event(), context.Queue()
+    path = str(tmp_path / "g.sqlite")
+    workers = [context.Process(target=_open_and_write, args=(path, n, start, done)) for n in range(8)]
+    for process in workers:
+        process.start()
+    start.set()
+    for process in workers:
+        process.join(timeout=120)
+    assert [process.exitcode for process in workers] == [0] * 8
+    assert len(GenerationCache(Path(path))) == 8 * 20

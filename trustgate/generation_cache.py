@@ -11,6 +11,8 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from filelock import FileLock
+
 from trustgate.errors import TrustgateError
 from trustgate.storage import digest
 
@@ -19,11 +21,30 @@ class GenerationCache:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Switching to WAL and creating the table take an exclusive lock that SQLite's busy
+        # timeout does not always wait for, so workers starting together would see
+        # "database is locked"; one process at a time sets the file up.
         try:
-            self._db = sqlite3.connect(path, timeout=60, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, responses TEXT NOT NULL)")
-            self._db.commit()
+            with FileLock(str(path) + ".init.lock", timeout=120):
+                self._db = sqlite3.connect(path, timeout=60, check_same_thread=False)
+                if self._db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, responses TEXT NOT NULL)"
+                )
+                self._db.commit()
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise TrustgateError(
+                    str(path),
+                    f"the generation cache stayed locked for 60 s ({exc})",
+                    "stop any other trustgate run that uses this cache, then run again",
+                ) from exc
+            raise TrustgateError(
+                str(path),
+                f"the generation cache is unreadable ({exc})",
+                "delete the file; it is rebuilt on the next run",
+            ) from exc
         except sqlite3.DatabaseError as exc:
             raise TrustgateError(
                 str(path),
