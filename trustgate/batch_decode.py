@@ -18,7 +18,9 @@ from typing import Any
 
 import torch
 
+from trustgate import prefix_attention
 from trustgate.errors import ModelOutputError
+from trustgate.prefix_attention import PrefixCache
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class BatchSpec:
     stop_ids: tuple[int, ...]
     pad_id: int
     min_shared_prefix: int = 16
+    # False: transformers' own cache with the prefix copied per row (the reference path).
+    shared_prefix_attention: bool = True
 
 
 def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
@@ -56,8 +60,11 @@ def _left_padded(suffixes: list[list[int]], pad_id: int) -> tuple[torch.Tensor, 
     return ids, mask
 
 
-class _Rows:
-    """The rows still generating: attention mask, next position and cache, shrunk together."""
+class _CopiedCacheRows:
+    """transformers' own cache with the prefix copied to every row: any architecture.
+
+    Attention mask, next position and cache shrink together when rows are dropped.
+    """
 
     def __init__(self, mask: torch.Tensor, positions: torch.Tensor, cache: Any) -> None:
         self.alive = torch.arange(mask.shape[0])
@@ -71,6 +78,47 @@ class _Rows:
         self.next_position = self.next_position[local]
         self.cache.batch_select_indices(local)
 
+    def step(self, model: Any, chosen: torch.Tensor) -> torch.Tensor:
+        self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
+        output = model(
+            input_ids=chosen.unsqueeze(1),
+            attention_mask=self.mask,
+            position_ids=self.next_position,
+            past_key_values=self.cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        self.next_position = self.next_position + 1
+        return output.logits[:, -1, :].float()
+
+
+class _SharedPrefixRows:
+    """The prefix's keys and values held once (see prefix_attention); rows written in place."""
+
+    def __init__(self, positions: torch.Tensor, cache: PrefixCache) -> None:
+        self.alive = torch.arange(positions.shape[0])
+        self.next_position = positions[:, -1:] + 1
+        self.cache = cache
+
+    def keep(self, local: torch.Tensor) -> None:
+        self.alive = self.alive[local]
+        self.next_position = self.next_position[local]
+        self.cache.select_rows(local.to(self.next_position.device))
+
+    def step(self, model: Any, chosen: torch.Tensor) -> torch.Tensor:
+        self.cache.begin(torch.ones_like(chosen, dtype=torch.bool).unsqueeze(1))
+        output = model(
+            input_ids=chosen.unsqueeze(1),
+            position_ids=self.next_position,
+            past_key_values=self.cache,
+            use_cache=True,
+            logits_to_keep=1,
+            trustgate_cache=self.cache,
+        )
+        self.cache.advance(1)
+        self.next_position = self.next_position + 1
+        return output.logits[:, -1, :].float()
+
 
 def _check_finite(logits: torch.Tensor, model_name: str) -> None:
     if not torch.isfinite(logits).all():
@@ -81,23 +129,36 @@ def _check_finite(logits: torch.Tensor, model_name: str) -> None:
         )
 
 
-def _prefill(model: Any, token_ids: list[list[int]], spec: BatchSpec) -> tuple[torch.Tensor, _Rows]:
-    from transformers import DynamicCache
-
-    device = model.device
+def _split(token_ids: list[list[int]], spec: BatchSpec) -> tuple[list[list[int]], int]:
+    """Rows (prompts x samples) and the length of the prefix all of them share."""
     rows = [ids for ids in token_ids for _ in range(spec.samples)]
     # At least one token per row stays outside the shared part: its logits start generation.
     shared = min(common_prefix_length(token_ids), min(len(ids) for ids in token_ids) - 1)
     if shared < spec.min_shared_prefix or len(rows) == 1:
         shared = 0
+    return rows, shared
+
+
+def _suffix_inputs(rows: list[list[int]], shared: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Left-padded suffixes, their mask, and positions that skip the padding."""
+    suffix_ids, suffix_mask = _left_padded([ids[shared:] for ids in rows], pad_id)
+    positions = (shared + suffix_mask.cumsum(dim=1) - 1).clamp(min=shared)
+    return suffix_ids, suffix_mask, positions
+
+
+def _prefill_copied(model: Any, token_ids: list[list[int]], spec: BatchSpec) -> tuple[torch.Tensor, _CopiedCacheRows]:
+    from transformers import DynamicCache
+
+    device = model.device
+    rows, shared = _split(token_ids, spec)
     cache = DynamicCache(config=model.config)
     if shared:
         prefix = torch.tensor([rows[0][:shared]], dtype=torch.long, device=device)
         model(input_ids=prefix, past_key_values=cache, use_cache=True, logits_to_keep=1)
         cache.batch_repeat_interleave(len(rows))
-    suffix_ids, suffix_mask = _left_padded([ids[shared:] for ids in rows], spec.pad_id)
+    suffix_ids, suffix_mask, positions = _suffix_inputs(rows, shared, spec.pad_id)
     mask = torch.cat([torch.ones((len(rows), shared), dtype=torch.long), suffix_mask], dim=1).to(device)
-    positions = (shared + suffix_mask.cumsum(dim=1) - 1).clamp(min=shared).to(device)
+    positions = positions.to(device)
     output = model(
         input_ids=suffix_ids.to(device),
         attention_mask=mask,
@@ -106,7 +167,70 @@ def _prefill(model: Any, token_ids: list[list[int]], spec: BatchSpec) -> tuple[t
         use_cache=True,
         logits_to_keep=1,
     )
-    return output.logits[:, -1, :].float(), _Rows(mask, positions, cache)
+    return output.logits[:, -1, :].float(), _CopiedCacheRows(mask, positions, cache)
+
+
+def distinct_heads(tails: list[list[int]], min_length: int) -> tuple[list[list[int]], list[int]]:
+    """Rows' token lists grouped by a common head that is computed once per group.
+
+    Returns the heads and each row's group. A group's head is what all its rows share, at
+    least `min_length` tokens (a lone row's head is all but its last token); every row keeps at
+    least one token after its head. A row joins the group before it (in token order) unless
+    that would halve the group's head, so one short common start does not merge groups.
+    """
+    order = sorted(range(len(tails)), key=lambda row: tails[row])
+    members: list[list[int]] = []
+    head_lengths: list[int] = []
+    for row in order:
+        tail = tails[row]
+        if members:
+            common = min(common_prefix_length([tails[members[-1][0]], tail]), len(tail) - 1)
+            current = head_lengths[-1]
+            if common >= min_length and (len(members[-1]) == 1 or 2 * common >= current):
+                members[-1].append(row)
+                head_lengths[-1] = min(current, common)
+                continue
+        members.append([row])
+        head_lengths.append(max(len(tail) - 1, 0))
+    group_of = [0] * len(tails)
+    for group, rows in enumerate(members):
+        for row in rows:
+            group_of[row] = group
+    heads = [tails[rows[0]][:length] for rows, length in zip(members, head_lengths, strict=True)]
+    return heads, group_of
+
+
+def _prefill_shared(model: Any, token_ids: list[list[int]], spec: BatchSpec) -> tuple[torch.Tensor, _SharedPrefixRows]:
+    """Three stages: the batch's shared prefix once; each group's head once (copied to its
+    rows); then every row's remaining tokens. See prefix_attention for the decode side."""
+    device = model.device
+    rows, shared = _split(token_ids, spec)
+    cache = PrefixCache(model.config.num_hidden_layers)
+    forward = {"past_key_values": cache, "use_cache": True, "logits_to_keep": 1, "trustgate_cache": cache}
+    if shared:
+        cache.filling_prefix = True
+        prefix = torch.tensor([rows[0][:shared]], dtype=torch.long, device=device)
+        model(input_ids=prefix, position_ids=torch.arange(shared, device=device).unsqueeze(0), **forward)
+
+    tails = [ids[shared:] for ids in rows]
+    heads, group_of = distinct_heads(tails, spec.min_shared_prefix)
+    head_width = max(len(head) for head in heads)
+    rests = [tail[len(heads[group]) :] for tail, group in zip(tails, group_of, strict=True)]
+    rest_ids, rest_mask = _left_padded(rests, spec.pad_id)
+    cache.start_rows(len(heads), capacity=head_width + rest_ids.shape[1] + spec.max_new_tokens, device=device)
+    if head_width:
+        head_ids, head_mask, head_positions = _suffix_inputs(heads, 0, spec.pad_id)
+        cache.begin(head_mask.bool().to(device))
+        model(input_ids=head_ids.to(device), position_ids=(shared + head_positions).to(device), **forward)
+        cache.advance(head_width)
+    cache.select_rows(torch.tensor(group_of, device=device))
+
+    head_lengths = torch.tensor([len(heads[group]) for group in group_of]).unsqueeze(1)
+    positions = (shared + head_lengths + rest_mask.cumsum(dim=1) - 1).clamp(min=0).to(device)
+    cache.begin(rest_mask.bool().to(device))
+    output = model(input_ids=rest_ids.to(device), position_ids=positions, **forward)
+    cache.advance(rest_ids.shape[1])
+    return output.logits[:, -1, :].float(), _SharedPrefixRows(positions, cache)
 
 
 def _choose(logits: torch.Tensor, spec: BatchSpec, generator: torch.Generator) -> torch.Tensor:
@@ -119,8 +243,16 @@ def _choose(logits: torch.Tensor, spec: BatchSpec, generator: torch.Generator) -
 @torch.inference_mode()
 def generate_batch(model: Any, token_ids: list[list[int]], spec: BatchSpec, model_name: str) -> list[list[int]]:
     """New token ids (stop token excluded) for every row: prompt i's samples at i*samples + s."""
+    longest = max(len(ids) for ids in token_ids) + spec.max_new_tokens
+    if spec.shared_prefix_attention and prefix_attention.supports(model, longest):
+        with prefix_attention.prefix_attention(model):
+            return _decode(model, token_ids, spec, model_name, _prefill_shared)
+    return _decode(model, token_ids, spec, model_name, _prefill_copied)
+
+
+def _decode(model: Any, token_ids: list[list[int]], spec: BatchSpec, model_name: str, prefill: Any) -> list[list[int]]:
     generator = torch.Generator().manual_seed(spec.seed)
-    logits, rows = _prefill(model, token_ids, spec)
+    logits, rows = prefill(model, token_ids, spec)
     total = logits.shape[0]
     generated: list[list[int]] = [[] for _ in range(total)]
     stop = torch.tensor(spec.stop_ids or [-1], device=logits.device)
@@ -147,19 +279,5 @@ def generate_batch(model: Any, token_ids: list[list[int]], spec: BatchSpec, mode
             # Finished rows kept for now are fed a pad token; what they produce is discarded.
             chosen = torch.where(still, chosen, torch.full_like(chosen, spec.pad_id))
             rows.alive = torch.where(still, rows.alive, torch.full_like(rows.alive, -1))
-        logits = _step(model, rows, chosen)
+        logits = rows.step(model, chosen)
     return generated
-
-
-def _step(model: Any, rows: _Rows, chosen: torch.Tensor) -> torch.Tensor:
-    rows.mask = torch.cat([rows.mask, torch.ones_like(rows.mask[:, :1])], dim=1)
-    output = model(
-        input_ids=chosen.unsqueeze(1),
-        attention_mask=rows.mask,
-        position_ids=rows.next_position,
-        past_key_values=rows.cache,
-        use_cache=True,
-        logits_to_keep=1,
-    )
-    rows.next_position = rows.next_position + 1
-    return output.logits[:, -1, :].float()
