@@ -1,13 +1,18 @@
-"""One batch of generation: shared prompt prefix computed once, rows dropped as they finish.
+"""One batch of generation: shared prompt parts computed once, rows dropped as they finish.
 
 Why not `model.generate`: DecodingTrust prompts of one scenario share a long system prompt and
-task description (170 of ~180 tokens in the stereotype benign scenario). Here the shared prefix
-is run once with batch size 1 and its KV cache copied to every row, so a batch of 64 prompts
-pays the prefix once instead of 64 times. Rows that reached a stop token leave the batch, so
-the last long answer does not drag finished rows through every step.
+task description (170 of ~180 tokens in the stereotype benign scenario), and in the targeted
+scenario prompts about one group share a second, longer head. Here the batch-wide prefix runs
+once with batch size 1, each group's head runs once, and only what is left of each prompt runs
+per row. Rows that reached a stop token leave the batch, so the last long answer does not drag
+finished rows through every step.
 
-Layout of row r: [shared prefix][left padding][own suffix][generated ...]. Padding is masked
-out and position ids skip it, so every row sees exactly the positions it would see alone.
+Two paths share the decode loop. For the architectures `prefix_attention` supports, the prefix's
+keys and values are held once and each row's cache is a preallocated buffer written in place
+(no copy per step, no per-head duplication); any other model runs on transformers' own cache
+with the prefix copied to every row (layout [prefix][left padding][own suffix][generated ...],
+padding masked and skipped by position ids, so every row sees the positions it would see alone).
+Both give the tokens `generate` gives one prompt at a time (tests/test_prefix_attention.py).
 """
 
 from __future__ import annotations
@@ -186,9 +191,10 @@ def distinct_heads(tails: list[list[int]], min_length: int) -> tuple[list[list[i
         if members:
             common = min(common_prefix_length([tails[members[-1][0]], tail]), len(tail) - 1)
             current = head_lengths[-1]
-            if common >= min_length and (len(members[-1]) == 1 or 2 * common >= current):
+            joined = min(current, common)
+            if joined >= min_length and (len(members[-1]) == 1 or 2 * joined >= current):
                 members[-1].append(row)
-                head_lengths[-1] = min(current, common)
+                head_lengths[-1] = joined
                 continue
         members.append([row])
         head_lengths.append(max(len(tail) - 1, 0))
