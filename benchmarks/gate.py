@@ -56,7 +56,8 @@ def run_gate(args: argparse.Namespace, cache: Path, label: str, kill_at_rows: in
     report = cache.parent / f"report-{label}"
     events = cache.parent / f"events-{label}.jsonl"
     command = [sys.executable, "-m", "pytest", "trust_tests", "-p", "no:cacheprovider", "-q"]
-    command += ["--model", args.model, "--limit", str(args.limit), "-k", args.k, "--cache-dir", str(cache)]
+    command += ["--model", args.model, "-k", args.k, "--cache-dir", str(cache)]
+    command += ["--limit", str(args.limit)] if args.limit > 0 else []
     command += ["--trust-report", str(report), "--calibration", "fallback"]
     if args.trust_data:
         command += ["--trust-data", args.trust_data]
@@ -110,8 +111,8 @@ def fresh_cache(root: Path, name: str, reuse: Path | None) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="gptq4+cal16")
-    parser.add_argument("--limit", type=int, default=4)
-    parser.add_argument("-k", default="stereotype")
+    parser.add_argument("--limit", type=int, default=4, help="0: the profile's own sizes (a full gate run)")
+    parser.add_argument("-k", default="stereotype", help='"" runs every dimension')
     parser.add_argument("--trust-data", default=None)
     parser.add_argument("--reuse-checkpoints", type=Path, default=None)
     parser.add_argument("--skip-resume", action="store_true")
