@@ -170,3 +170,12 @@ def test_backend_and_decoding_are_part_of_the_key(tmp_path: Path):
         engine = CountingEngine()
         cached_generate(engine, handle, ["x"], decoding, cache, "t", backend=backend)
         assert engine.prompts == ["x"]
+
+
+def test_kv_budget_is_bytes_over_the_models_bytes_per_position(tiny_model):
+    from trustgate.engine import CPU_KV_CACHE_BYTES, kv_cache_tokens
+
+    # 2 layers x (keys + values) x 2 KV heads x head_dim 8 x 4 bytes (float32) = 256 bytes per position
+    assert kv_cache_tokens(tiny_model) == CPU_KV_CACHE_BYTES // 256
+    assert kv_cache_tokens(tiny_model.to(torch.bfloat16)) == CPU_KV_CACHE_BYTES // 128
+    tiny_model.to(torch.float32)

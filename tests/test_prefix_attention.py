@@ -159,3 +159,13 @@ def test_distinct_heads_cover_every_row(tails, min_length):
     for group, head in enumerate(heads):
         if group_of.count(group) > 1:
             assert len(head) >= min_length
+
+
+def test_prompts_read_in_small_chunks_give_the_same_tokens():
+    model = _tiny("llama")
+    generator = torch.Generator().manual_seed(8)
+    # No batch-wide prefix; a one-token prompt whose head is empty (all padding while heads run).
+    prompts = [_random(generator, n) for n in (1, 9, 14)] + [[5, 6, 7, 8, 9, *_random(generator, n)] for n in (3, 6)]
+    expected = [_reference(model, p, 10, stop=NEVER) for p in prompts]
+    spec = BatchSpec(10, 1, 0.0, seed=5, stop_ids=(NEVER,), pad_id=0, min_shared_prefix=4, prefill_tokens=3)
+    assert generate_batch(model, prompts, spec, "tiny") == expected

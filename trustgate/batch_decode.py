@@ -41,6 +41,8 @@ class BatchSpec:
     min_shared_prefix: int = 16
     # False: transformers' own cache with the prefix copied per row (the reference path).
     shared_prefix_attention: bool = True
+    # Positions per forward while reading prompts (rows x columns); bounds activation memory.
+    prefill_tokens: int = 4096
 
 
 def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
@@ -226,17 +228,41 @@ def _prefill_shared(model: Any, token_ids: list[list[int]], spec: BatchSpec) -> 
     cache.start_rows(len(heads), capacity=head_width + rest_ids.shape[1] + spec.max_new_tokens, device=device)
     if head_width:
         head_ids, head_mask, head_positions = _suffix_inputs(heads, 0, spec.pad_id)
-        cache.begin(head_mask.bool().to(device))
-        model(input_ids=head_ids.to(device), position_ids=(shared + head_positions).to(device), **forward)
-        cache.advance(head_width)
+        _run_in_chunks(model, cache, head_ids, head_mask, shared + head_positions, spec.prefill_tokens, forward)
     cache.select_rows(torch.tensor(group_of, device=device))
 
     head_lengths = torch.tensor([len(heads[group]) for group in group_of]).unsqueeze(1)
-    positions = (shared + head_lengths + rest_mask.cumsum(dim=1) - 1).clamp(min=0).to(device)
-    cache.begin(rest_mask.bool().to(device))
-    output = model(input_ids=rest_ids.to(device), position_ids=positions, **forward)
-    cache.advance(rest_ids.shape[1])
-    return output.logits[:, -1, :].float(), _SharedPrefixRows(positions, cache)
+    positions = (shared + head_lengths + rest_mask.cumsum(dim=1) - 1).clamp(min=0)
+    logits = _run_in_chunks(model, cache, rest_ids, rest_mask, positions, spec.prefill_tokens, forward)
+    return logits, _SharedPrefixRows(positions.to(device), cache)
+
+
+def _run_in_chunks(
+    model: Any,
+    cache: PrefixCache,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    positions: torch.Tensor,
+    max_tokens: int,
+    forward: dict[str, Any],
+) -> torch.Tensor:
+    """One prompt segment for every row, in column chunks of at most `max_tokens` positions in
+    all: activations and attention masks of a forward grow with the tokens it runs, and a
+    32-shot prompt in a batch would otherwise need gigabytes for one step. Each chunk attends
+    to everything before it through the cache, so the result equals one forward."""
+    device = model.device
+    width = ids.shape[1]
+    step = max(1, max_tokens // ids.shape[0])
+    logits = None
+    for start in range(0, width, step):
+        end = min(width, start + step)
+        cache.begin(mask[:, start:end].bool().to(device))
+        output = model(
+            input_ids=ids[:, start:end].to(device), position_ids=positions[:, start:end].to(device), **forward
+        )
+        cache.advance(end - start)
+        logits = output.logits[:, -1, :]
+    return logits.float()
 
 
 def _choose(logits: torch.Tensor, spec: BatchSpec, generator: torch.Generator) -> torch.Tensor:

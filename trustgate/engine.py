@@ -98,6 +98,27 @@ def plan_batches(
     return batches
 
 
+CPU_KV_CACHE_BYTES = 1 << 30
+GPU_KV_CACHE_SHARE = 0.5  # of the memory free once the model is loaded
+
+
+def kv_cache_tokens(model: Any) -> int:
+    """How many cached positions one batch may hold: a memory budget in bytes (1 GiB on a CPU,
+    half the free memory of a GPU) over the model's key/value bytes per position. A token
+    count alone would be 46 KB per position for the embedded model and 800 KB for a 13B one."""
+    config = model.config.get_text_config()
+    heads = config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    element = next(model.parameters()).element_size()
+    per_position = 2 * config.num_hidden_layers * kv_heads * head_dim * element
+    budget = CPU_KV_CACHE_BYTES
+    if model.device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(model.device)
+        budget = int(free * GPU_KV_CACHE_SHARE)
+    return max(1024, budget // per_position)
+
+
 class TransformersEngine:
     """transformers models on CPU or GPU, with shared-prefix batches (see batch_decode)."""
 
@@ -107,13 +128,13 @@ class TransformersEngine:
         model: Any,
         tokenizer: Any,
         batch_size: int = 32,
-        max_batch_tokens: int = 32768,
+        max_batch_tokens: int | None = None,
     ) -> None:
         self.handle = handle
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
-        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_tokens = max_batch_tokens or kv_cache_tokens(model)
         eos = {tokenizer.eos_token_id}
         configured = getattr(model.generation_config, "eos_token_id", None)
         eos.update(configured if isinstance(configured, list) else [configured])

@@ -169,7 +169,9 @@ def _one_query(query, key, value, prefix_keys, prefix_values, cache: PrefixCache
     # Query head h reads key/value head h // group: fold the group into the query axis.
     grouped = query.reshape(rows, kv_heads, group, dim)
     own_scores = torch.matmul(grouped, key.transpose(2, 3))
-    own_scores = own_scores.masked_fill(~cache.own_valid[:, None, None, : key.shape[2]], float("-inf"))
+    allowed = cache.own_valid[:, : key.shape[2]].clone()
+    allowed[:, cache.length] = True  # a padding query sees itself, so its softmax never runs over nothing
+    own_scores = own_scores.masked_fill(~allowed[:, None, None, :], float("-inf"))
     if prefix_keys is None:
         weights = torch.softmax(own_scores.float() * scaling, dim=-1).to(value.dtype)
         return torch.matmul(weights, value).reshape(rows, heads, 1, dim)
