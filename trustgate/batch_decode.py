@@ -42,7 +42,7 @@ class BatchSpec:
     # False: transformers' own cache with the prefix copied per row (the reference path).
     shared_prefix_attention: bool = True
     # Positions per forward while reading prompts (rows x columns); bounds activation memory.
-    prefill_tokens: int = 4096
+    prefill_tokens: int = 2048
 
 
 def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:

@@ -98,12 +98,12 @@ def plan_batches(
     return batches
 
 
-CPU_KV_CACHE_BYTES = 1 << 30
+CPU_KV_CACHE_BYTES = 512 << 20
 GPU_KV_CACHE_SHARE = 0.5  # of the memory free once the model is loaded
 
 
 def kv_cache_tokens(model: Any) -> int:
-    """How many cached positions one batch may hold: a memory budget in bytes (1 GiB on a CPU,
+    """How many cached positions one batch may hold: a memory budget in bytes (512 MiB on a CPU,
     half the free memory of a GPU) over the model's key/value bytes per position. A token
     count alone would be 46 KB per position for the embedded model and 800 KB for a 13B one."""
     config = model.config.get_text_config()
