@@ -10,48 +10,23 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.tiny_models import NEVER, VOCAB, generate_alone, tiny_causal_lm
 from trustgate.batch_decode import BatchSpec, common_prefix_length, generate_batch
 from trustgate.engine import Decoding, cached_generate, plan_batches
 from trustgate.errors import ModelOutputError
 from trustgate.generation_cache import GenerationCache
 from trustgate.models import ModelHandle
 
-VOCAB = 96
-NEVER = VOCAB + 1  # a stop id no model here can produce
-
 
 @pytest.fixture(scope="module")
 def tiny_model():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        bos_token_id=1,
-        eos_token_id=3,
-        pad_token_id=0,
-    )
-    torch.manual_seed(0)
-    return LlamaForCausalLM(config).eval()
+    return tiny_causal_lm("llama")
 
 
 def _prompts(shared: int, suffix_lengths: tuple[int, ...], seed: int = 1) -> list[list[int]]:
     generator = torch.Generator().manual_seed(seed)
     prefix = torch.randint(4, VOCAB, (shared,), generator=generator).tolist()
     return [prefix + torch.randint(4, VOCAB, (n,), generator=generator).tolist() for n in suffix_lengths]
-
-
-def _reference(model, prompt: list[int], new_tokens: int, stop: int) -> list[int]:
-    output = model.generate(
-        torch.tensor([prompt]), max_new_tokens=new_tokens, do_sample=False, eos_token_id=stop, pad_token_id=0
-    )
-    tokens = output[0, len(prompt) :].tolist()
-    return tokens[: tokens.index(stop)] if stop in tokens else tokens
 
 
 def _spec(stop: int, new_tokens: int = 12, samples: int = 1, temperature: float = 0.0) -> BatchSpec:
@@ -62,9 +37,9 @@ def _spec(stop: int, new_tokens: int = 12, samples: int = 1, temperature: float 
 def test_batch_matches_one_prompt_at_a_time(tiny_model, shared):
     prompts = _prompts(shared, (3, 7, 1, 5, 9, 2))
     # A stop token that the references produce part-way, so rows finish early and leave the batch.
-    free_run = [_reference(tiny_model, p, 12, stop=NEVER) for p in prompts]
+    free_run = [generate_alone(tiny_model, p, 12, stop=NEVER) for p in prompts]
     stop = next(t for row in free_run for t in row if any(t not in other for other in free_run))
-    expected = [_reference(tiny_model, p, 12, stop) for p in prompts]
+    expected = [generate_alone(tiny_model, p, 12, stop) for p in prompts]
     assert any(len(e) < 12 for e in expected) and any(len(e) == 12 for e in expected)
     assert generate_batch(tiny_model, prompts, _spec(stop), "tiny") == expected
 

@@ -10,41 +10,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.tiny_models import NEVER, VOCAB, generate_alone, tiny_causal_lm
 from trustgate import prefix_attention
 from trustgate.batch_decode import BatchSpec, _prefill_copied, _prefill_shared, distinct_heads, generate_batch
-
-VOCAB = 96
-NEVER = VOCAB + 1
-
-
-def _tiny(model_type: str, **overrides):
-    import transformers
-
-    classes = {
-        "llama": ("LlamaConfig", "LlamaForCausalLM"),
-        "mistral": ("MistralConfig", "MistralForCausalLM"),
-        "qwen2": ("Qwen2Config", "Qwen2ForCausalLM"),
-        "qwen3": ("Qwen3Config", "Qwen3ForCausalLM"),
-    }
-    config_class, model_class = (getattr(transformers, name) for name in classes[model_type])
-    settings = dict(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=8,
-        max_position_embeddings=256,
-        bos_token_id=1,
-        eos_token_id=3,
-        pad_token_id=0,
-    )
-    if model_type == "mistral":
-        settings["sliding_window"] = None
-    settings.update(overrides)
-    torch.manual_seed(0)
-    return model_class(config_class(**settings)).eval()
 
 
 def _random(generator: torch.Generator, length: int) -> list[int]:
@@ -63,14 +31,6 @@ def _layered_prompts(seed: int = 3) -> list[list[int]]:
     return prompts
 
 
-def _reference(model, prompt: list[int], new_tokens: int, stop: int) -> list[int]:
-    output = model.generate(
-        torch.tensor([prompt]), max_new_tokens=new_tokens, do_sample=False, eos_token_id=stop, pad_token_id=0
-    )
-    tokens = output[0, len(prompt) :].tolist()
-    return tokens[: tokens.index(stop)] if stop in tokens else tokens
-
-
 def _spec(stop: int, samples: int = 1, temperature: float = 0.0, shared: bool = True) -> BatchSpec:
     return BatchSpec(
         10,
@@ -86,20 +46,20 @@ def _spec(stop: int, samples: int = 1, temperature: float = 0.0, shared: bool = 
 
 @pytest.mark.parametrize("model_type", ["llama", "mistral", "qwen2", "qwen3"])
 def test_greedy_tokens_match_generate_one_prompt_at_a_time(model_type):
-    model = _tiny(model_type)
+    model = tiny_causal_lm(model_type)
     prompts = _layered_prompts()
     assert prefix_attention.supports(model, 64)
-    free_run = [_reference(model, p, 10, stop=NEVER) for p in prompts]
+    free_run = [generate_alone(model, p, 10, stop=NEVER) for p in prompts]
     # A stop token the references produce part-way, so rows leave the batch early.
     stop = next(t for row in free_run for t in row if any(t not in other for other in free_run))
-    expected = [_reference(model, p, 10, stop) for p in prompts]
+    expected = [generate_alone(model, p, 10, stop) for p in prompts]
     assert any(len(e) < 10 for e in expected)
     assert generate_batch(model, prompts, _spec(stop), model_type) == expected
 
 
 @pytest.mark.parametrize("model_type", ["llama", "qwen3"])
 def test_first_logits_match_the_copied_cache_path(model_type):
-    model = _tiny(model_type)
+    model = tiny_causal_lm(model_type)
     prompts = _layered_prompts(seed=4)
     with torch.inference_mode():
         with prefix_attention.prefix_attention(model):
@@ -109,7 +69,7 @@ def test_first_logits_match_the_copied_cache_path(model_type):
 
 
 def test_sampled_rows_match_the_copied_cache_path():
-    model = _tiny("llama")
+    model = tiny_causal_lm("llama")
     prompts = _layered_prompts(seed=6)
     shared = generate_batch(model, prompts, _spec(NEVER, samples=3, temperature=1.0), "tiny")
     copied = generate_batch(model, prompts, _spec(NEVER, samples=3, temperature=1.0, shared=False), "tiny")
@@ -118,15 +78,15 @@ def test_sampled_rows_match_the_copied_cache_path():
 
 
 def test_attention_is_restored_after_the_batch():
-    model = _tiny("llama")
+    model = tiny_causal_lm("llama")
     before = model.config._attn_implementation
     generate_batch(model, _layered_prompts(), _spec(NEVER), "tiny")
     assert model.config._attn_implementation == before
 
 
 def test_only_full_attention_architectures_qualify():
-    assert prefix_attention.supports(_tiny("llama"), 10_000)
-    windowed = _tiny("mistral", sliding_window=16)
+    assert prefix_attention.supports(tiny_causal_lm("llama"), 10_000)
+    windowed = tiny_causal_lm("mistral", sliding_window=16)
     assert prefix_attention.supports(windowed, 16)
     assert not prefix_attention.supports(windowed, 17)  # the window would hide early tokens
     import transformers
@@ -143,7 +103,7 @@ def test_unsupported_architecture_still_generates_through_the_copied_cache():
         transformers.GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=VOCAB, n_positions=128)
     ).eval()
     prompts = _layered_prompts()
-    expected = [_reference(gpt2, p, 10, stop=NEVER) for p in prompts]
+    expected = [generate_alone(gpt2, p, 10, stop=NEVER) for p in prompts]
     assert generate_batch(gpt2, prompts, _spec(NEVER), "gpt2") == expected
 
 
@@ -162,10 +122,10 @@ def test_distinct_heads_cover_every_row(tails, min_length):
 
 
 def test_prompts_read_in_small_chunks_give_the_same_tokens():
-    model = _tiny("llama")
+    model = tiny_causal_lm("llama")
     generator = torch.Generator().manual_seed(8)
     # No batch-wide prefix; a one-token prompt whose head is empty (all padding while heads run).
     prompts = [_random(generator, n) for n in (1, 9, 14)] + [[5, 6, 7, 8, 9, *_random(generator, n)] for n in (3, 6)]
-    expected = [_reference(model, p, 10, stop=NEVER) for p in prompts]
+    expected = [generate_alone(model, p, 10, stop=NEVER) for p in prompts]
     spec = BatchSpec(10, 1, 0.0, seed=5, stop_ids=(NEVER,), pad_id=0, min_shared_prefix=4, prefill_tokens=3)
     assert generate_batch(model, prompts, spec, "tiny") == expected
