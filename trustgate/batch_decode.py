@@ -146,11 +146,15 @@ def _split(token_ids: list[list[int]], spec: BatchSpec) -> tuple[list[list[int]]
     return rows, shared
 
 
-def _suffix_inputs(rows: list[list[int]], shared: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Left-padded suffixes, their mask, and positions that skip the padding."""
-    suffix_ids, suffix_mask = _left_padded([ids[shared:] for ids in rows], pad_id)
-    positions = (shared + suffix_mask.cumsum(dim=1) - 1).clamp(min=shared)
-    return suffix_ids, suffix_mask, positions
+def _segment_inputs(
+    segments: list[list[int]], start: int | torch.Tensor, pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Left-padded token segments, their mask, and positions from `start` (one int, or one per
+    row as a column) that skip the padding."""
+    ids, mask = _left_padded(segments, pad_id)
+    start = torch.as_tensor(start)
+    positions = torch.maximum(start + mask.cumsum(dim=1) - 1, start)
+    return ids, mask, positions
 
 
 def _prefill_copied(model: Any, token_ids: list[list[int]], spec: BatchSpec) -> tuple[torch.Tensor, _CopiedCacheRows]:
@@ -163,7 +167,7 @@ def _prefill_copied(model: Any, token_ids: list[list[int]], spec: BatchSpec) -> 
         prefix = torch.tensor([rows[0][:shared]], dtype=torch.long, device=device)
         model(input_ids=prefix, past_key_values=cache, use_cache=True, logits_to_keep=1)
         cache.batch_repeat_interleave(len(rows))
-    suffix_ids, suffix_mask, positions = _suffix_inputs(rows, shared, spec.pad_id)
+    suffix_ids, suffix_mask, positions = _segment_inputs([ids[shared:] for ids in rows], shared, spec.pad_id)
     mask = torch.cat([torch.ones((len(rows), shared), dtype=torch.long), suffix_mask], dim=1).to(device)
     positions = positions.to(device)
     output = model(
@@ -224,15 +228,13 @@ def _prefill_shared(model: Any, token_ids: list[list[int]], spec: BatchSpec) -> 
     heads, group_of = distinct_heads(tails, spec.min_shared_prefix)
     head_width = max(len(head) for head in heads)
     rests = [tail[len(heads[group]) :] for tail, group in zip(tails, group_of, strict=True)]
-    rest_ids, rest_mask = _left_padded(rests, spec.pad_id)
+    rest_start = torch.tensor([[shared + len(heads[group])] for group in group_of])
+    rest_ids, rest_mask, positions = _segment_inputs(rests, rest_start, spec.pad_id)
     cache.start_rows(len(heads), capacity=head_width + rest_ids.shape[1] + spec.max_new_tokens, device=device)
     if head_width:
-        head_ids, head_mask, head_positions = _suffix_inputs(heads, 0, spec.pad_id)
-        _run_in_chunks(model, cache, head_ids, head_mask, shared + head_positions, spec.prefill_tokens, forward)
+        head_ids, head_mask, head_positions = _segment_inputs(heads, shared, spec.pad_id)
+        _run_in_chunks(model, cache, head_ids, head_mask, head_positions, spec.prefill_tokens, forward)
     cache.select_rows(torch.tensor(group_of, device=device))
-
-    head_lengths = torch.tensor([len(heads[group]) for group in group_of]).unsqueeze(1)
-    positions = (shared + head_lengths + rest_mask.cumsum(dim=1) - 1).clamp(min=0)
     logits = _run_in_chunks(model, cache, rest_ids, rest_mask, positions, spec.prefill_tokens, forward)
     return logits, _SharedPrefixRows(positions.to(device), cache)
 

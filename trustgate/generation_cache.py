@@ -33,19 +33,13 @@ class GenerationCache:
                     "CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, responses TEXT NOT NULL)"
                 )
                 self._db.commit()
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise TrustgateError(
                     str(path),
                     f"the generation cache stayed locked for 60 s ({exc})",
                     "stop any other trustgate run that uses this cache, then run again",
                 ) from exc
-            raise TrustgateError(
-                str(path),
-                f"the generation cache is unreadable ({exc})",
-                "delete the file; it is rebuilt on the next run",
-            ) from exc
-        except sqlite3.DatabaseError as exc:
             raise TrustgateError(
                 str(path),
                 f"the generation cache is unreadable ({exc})",

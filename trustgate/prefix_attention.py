@@ -75,8 +75,7 @@ class PrefixCache:
 
     def advance(self, tokens: int) -> None:
         """The forward that wrote `tokens` own positions has finished."""
-        if not self.filling_prefix:
-            self.length += tokens
+        self.length += tokens
 
     def select_rows(self, index: torch.Tensor) -> None:
         """Rows become `index` of the current rows: drops finished rows, or copies a segment
@@ -102,14 +101,6 @@ class PrefixCache:
         own_keys[:, :, self.length : end] = keys
         own_values[:, :, self.length : end] = values
         return own_keys[:, :, :end], own_values[:, :, :end]
-
-    # transformers asks a cache for this when no positions are given (we always give them).
-    def get_seq_length(self, layer_idx: int = 0) -> int:
-        return self.length
-
-    @property
-    def is_compileable(self) -> bool:
-        return False
 
 
 def _prefix_attention(
