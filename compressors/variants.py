@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from trustgate.errors import TrustgateError
+from trustgate.storage import user_path
 
 Method = Literal["dense", "gptq", "awq", "magnitude", "sparsegpt", "wanda", "checkpoint"]
 
@@ -94,8 +95,8 @@ def parse_variant(name: str) -> VariantSpec:
         raise _bad(name, "empty variant name")
     if text == "dense":
         return VariantSpec(name="dense", method="dense")
-    if Path(text).expanduser().exists():
-        return VariantSpec(name=text, method="checkpoint", checkpoint=str(Path(text).expanduser().resolve()))
+    if user_path(text).exists():
+        return VariantSpec(name=text, method="checkpoint", checkpoint=str(user_path(text).resolve()))
     core, seed, cal = _split_suffixes(text)
     if quant := _QUANT.match(core):
         bits = int(quant.group("bits"))

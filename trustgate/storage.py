@@ -20,11 +20,20 @@ COMPLETE_MARKER = "trustgate-complete.json"
 SIDECAR_FILES = frozenset({COMPLETE_MARKER, "trustgate-fingerprint.json", "trustgate-fingerprint.json.lock"})
 
 
+def user_path(text: str | os.PathLike[str]) -> Path:
+    """`text` with a leading ~ or ~user expanded, as a shell would; kept literally when that
+    user has no home (pathlib raises there, and "~0" is a legal folder or hub-id-like name)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        return Path(text)
+
+
 def default_cache_root() -> Path:
     """TRUSTGATE_CACHE, else the XDG cache folder."""
     explicit = os.environ.get("TRUSTGATE_CACHE")
     if explicit:
-        return Path(explicit).expanduser()
+        return user_path(explicit)
     xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
     return Path(xdg) / "trustgate"
 
