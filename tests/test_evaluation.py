@@ -137,3 +137,14 @@ def test_parallel_processes_generate_a_scenario_once(tmp_path, tokenizer_dir):
     generated = [e.get("generated", 0) for e in lines if e["event"] == "generate"]
     loads = [e for e in lines if e["event"] == "load"]
     assert sorted(generated) == [0, 6] and len(loads) == 1
+
+
+def test_dense_base_stays_loaded_while_variants_take_turns(tmp_path, tokenizer_dir):
+    engine = CountingEngine()
+    evaluator = make_evaluator(tmp_path, engine)
+    evaluator.keep_loaded = "d" * 64
+    dense, first, second = (handle(tokenizer_dir, c * 64, n) for c, n in [("d", "dense"), ("1", "v1"), ("2", "v2")])
+    # v1's test generates dense and v1; v2's first test finds dense cached; a later one does not.
+    for model in [dense, first, second, dense, second]:
+        evaluator.engine(model)
+    assert evaluator.loads == [dense.fingerprint, first.fingerprint, second.fingerprint]

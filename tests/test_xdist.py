@@ -58,6 +58,11 @@ def test_two_workers_two_variants_one_report(tmp_path: Path, tiny_llama_dir: Pat
     loads = Counter((e["worker"], e["fingerprint"]) for e in lines if e["event"] == "load")
     assert loads and max(loads.values()) == 1  # each model loaded at most once per worker
     assert len({e["worker"] for e in lines}) == 2  # both workers took part
+    variants_by_worker: dict[str, set[str]] = {}
+    for e in lines:
+        if e["event"] == "generate" and e["model"] != "dense":
+            variants_by_worker.setdefault(e["worker"], set()).add(e["model"])
+    assert sorted(map(sorted, variants_by_worker.values())) == [["gptq4+cal16"], ["magnitude-2:4"]]  # one each
     generated = Counter()
     for e in lines:
         if e["event"] == "generate":

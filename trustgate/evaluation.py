@@ -92,6 +92,7 @@ class Evaluator:
         batch_size: int | None = None,
         trust_remote_code: bool = False,
         max_loaded_models: int = 2,
+        keep_loaded: str | None = None,
         engine_loader: Callable[[ModelHandle], Engine] | None = None,
     ) -> None:
         self.data = data
@@ -104,6 +105,8 @@ class Evaluator:
         self.batch_size = batch_size or thresholds.profiles[profile].batch_size
         self.trust_remote_code = trust_remote_code
         self.max_loaded_models = max_loaded_models
+        # The dense base's fingerprint: every variant's test needs it, so variants go first.
+        self.keep_loaded = keep_loaded
         self.generations = GenerationCache(cache_root / "generations.sqlite")
         self._scenario_data: dict[tuple[str, str], ScenarioData] = {}
         self._runs: dict[tuple[str, str, str], ScenarioRun] = {}
@@ -146,7 +149,8 @@ class Evaluator:
             self._engines.move_to_end(handle.fingerprint)
             return self._engines[handle.fingerprint]
         while len(self._engines) >= self.max_loaded_models:
-            self._engines.popitem(last=False)
+            evictable = [fingerprint for fingerprint in self._engines if fingerprint != self.keep_loaded]
+            del self._engines[evictable[0] if evictable else next(iter(self._engines))]
         engine = self._engine_loader(handle)
         self.loads.append(handle.fingerprint)
         record_event("load", model=handle.name, fingerprint=handle.fingerprint)

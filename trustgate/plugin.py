@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from trustgate.errors import TrustgateError
 from trustgate.gate import OVERALL
 from trustgate.report import COMPARISON_PROPERTY, RunSummary, run_context
-from trustgate.seeds import seed_groups
+from trustgate.seeds import group_of, seed_groups
 from trustgate.settings import DEFAULT_VARIANT, Settings, build_settings
+
+if TYPE_CHECKING:
+    from xdist.remote import Producer
+    from xdist.scheduler import Scheduling
 
 SETTINGS = pytest.StashKey[Settings]()
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,6 +129,28 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
 
 
+def variant_ids(settings: Settings) -> list[str]:
+    """Each variant, then each method given with several seeds, judged as one group."""
+    return [v.name for v in settings.variants] + list(seed_groups(settings.variants))
+
+
+def work_units(settings: Settings) -> dict[str, str]:
+    """Variant parameter id -> the xdist work unit it runs in (a seed group keeps its members)."""
+    groups = seed_groups(settings.variants)
+    return {name: group_of(name, groups) or name for name in variant_ids(settings)}
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> Scheduling | None:
+    """`-n N` with xdist's default `--dist load`: schedule by model (trustgate.scheduling);
+    any other `--dist` the user names is left to xdist."""
+    if config.getvalue("dist") != "load":
+        return None
+    from trustgate.scheduling import ModelScheduling  # xdist is imported only when -n is used
+
+    return ModelScheduling(config, log, work_units(config.stash[SETTINGS]))
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Trust test modules (those declaring DIMENSION) run per variant and per scenario."""
     dimension = getattr(metafunc.module, "DIMENSION", None)
@@ -131,8 +158,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     settings = metafunc.config.stash[SETTINGS]
     if "variant" in metafunc.fixturenames:
-        # Each variant, then each method given with several seeds, judged as one group.
-        names = [v.name for v in settings.variants] + list(seed_groups(settings.variants))
+        names = variant_ids(settings)
         metafunc.parametrize("variant", names, ids=names, scope="session")
     if "scenario" in metafunc.fixturenames:
         scenarios = [*dimension.scenarios, OVERALL]
