@@ -2,11 +2,12 @@
 
 xdist's default (`--dist load`) hands tests out one by one, so a worker may alternate between
 variants and reload models it has just evicted. trustgate instead hands out whole work units:
-one unit per variant when several are gated (each worker keeps the dense base and its
-variant loaded), or one per dimension when only one is (every worker needs the same two
-models, and the dimensions spread). Members of a seed group (`gptq4@seed1`, `gptq4@seed2`)
-share their group's unit, since the group's test reads every member's generations. Any other
-test (our own tests under `pytest tests -n 2`) is a unit of its own, as with `--dist load`.
+one unit per variant when there are at least as many variants as workers (each worker keeps
+the dense base and one variant loaded at a time), else one unit per (dimension, variant), so no
+worker sits idle: a single variant's dimensions spread over every worker. Members of a seed
+group (`gptq4@seed1`, `gptq4@seed2`) share their group's unit, since the group's test reads
+every member's generations. Any other test (our own tests under `pytest tests -n 2`) is a unit
+of its own, as with `--dist load`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from xdist.remote import Producer
 from xdist.scheduler import LoadScopeScheduling
 
 
-def unit_of(nodeid: str, units: Mapping[str, str]) -> str:
+def unit_of(nodeid: str, units: Mapping[str, str], workers: int) -> str:
     """The work unit of a test: its variant's unit for a trust test; any other test is its own.
 
     `units` maps each variant parameter id to the unit it belongs to. A trust test's id is
@@ -33,7 +34,7 @@ def unit_of(nodeid: str, units: Mapping[str, str]) -> str:
         return nodeid
     module = nodeid.split("::", 1)[0]
     unit = units[max(matches, key=len)]
-    return unit if len(set(units.values())) > 1 else f"{module}::{unit}"
+    return unit if len(set(units.values())) >= workers else f"{module}::{unit}"
 
 
 class ModelScheduling(LoadScopeScheduling):
@@ -44,4 +45,4 @@ class ModelScheduling(LoadScopeScheduling):
         self.units = dict(units)
 
     def _split_scope(self, nodeid: str) -> str:
-        return unit_of(nodeid, self.units)
+        return unit_of(nodeid, self.units, workers=self.numnodes)
