@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from trustgate.data import TrustData  # noqa: E402
 from trustgate.dimensions.stereotype import DIMENSION  # noqa: E402
-from trustgate.engine import Decoding, TransformersEngine, clean_text, render_chat  # noqa: E402
+from trustgate.engine import Decoding, TransformersEngine, clean_text, plan_batches, render_chat  # noqa: E402
 from trustgate.evaluation import select_items  # noqa: E402
 from trustgate.models import (  # noqa: E402
     ModelHandle,
@@ -141,6 +141,9 @@ def main() -> None:
     seconds = time.perf_counter() - started
     rate = engine.generated_tokens / seconds
     print(f"batched engine (batch {args.batch_size}, {len(prompts)} prompts): {engine.generated_tokens} tokens")
+    token_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    plan = plan_batches(token_ids, 1, args.batch_size, engine.max_batch_tokens, args.new_tokens)
+    print(f"  rows per batch under the {engine.max_batch_tokens}-position KV budget: {[len(b) for b in plan]}")
     print(f"  in {seconds:.1f}s = {rate:.1f} tokens/s; {load_text()}")
     same = sum(texts[i][0] == base_texts[n] for n, i in enumerate(subset))
     print(f"identical greedy texts on the baseline's prompts: {same}/{len(subset)}")
