@@ -95,8 +95,9 @@ def parse_variant(name: str) -> VariantSpec:
         raise _bad(name, "empty variant name")
     if text == "dense":
         return VariantSpec(name="dense", method="dense")
-    if user_path(text).exists():
-        return VariantSpec(name=text, method="checkpoint", checkpoint=str(user_path(text).resolve()))
+    local = user_path(text)
+    if local.exists():
+        return VariantSpec(name=text, method="checkpoint", checkpoint=str(local.resolve()))
     core, seed, cal = _split_suffixes(text)
     if quant := _QUANT.match(core):
         bits = int(quant.group("bits"))

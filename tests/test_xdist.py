@@ -58,15 +58,14 @@ def test_two_workers_two_variants_one_report(tmp_path: Path, tiny_llama_dir: Pat
     loads = Counter((e["worker"], e["fingerprint"]) for e in lines if e["event"] == "load")
     assert loads and max(loads.values()) == 1  # each model loaded at most once per worker
     assert len({e["worker"] for e in lines}) == 2  # both workers took part
-    variants_by_worker: dict[str, set[str]] = {}
-    for e in lines:
-        if e["event"] == "generate" and e["model"] != "dense":
-            variants_by_worker.setdefault(e["worker"], set()).add(e["model"])
-    assert sorted(map(sorted, variants_by_worker.values())) == [["gptq4+cal16"], ["magnitude-2:4"]]  # one each
     generated = Counter()
+    variants_by_worker: dict[str, set[str]] = {}
     for e in lines:
         if e["event"] == "generate":
             generated[(e["model"], e["scenario"])] += e.get("generated", 0)
+            if e["model"] != "dense":
+                variants_by_worker.setdefault(e["worker"], set()).add(e["model"])
+    assert sorted(map(sorted, variants_by_worker.values())) == [["gptq4+cal16"], ["magnitude-2:4"]]  # one each
     assert len(generated) == 9 and set(generated.values()) == {4}, generated  # 3 models x 3 scenarios, once
     checkpoints = sorted(p.name for p in (tmp_path / "cache" / "checkpoints").iterdir() if p.is_dir())
     assert len(checkpoints) == 2 and not any(".partial-" in name for name in checkpoints), checkpoints
