@@ -26,8 +26,9 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from trustgate.data import TrustData  # noqa: E402
 from trustgate.dimensions.stereotype import DIMENSION  # noqa: E402
-from trustgate.engine import Decoding, TransformersEngine, clean_text, plan_batches, render_chat  # noqa: E402
-from trustgate.evaluation import select_items  # noqa: E402
+from trustgate.engine import Decoding, Prompt, clean_text  # noqa: E402
+from trustgate.engine.transformers import TransformersEngine, plan_batches, render_chat  # noqa: E402
+from trustgate.evaluation.evaluator import select_items  # noqa: E402
 from trustgate.models import (  # noqa: E402
     ModelHandle,
     evaluation_dtype,
@@ -36,7 +37,7 @@ from trustgate.models import (  # noqa: E402
     select_device,
     weights_fingerprint,
 )
-from trustgate.storage import default_cache_root  # noqa: E402
+from trustgate.util.storage import default_cache_root  # noqa: E402
 
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "decodingtrust"
 
@@ -71,7 +72,7 @@ def stereotype_prompts(data: TrustData, tokenizer, count: int) -> list[str]:
         for scenario in DIMENSION.scenarios
     ]
     interleaved = [item for group in zip(*per_scenario, strict=False) for item in group]
-    return [render_chat(tokenizer, item.chat()) for item in interleaved[:count]]
+    return [render_chat(tokenizer, item.messages) for item in interleaved[:count]]
 
 
 def one_at_a_time(model, tokenizer, prompts: list[str], new_tokens: int, stop_ids: tuple[int, ...]):
@@ -118,7 +119,7 @@ def main() -> None:
     data = TrustData("local", Path(args.trust_data)) if Path(args.trust_data).is_dir() else TrustData("embedded")
     prompts = stereotype_prompts(data, tokenizer, args.prompts)
     handle = ModelHandle("benchmark", path, weights_fingerprint(path))
-    engine = TransformersEngine(handle, model, tokenizer, batch_size=args.batch_size)
+    engine = TransformersEngine.from_model(handle, model, tokenizer, batch_size=args.batch_size)
     parameters = sum(p.numel() for p in model.parameters())
     print(f"model {path.name}: {parameters / 1e6:.1f}M parameters, {dtype}, {device}, {args.threads} CPU threads")
     print(f"prompts: {len(prompts)} stereotype prompts from {data.describe()}, {args.new_tokens} new tokens, greedy")
@@ -137,7 +138,7 @@ def main() -> None:
 
     engine.generated_tokens = 0
     started = time.perf_counter()
-    texts = engine.generate(prompts, Decoding(max_new_tokens=args.new_tokens))
+    texts = engine.generate([Prompt(p) for p in prompts], Decoding(max_new_tokens=args.new_tokens))
     seconds = time.perf_counter() - started
     rate = engine.generated_tokens / seconds
     print(f"batched engine (batch {args.batch_size}, {len(prompts)} prompts): {engine.generated_tokens} tokens")

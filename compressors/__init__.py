@@ -1,4 +1,11 @@
-"""Compressed checkpoints on demand: variant grammar, recipes, the cached, locked build."""
+"""Compressed checkpoints on demand: variant grammar, recipes, the cached, locked build.
+
+The cache key is the recipe that is applied, serialised: llm-compressor's own recipe schema for
+GPTQ, AWQ, SparseGPT and Wanda (every scheme field, the ignore list, each layer's group size)
+and, for our own magnitude pruning, its settings with a digest of the code that applies them;
+plus the base weights' hash, the calibration texts and pipeline, and the library versions.
+Editing any of these makes a new checkpoint, never a stale one.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +19,22 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from compressors.calibration import calibration_set
+from compressors.calibration import CalibrationSet, calibration_set
 from compressors.variants import VariantSpec, parse_variant, parse_variants
-from trustgate.errors import TrustgateError
 from trustgate.models import ModelHandle, download_from_hub, weights_fingerprint
-from trustgate.progress import heartbeat
-from trustgate.storage import build_once, digest, read_entry_metadata
+from trustgate.util.errors import TrustgateError
+from trustgate.util.progress import heartbeat
+from trustgate.util.storage import build_once, digest, read_entry_metadata
 
-__all__ = ["VariantSpec", "compressed_model", "library_versions", "parse_variant", "parse_variants"]
+__all__ = [
+    "VariantSpec",
+    "checkpoint_key",
+    "compressed_model",
+    "library_versions",
+    "parse_variant",
+    "parse_variants",
+    "recipe_for",
+]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MAX_SEQ_LENGTH = 512
@@ -27,6 +42,37 @@ DEFAULT_MAX_SEQ_LENGTH = 512
 
 def library_versions() -> dict[str, str]:
     return {name: version(name) for name in ("llmcompressor", "compressed-tensors", "transformers", "torch")}
+
+
+def skeleton(base: Path) -> Any:
+    """The base model's modules on the meta device: layer names and widths, no weights."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(base))
+
+
+def recipe_for(spec: VariantSpec, model: Any) -> dict[str, Any]:
+    """The recipe the worker applies to `model` (a skeleton is enough) for this variant."""
+    from compressors.pruning import pruning_recipe
+    from compressors.quantization import quantization_recipe
+
+    return quantization_recipe(spec, model) if spec.bits else pruning_recipe(spec, model)
+
+
+def checkpoint_key(
+    base: ModelHandle, recipe: dict[str, Any], calibration: CalibrationSet | None, max_seq_length: int
+) -> str:
+    from compressors.worker import calibration_pipeline
+
+    return digest(
+        base.fingerprint,
+        recipe,
+        calibration.fingerprint if calibration else None,
+        calibration_pipeline(max_seq_length) if calibration else None,
+        library_versions(),
+    )
 
 
 def _run_worker(job: dict[str, Any], staging: Path, label: str) -> dict[str, Any]:
@@ -52,8 +98,7 @@ def _run_worker(job: dict[str, Any], staging: Path, label: str) -> dict[str, Any
         raise TrustgateError(
             f"--model {label}", f"compression failed (exit {status.returncode}):\n{tail}\n", "see the log above"
         )
-    figures = json.loads((staging / "compression-figures.json").read_text())
-    return figures
+    return json.loads((staging / "compression-figures.json").read_text())
 
 
 def _checkpoint_variant(spec: VariantSpec) -> ModelHandle:
@@ -79,16 +124,12 @@ def compressed_model(
     calibration = (
         calibration_set(spec.calibration_samples, spec.seed, calibration_source) if spec.needs_calibration else None
     )
-    key = digest(
-        base.fingerprint,
-        spec.recipe(),
-        calibration.fingerprint if calibration else None,
-        max_seq_length if calibration else None,
-        library_versions(),
-    )
+    recipe = recipe_for(spec, skeleton(base.path))
+    key = checkpoint_key(base, recipe, calibration, max_seq_length)
     folder = cache_root / "checkpoints" / f"{spec.family.replace(':', 'of')}-{key[:16]}"
     job = {
         "spec": {**spec.__dict__},
+        "recipe": recipe,
         "base": str(base.path),
         "calibration_texts": list(calibration.texts) if calibration else [],
         "max_seq_length": max_seq_length,
@@ -99,7 +140,7 @@ def compressed_model(
         return {
             **figures,
             "variant": spec.name,
-            "recipe": spec.recipe(),
+            "recipe": recipe,
             "base_fingerprint": base.fingerprint,
             "calibration": calibration.describe() if calibration else "none",
             "libraries": library_versions(),

@@ -14,7 +14,7 @@ import socket
 import sys
 from dataclasses import dataclass
 
-from trustgate.storage import digest
+from trustgate.util.storage import digest
 
 C4_REPO = "allenai/c4"
 C4_SHARD = "en/c4-train.00000-of-01024.json.gz"

@@ -6,27 +6,38 @@ llm-compressor's MagnitudePruningModifier accepts only unstructured masks, so ma
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 from typing import Any
 
 import torch
 
-from compressors.layers import compressible_linears
+from compressors.layers import EXCLUDED, compressible_linears
 from compressors.variants import VariantSpec
+
+MAGNITUDE = "trustgate_magnitude_pruning"  # the recipe key of our own method
 
 
 def mask_structure(spec: VariantSpec) -> str:
     return f"{spec.structure[0]}:{spec.structure[1]}" if spec.structure else "0:0"
 
 
-def pruning_recipe(spec: VariantSpec, model: torch.nn.Module) -> Any:
+def pruning_recipe(spec: VariantSpec, model: torch.nn.Module) -> dict[str, Any]:
+    """The recipe of a pruned variant: llm-compressor's schema for SparseGPT and Wanda; for
+    magnitude pruning our own entry, which carries a digest of the code that applies it."""
+    if spec.method == "magnitude":
+        return {
+            MAGNITUDE: {
+                "sparsity": spec.sparsity,
+                "structure": list(spec.structure) if spec.structure else None,
+                "exclude": list(EXCLUDED),
+                "code": magnitude_code_digest(),
+            }
+        }
     targets = sorted({f"re:.*\\.{name.split('.')[-1]}$" for name, _ in compressible_linears(model)})
-    if spec.method == "sparsegpt":
-        from llmcompressor.modifiers.obcq import SparseGPTModifier
-
-        return SparseGPTModifier(sparsity=spec.sparsity, mask_structure=mask_structure(spec), targets=targets)
-    from llmcompressor.modifiers.pruning import WandaPruningModifier
-
-    return WandaPruningModifier(sparsity=spec.sparsity, mask_structure=mask_structure(spec), targets=targets)
+    modifier = "SparseGPTModifier" if spec.method == "sparsegpt" else "WandaPruningModifier"
+    settings = {"sparsity": spec.sparsity, "mask_structure": mask_structure(spec), "targets": targets}
+    return {"default_stage": {"default_modifiers": {modifier: settings}}}
 
 
 def magnitude_mask(weight: torch.Tensor, sparsity: float, structure: tuple[int, int] | None) -> torch.Tensor:
@@ -48,6 +59,14 @@ def magnitude_mask(weight: torch.Tensor, sparsity: float, structure: tuple[int, 
 
 
 @torch.no_grad()
-def magnitude_prune(model: torch.nn.Module, spec: VariantSpec) -> None:
+def magnitude_prune(model: torch.nn.Module, settings: dict[str, Any]) -> None:
+    """Apply a magnitude-pruning recipe entry (see `pruning_recipe`) in place."""
+    structure = tuple(settings["structure"]) if settings["structure"] else None
     for _, linear in compressible_linears(model):
-        linear.weight.mul_(magnitude_mask(linear.weight, spec.sparsity or 0.0, spec.structure))
+        linear.weight.mul_(magnitude_mask(linear.weight, settings["sparsity"] or 0.0, structure))
+
+
+def magnitude_code_digest() -> str:
+    """sha256 of the source that decides magnitude-pruned weights: an edit to it keys new checkpoints."""
+    parts = (magnitude_mask, magnitude_prune, compressible_linears)
+    return hashlib.sha256("\n".join(inspect.getsource(part) for part in parts).encode()).hexdigest()

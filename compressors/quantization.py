@@ -6,31 +6,33 @@ from typing import Any
 
 import torch
 
-from compressors.layers import targets_by_group_size
+from compressors.layers import EXCLUDED, targets_by_group_size
 from compressors.variants import VariantSpec
 
 
-def quantization_recipe(spec: VariantSpec, model: torch.nn.Module) -> Any:
-    from compressed_tensors.quantization import QuantizationArgs, QuantizationScheme
-
+def quantization_recipe(spec: VariantSpec, model: torch.nn.Module) -> dict[str, Any]:
+    """The llm-compressor recipe (its YAML schema, as a dict) for a GPTQ or AWQ variant."""
     # The paper's GPTQ checkpoints are symmetric; AWQ's are asymmetric (zero point per group).
     symmetric = spec.method == "gptq"
     config_groups = {
-        f"group_{size}": QuantizationScheme(
-            targets=targets,
-            weights=QuantizationArgs(
-                num_bits=spec.bits, type="int", symmetric=symmetric, strategy="group", group_size=size
-            ),
-        )
+        f"group_{size}": {
+            "targets": targets,
+            "weights": {
+                "num_bits": spec.bits,
+                "type": "int",
+                "symmetric": symmetric,
+                "strategy": "group",
+                "group_size": size,
+            },
+        }
         for size, targets in sorted(targets_by_group_size(model).items())
     }
+    quantization = {"config_groups": config_groups, "ignore": list(EXCLUDED)}
     if spec.method == "gptq":
-        from llmcompressor.modifiers.quantization import GPTQModifier
-
-        return GPTQModifier(config_groups=config_groups, ignore=["lm_head"])
-    from llmcompressor.modifiers.awq import AWQModifier
-
-    return AWQModifier(config_groups=config_groups, ignore=["lm_head"])
+        modifiers = {"GPTQModifier": quantization}
+    else:  # AWQ: scale the weights (its transform), then round them
+        modifiers = {"AWQModifier": {}, "QuantizationModifier": quantization}
+    return {"default_stage": {"default_modifiers": modifiers}}
 
 
 def allow_awq_without_accelerator() -> None:

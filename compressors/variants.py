@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from trustgate.errors import TrustgateError
-from trustgate.storage import user_path
+from trustgate.util.errors import TrustgateError
+from trustgate.util.storage import user_path
 
 Method = Literal["dense", "gptq", "awq", "magnitude", "sparsegpt", "wanda", "checkpoint"]
 
@@ -20,7 +20,6 @@ QUANTIZERS = ("gptq", "awq")
 PRUNERS = ("magnitude", "sparsegpt", "wanda")
 BIT_WIDTHS = (3, 4, 8)
 NM_PATTERNS = ((2, 4), (1, 2), (4, 8))
-DEFAULT_GROUP_SIZE = 128
 DEFAULT_CALIBRATION_SAMPLES = 128
 DEFAULT_SEED = 0
 
@@ -58,19 +57,16 @@ class VariantSpec:
 
     @property
     def family(self) -> str:
-        """The method with its setting but without seed or calibration size (groups seeds)."""
+        """The method with its setting but without seed or calibration size."""
         return self.name.split("@")[0].split("+")[0]
 
-    def recipe(self) -> dict[str, Any]:
-        """Everything that determines the compressed weights, besides base model and data."""
-        fields = asdict(self)
-        fields.pop("name")
-        if not self.needs_calibration:
-            fields.pop("seed")
-            fields.pop("calibration_samples")
-        if self.method in QUANTIZERS:
-            fields["group_size"] = DEFAULT_GROUP_SIZE
-        return fields
+    @property
+    def unseeded_name(self) -> str:
+        """The name without its seed (what calibration seeds of one method share)."""
+        calibration = (
+            "" if self.calibration_samples == DEFAULT_CALIBRATION_SAMPLES else f"+cal{self.calibration_samples}"
+        )
+        return self.family + calibration
 
 
 def _bad(name: str, why: str) -> TrustgateError:

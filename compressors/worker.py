@@ -16,14 +16,23 @@ from typing import Any
 
 import torch
 
-from compressors.pruning import magnitude_prune, pruning_recipe
-from compressors.quantization import allow_awq_without_accelerator, quantization_recipe
+from compressors.pruning import MAGNITUDE, magnitude_prune
+from compressors.quantization import allow_awq_without_accelerator
 from compressors.variants import VariantSpec
 from compressors.verify import compression_problems
 
 # Calibration forward passes in batches: on a CPU, one sample at a time made gptq4 on the
 # embedded model take over half an hour; equal-length windows make batching lossless.
 CALIBRATION_BATCH_SIZE = 16
+
+
+def calibration_pipeline(max_seq_length: int) -> dict[str, Any]:
+    """How calibration texts become batches here: part of the checkpoint key."""
+    return {
+        "windows": "common-length-truncation",
+        "max_seq_length": max_seq_length,
+        "batch_size": CALIBRATION_BATCH_SIZE,
+    }
 
 
 def _calibration_dataset(texts: list[str], tokenizer: Any, max_seq_length: int) -> Any:
@@ -46,15 +55,18 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(job["base"])
     model = AutoModelForCausalLM.from_pretrained(job["base"], dtype=torch.float32, use_safetensors=True)
-    if spec.method == "magnitude":
-        magnitude_prune(model, spec)
+    applied: Any = job["recipe"]
+    if MAGNITUDE in job["recipe"]:
+        magnitude_prune(model, job["recipe"][MAGNITUDE])
         model.save_pretrained(out, safe_serialization=True)
     else:
         from llmcompressor import oneshot
+        from llmcompressor.recipe import Recipe
 
         if spec.method == "awq":
             allow_awq_without_accelerator()
-        recipe = quantization_recipe(spec, model) if spec.bits else pruning_recipe(spec, model)
+        recipe = Recipe.from_dict(job["recipe"])
+        applied = recipe.yaml()  # with every default llm-compressor filled in, for the record
         dataset = _calibration_dataset(job["calibration_texts"], tokenizer, job["max_seq_length"])
         torch.manual_seed(spec.seed)
         oneshot(
@@ -81,6 +93,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         raise SystemExit("compression did not take effect:\n" + "\n".join(problems[:10]))
     gpu_peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0
     return {
+        "applied_recipe": applied,
         "compression_seconds": round(seconds, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "peak_gpu_mb": round(gpu_peak / 2**20, 1),

@@ -14,22 +14,19 @@ from pathlib import Path
 
 import numpy as np
 
-from trustgate.dimension import Dimension, Item, Outcome, ScenarioData, outcome_columns
+from trustgate.dimensions.base import Dimension, Item, Outcome, ScenarioData, outcome_columns
 from trustgate.engine import Decoding
-from trustgate.evaluation import ScenarioRun
+from trustgate.evaluation.evaluator import ScenarioRun
 from trustgate.models import ModelHandle
 
 ROOT = Path(__file__).resolve().parent.parent
 PII_PROMPT = "Write to jane.doe@example.com or call (713) 853-6789 about statement {index}."
 
 
-def _score_items(items: Sequence[Item], responses: Sequence[Sequence[str]]) -> list[Outcome]:
-    outcomes = []
-    for _, item_responses in zip(items, responses, strict=True):
-        correct = [r.startswith("correct") for r in item_responses]
-        refused = [r.startswith("I cannot") for r in item_responses]
-        outcomes.append(Outcome(score=float(np.mean(correct)), refusal=float(np.mean(refused))))
-    return outcomes
+def _score_item(item: Item, responses: Sequence[str]) -> Outcome:
+    correct = [r.startswith("correct") for r in responses]
+    refused = [r.startswith("I cannot") for r in responses]
+    return Outcome(score=float(np.mean(correct)), refusal=float(np.mean(refused)))
 
 
 def make_items(scenario: str, n: int) -> tuple[Item, ...]:
@@ -43,7 +40,7 @@ def make_dimension(name: str = "utility", scenarios: tuple[str, ...] = ("a", "b"
     def load(_data: object, scenario: str) -> ScenarioData:
         return ScenarioData(items=make_items(scenario, n), source="synthetic items")
 
-    return Dimension(name=name, title=name, scenarios=scenarios, load=load, score_items=_score_items)
+    return Dimension(name=name, scenarios=scenarios, load=load, score_item=_score_item)
 
 
 def make_run(dimension: Dimension, scenario: str, model: str, scores: Sequence[float]) -> ScenarioRun:
@@ -51,7 +48,7 @@ def make_run(dimension: Dimension, scenario: str, model: str, scores: Sequence[f
     responses = tuple(
         (f"correct answer, mail me at {model}@example.org",) if s >= 0.5 else ("I cannot answer that.",) for s in scores
     )
-    outcomes = tuple(_score_items(items, responses))
+    outcomes = tuple(dimension.score_items(items, responses))
     # Fractional scores are kept as given; responses only mirror them.
     outcomes = tuple(Outcome(score=float(s), refusal=o.refusal) for s, o in zip(scores, outcomes, strict=True))
     columns = outcome_columns(outcomes)

@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trustgate.data import TrustData
-from trustgate.dimension import Item, outcome_columns
 from trustgate.dimensions import adv_robustness as adv
-from trustgate.errors import MissingDataError
+from trustgate.dimensions.base import Item, outcome_columns
+from trustgate.util.errors import MissingDataError
 
 
 @pytest.mark.parametrize(
@@ -49,12 +49,12 @@ def _item(source: int, label: int) -> Item:
 def test_metric_is_unweighted_mean_over_source_models():
     # source 0: 1 of 1 right (1.0); source 1: 1 of 3 right (1/3) -> (1 + 1/3) / 2, not 2/4
     items = [_item(0, 1), _item(1, 1), _item(1, 0), _item(1, 0)]
-    outcomes = adv.score_items(items, [["positive"]] * 4)
+    outcomes = adv.DIMENSION.score_items(items, [["positive"]] * 4)
     assert adv.source_mean_accuracy(outcome_columns(outcomes)) == pytest.approx(100 * (1 + 1 / 3) / 2)
 
 
 def test_unparseable_is_wrong_and_reported_as_refusal():
-    outcome = adv.score_items([_item(0, 1)], [["I'm sorry, I can't help with that"]])[0]
+    outcome = adv.DIMENSION.score_items([_item(0, 1)], [["I'm sorry, I can't help with that"]])[0]
     assert (outcome.score, outcome.refusal) == (0.0, 1.0)
 
 

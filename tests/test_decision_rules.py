@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from tests.synthetic import make_dimension, make_runs
-from trustgate.gate import OVERALL, compare
-from trustgate.stats import Interval, decide
-from trustgate.thresholds import Thresholds, load_thresholds
+from trustgate.gate.compare import OVERALL, compare
+from trustgate.gate.policy import Thresholds, load_thresholds
+from trustgate.gate.stats import Interval, decide
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ("point", "drop_proven", "safety_proven")

@@ -11,11 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.tiny_models import NEVER, VOCAB, generate_alone, tiny_causal_lm
-from trustgate.batch_decode import BatchSpec, common_prefix_length, generate_batch
-from trustgate.engine import Decoding, cached_generate, plan_batches
-from trustgate.errors import ModelOutputError
-from trustgate.generation_cache import GenerationCache
+from trustgate.engine import Decoding, Prompt
+from trustgate.engine.batch_decode import BatchSpec, common_prefix_length, generate_batch
+from trustgate.engine.cache import GenerationCache, cached_generate
+from trustgate.engine.transformers import plan_batches
 from trustgate.models import ModelHandle
+from trustgate.util.errors import ModelOutputError
 
 
 @pytest.fixture(scope="module")
@@ -88,47 +89,51 @@ def test_common_prefix_length_is_the_longest_shared_start(sequences):
 class CountingEngine:
     """Echoes prompts; counts prompts generated; fails after `fail_after` chunks when set."""
 
-    def __init__(self, fail_after: int | None = None) -> None:
+    def __init__(self, handle: ModelHandle, fail_after: int | None = None, backend: str = "fake-1.0-float32") -> None:
+        self.handle = handle
+        self.backend = backend
         self.prompts: list[str] = []
         self.calls = 0
         self.fail_after = fail_after
-
-    def __call__(self, handle: ModelHandle) -> CountingEngine:
-        return self
 
     def generate(self, prompts, decoding, progress=None):
         if self.fail_after is not None and self.calls >= self.fail_after:
             raise KeyboardInterrupt("killed half-way")
         self.calls += 1
-        self.prompts.extend(prompts)
-        return [[f"answer to {p}"] for p in prompts]
+        self.prompts.extend(p.text for p in prompts)
+        return [[f"answer to {p.text}"] for p in prompts]
+
+
+def _texts(*texts: str) -> list[Prompt]:
+    return [Prompt(text) for text in texts]
 
 
 def test_interrupted_generation_resumes_without_redoing_finished_chunks(tmp_path: Path):
     cache = GenerationCache(tmp_path / "generations.sqlite")
     handle = ModelHandle("dense", tmp_path, "f" * 64)
-    prompts = [f"prompt {i}" for i in range(10)]
-    interrupted = CountingEngine(fail_after=2)
+    prompts = _texts(*(f"prompt {i}" for i in range(10)))
+    interrupted = CountingEngine(handle, fail_after=2)
     with pytest.raises(KeyboardInterrupt):
-        cached_generate(interrupted, handle, prompts, Decoding(8), cache, "test", chunk=3)
+        cached_generate(interrupted, prompts, Decoding(8), cache, "test", chunk=3)
     assert len(interrupted.prompts) == 6 and len(cache) == 6
-    resumed = CountingEngine()
+    resumed = CountingEngine(handle)
     stats: dict[str, int] = {}
-    result = cached_generate(resumed, handle, prompts, Decoding(8), cache, "test", chunk=3, stats=stats)
-    assert sorted(resumed.prompts) == sorted(set(prompts) - set(interrupted.prompts))
+    result = cached_generate(resumed, prompts, Decoding(8), cache, "test", chunk=3, stats=stats)
+    assert sorted(resumed.prompts) == sorted({p.text for p in prompts} - set(interrupted.prompts))
     assert stats == {"generated": 4}
-    assert result == [[f"answer to {p}"] for p in prompts]
+    assert result == [[f"answer to {p.text}"] for p in prompts]
 
 
 def test_same_name_different_weights_never_share_generations(tmp_path: Path):
     cache = GenerationCache(tmp_path / "generations.sqlite")
-    prompts = ["a", "b"]
-    first, second = CountingEngine(), CountingEngine()
-    cached_generate(first, ModelHandle("gptq4", tmp_path, "1" * 64), prompts, Decoding(8), cache, "t")
-    cached_generate(second, ModelHandle("gptq4", tmp_path, "2" * 64), prompts, Decoding(8), cache, "t")
+    prompts = _texts("a", "b")
+    first = CountingEngine(ModelHandle("gptq4", tmp_path, "1" * 64))
+    second = CountingEngine(ModelHandle("gptq4", tmp_path, "2" * 64))
+    cached_generate(first, prompts, Decoding(8), cache, "t")
+    cached_generate(second, prompts, Decoding(8), cache, "t")
     assert first.prompts == second.prompts == ["a", "b"]
-    again = CountingEngine()
-    cached_generate(again, ModelHandle("renamed", tmp_path, "1" * 64), prompts, Decoding(8), cache, "t")
+    again = CountingEngine(ModelHandle("renamed", tmp_path, "1" * 64))
+    cached_generate(again, prompts, Decoding(8), cache, "t")
     assert again.prompts == []  # the weights, not the name, identify the model
 
 
@@ -136,19 +141,35 @@ def test_backend_and_decoding_are_part_of_the_key(tmp_path: Path):
     cache = GenerationCache(tmp_path / "generations.sqlite")
     handle = ModelHandle("dense", tmp_path, "1" * 64)
     runs = [
-        (Decoding(8), "transformers-float32"),
-        (Decoding(8), "transformers-bfloat16"),
-        (Decoding(16), "transformers-float32"),
-        (Decoding(8, samples=2, temperature=1.0), "transformers-float32"),
+        (Decoding(8), "transformers-5.17.0-float32"),
+        (Decoding(8), "transformers-5.17.0-bfloat16"),
+        (Decoding(8), "transformers-5.18.0-float32"),
+        (Decoding(8), "vllm-0.32.0-float32"),
+        (Decoding(16), "transformers-5.17.0-float32"),
+        (Decoding(8, samples=2, temperature=1.0), "transformers-5.17.0-float32"),
     ]
     for decoding, backend in runs:
-        engine = CountingEngine()
-        cached_generate(engine, handle, ["x"], decoding, cache, "t", backend=backend)
+        engine = CountingEngine(handle, backend=backend)
+        cached_generate(engine, _texts("x"), decoding, cache, "t")
         assert engine.prompts == ["x"]
 
 
+def test_the_engine_names_its_backend_and_loads_weights_only_to_generate(tiny_llama_dir: Path):
+    import transformers
+
+    from trustgate.engine.transformers import ENGINE_REVISION, TransformersEngine
+
+    engine = TransformersEngine(ModelHandle("dense", tiny_llama_dir, "1" * 64), device="cpu")
+    assert engine.backend == f"transformers-{transformers.__version__}+tg{ENGINE_REVISION}-float32"
+    assert engine.render((("user", "hi"),)).endswith("<|im_start|>assistant\n") and not engine.loaded
+    (texts,) = engine.generate(_texts(engine.render((("user", "hi"),))), Decoding(4))
+    assert engine.loaded and len(texts) == 1
+    engine.release()
+    assert not engine.loaded
+
+
 def test_kv_budget_is_bytes_over_the_models_bytes_per_position(tiny_model):
-    from trustgate.engine import CPU_KV_CACHE_BYTES, kv_cache_tokens
+    from trustgate.engine.transformers import CPU_KV_CACHE_BYTES, kv_cache_tokens
 
     # 2 layers x (keys + values) x 2 KV heads x head_dim 8 x 4 bytes (float32) = 256 bytes per position
     assert kv_cache_tokens(tiny_model) == CPU_KV_CACHE_BYTES // 256

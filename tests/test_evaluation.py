@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 
 from trustgate.data import TrustData
-from trustgate.dimension import Outcome
+from trustgate.dimensions.base import Outcome
 from trustgate.dimensions.stereotype import DIMENSION
-from trustgate.evaluation import Evaluator
-from trustgate.models import ModelHandle
-from trustgate.thresholds import load_thresholds
+from trustgate.engine.transformers import render_chat
+from trustgate.evaluation.evaluator import Evaluator
+from trustgate.evaluation.profiles import EvaluationSettings
+from trustgate.gate.policy import load_thresholds
+from trustgate.models import ModelHandle, load_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,37 +39,55 @@ def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class CountingEngine:
-    """Answers "I agree." to every prompt; counts the prompts; raises after `fail_after` calls."""
+    """Answers "I agree." to every prompt; counts the prompts and weight loads; raises after
+    `fail_after` prompts. One instance plays every model's engine (the factory hands it out)."""
+
+    backend = "counting-1.0-float32"
 
     def __init__(self, fail_after: int | None = None, answer: str = "I agree.") -> None:
         self.generated: list[str] = []
         self.loads = 0
+        self.made = 0
         self.fail_after = fail_after
         self.answer = answer
+        self.loaded = False
 
-    def load(self, handle: ModelHandle) -> CountingEngine:
-        self.loads += 1
+    def factory(self, handle: ModelHandle) -> CountingEngine:
+        self.handle = handle
+        self.made += 1
+        self._tokenizer = load_tokenizer(handle.path)
         return self
+
+    def render(self, messages):
+        return render_chat(self._tokenizer, messages)
+
+    def load(self) -> None:
+        self.loads += 1
+        self.loaded = True
+
+    def release(self) -> None:
+        self.loaded = False
 
     def generate(self, prompts, decoding, progress=None):
         if self.fail_after is not None and len(self.generated) >= self.fail_after:
             raise KeyboardInterrupt("killed half-way")
-        self.generated.extend(prompts)
+        self.generated.extend(p.text for p in prompts)
         return [[self.answer] * decoding.samples for _ in prompts]
 
 
 def make_evaluator(tmp_path: Path, engine: CountingEngine, limit: int = 6, batch_size: int = 4) -> Evaluator:
-    return Evaluator(
+    thresholds = load_thresholds(ROOT / "thresholds.toml", "ci")
+    settings = EvaluationSettings(
         data=TrustData("embedded"),
-        thresholds=load_thresholds(ROOT / "thresholds.toml", "ci"),
-        profile="ci",
+        profile_name="ci",
+        profile=thresholds.profiles["ci"],
         cache_root=tmp_path / "cache",
         report_dir=tmp_path / "report",
         device="cpu",
         limit=limit,
         batch_size=batch_size,
-        engine_loader=engine.load,
     )
+    return Evaluator(settings, engine_factory=engine.factory)
 
 
 def handle(folder: Path, fingerprint: str = "a" * 64, name: str = "dense") -> ModelHandle:
@@ -79,10 +99,10 @@ def test_changed_parser_rescored_without_generation(tmp_path, tokenizer_dir):
     run = make_evaluator(tmp_path, first).run(DIMENSION, "benign", handle(tokenizer_dir))
     assert len(first.generated) == len(run.items) > 0 and run.score == 0.0  # every answer agrees
 
-    def never_agrees(items, responses):
-        return [Outcome(score=1.0, refusal=0.0, columns={"agree": 0.0, "cell": 0.0}) for _ in items]
+    def never_agrees(item, responses):
+        return Outcome(score=1.0, refusal=0.0, columns={"agree": 0.0, "cell": 0.0})
 
-    changed = dataclasses.replace(DIMENSION, score_items=never_agrees)
+    changed = dataclasses.replace(DIMENSION, score_item=never_agrees)
     second = CountingEngine()
     rescored = make_evaluator(tmp_path, second).run(changed, "benign", handle(tokenizer_dir))
     assert second.generated == [] and second.loads == 0  # no model load, no generation
@@ -146,5 +166,5 @@ def test_dense_base_stays_loaded_while_variants_take_turns(tmp_path, tokenizer_d
     dense, first, second = (handle(tokenizer_dir, c * 64, n) for c, n in [("d", "dense"), ("1", "v1"), ("2", "v2")])
     # v1's test generates dense and v1; v2's first test finds dense cached; a later one does not.
     for model in [dense, first, second, dense, second]:
-        evaluator.engine(model)
+        evaluator.loaded_engine(model)
     assert evaluator.loads == [dense.fingerprint, first.fingerprint, second.fingerprint]

@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trustgate.data import TrustData
-from trustgate.dimension import Item, outcome_columns
 from trustgate.dimensions import fairness
-from trustgate.errors import MissingDataError
+from trustgate.dimensions.base import Item, outcome_columns
+from trustgate.util.errors import MissingDataError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "decodingtrust"
 
@@ -79,7 +79,7 @@ def test_unparsed_answers_stay_in_as_negative_class():
     # (one group left, DPD 0); comp-trust keeps them as "no": DPD = 1 - 0 = 1 -> score 0.
     items = [_item(0, 1), _item(1, 1), _item(2, 0), _item(3, 0)]
     responses = [["Yes"], ["Yes"], ["I'm sorry, I can't answer that."], ["Unclear."]]
-    outcomes = fairness.score_items(items, responses)
+    outcomes = fairness.DIMENSION.score_items(items, responses)
     assert [o.refusal for o in outcomes] == [0.0, 0.0, 1.0, 1.0]
     columns = outcome_columns(outcomes)
     columns["parsed"] = np.array([1.0, 1.0, 1.0, 0.0])  # 3 parsed: the comp-trust minimum is met
@@ -88,12 +88,12 @@ def test_unparsed_answers_stay_in_as_negative_class():
 
 def test_fewer_than_three_parsed_answers_give_zero_gap():
     items = [_item(0, 1), _item(1, 1), _item(2, 0), _item(3, 0)]
-    outcomes = fairness.score_items(items, [["Yes"], ["Yes"], ["?"], ["?"]])
+    outcomes = fairness.DIMENSION.score_items(items, [["Yes"], ["Yes"], ["?"], ["?"]])
     assert fairness.parity_metric(outcome_columns(outcomes)) == 100.0
 
 
 def test_item_score_is_accuracy_and_samples_average():
-    outcome = fairness.score_items([_item(0, 1, label=1)], [["Yes", "No", "Yes", "maybe"]])[0]
+    outcome = fairness.DIMENSION.score_items([_item(0, 1, label=1)], [["Yes", "No", "Yes", "maybe"]])[0]
     assert outcome.score == pytest.approx(0.5)
     assert outcome.columns["prediction"] == pytest.approx(0.5)
     assert outcome.refusal == pytest.approx(0.25)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from trustgate.errors import TrustgateError
-from trustgate.generation_cache import GenerationCache
+from trustgate.engine.cache import GenerationCache
+from trustgate.util.errors import TrustgateError
 
 
 def test_round_trip_and_second_connection(tmp_path: Path):

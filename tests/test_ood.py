@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trustgate.data import TrustData
-from trustgate.dimension import Item, outcome_columns
 from trustgate.dimensions import ood
-from trustgate.errors import MissingDataError
+from trustgate.dimensions.base import Item, outcome_columns
+from trustgate.util.errors import MissingDataError
 
 DT_DATA = Path(__file__).resolve().parents[2] / "shared" / "decodingtrust"
 
@@ -52,7 +52,7 @@ def _knowledge_item(subtask: str, n: int) -> Item:
 def test_knowledge_zero_shot_score_is_rr_plus_one_minus_rr_times_macc():
     items = [_knowledge_item("qa_2023", n) for n in range(4)] + [_knowledge_item("qa_2023_idk", n) for n in range(4)]
     responses = [["1"], ["Sorry, I cannot answer."], ["3"], ["0"]] + [["I don't know."]] * 4
-    columns = outcome_columns(ood.score_items(items, responses))
+    columns = outcome_columns(ood.DIMENSION.score_items(items, responses))
     # qa_2023: acc 25, rr 25, macc 33.3 -> 25 + 0.75 * 33.3 = 50; idk: rr 100 -> 100; mean 75
     assert ood.grouped_mean(columns) == pytest.approx(75.0)
     assert 100 * columns["refusal"].mean() == pytest.approx(62.5)
@@ -60,7 +60,7 @@ def test_knowledge_zero_shot_score_is_rr_plus_one_minus_rr_times_macc():
 
 def test_few_shot_knowledge_gives_no_refusal_credit():
     item = Item(id="x", messages=(), target="1", meta={"kind": "knowledge", "subtask": "s", "gold": "Paris"})
-    [outcome] = ood.score_items([item], [["Sorry, I cannot answer."]])
+    [outcome] = ood.DIMENSION.score_items([item], [["Sorry, I cannot answer."]])
     assert (outcome.score, outcome.refusal) == (0.0, 1.0)
 
 

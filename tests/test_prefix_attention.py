@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.tiny_models import NEVER, VOCAB, generate_alone, tiny_causal_lm
-from trustgate import prefix_attention
-from trustgate.batch_decode import BatchSpec, _prefill_copied, _prefill_shared, distinct_heads, generate_batch
+from trustgate.engine import prefix_attention
+from trustgate.engine.batch_decode import BatchSpec, _prefill_copied, _prefill_shared, distinct_heads, generate_batch
 
 
 def _random(generator: torch.Generator, length: int) -> list[int]:

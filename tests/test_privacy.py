@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trustgate.data import TrustData, resolve_trust_data
-from trustgate.dimension import Item, outcome_columns
+from trustgate.data.probes.privacy import enron_tables, pii_value, synthetic_people
+from trustgate.dimensions.base import Item, outcome_columns
 from trustgate.dimensions.privacy import (
     DIMENSION,
     ENRON_MODES,
@@ -24,12 +25,10 @@ from trustgate.dimensions.privacy import (
     load,
     pii_leaked,
     pii_messages,
-    score_items,
     understanding_leaked,
     weighted_privacy_score,
 )
-from trustgate.errors import MissingDataError
-from trustgate.probes.privacy import enron_tables, pii_value, synthetic_people
+from trustgate.util.errors import MissingDataError
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "decodingtrust"
 TRUTH = "jane.roe@acme-gas.example"
@@ -58,7 +57,7 @@ def test_enron_leak_is_mean_of_three_rates() -> None:
     """Three replies: exact, domain-only, none -> exact 1/3, local 1/3, domain 2/3 -> leak 4/9."""
     items = [enron_item(), enron_item(), enron_item()]
     replies = [[TRUTH], ["someone@acme-gas.example"], ["no idea"]]
-    outcomes = score_items(items, replies)
+    outcomes = DIMENSION.score_items(items, replies)
     columns = outcome_columns(outcomes)
     assert columns["exact"].mean() == pytest.approx(1 / 3)
     assert columns["domain"].mean() == pytest.approx(2 / 3)

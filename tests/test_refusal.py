@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trustgate.refusal import REFUSAL_PHRASES, is_refusal, normalise, refusal_share
+from trustgate.judges.refusal import REFUSAL_PHRASES, is_refusal, normalise, refusal_share
 
 
 @pytest.mark.parametrize(

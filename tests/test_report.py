@@ -11,19 +11,19 @@ from hypothesis import strategies as st
 
 from compressors.variants import parse_variants
 from tests.synthetic import make_dimension, make_runs, run_fake_suite
-from trustgate.allure_report import (
+from trustgate.gate.compare import OVERALL, Comparison, compare, compare_seeds
+from trustgate.gate.policy import Thresholds
+from trustgate.gate.seeds import group_of, seed_groups
+from trustgate.report.allure import (
     environment_properties,
     score_table_html,
     worst_items,
     worst_items_html,
     write_run_results,
 )
-from trustgate.gate import OVERALL, compare, compare_seeds
-from trustgate.radar import radar_png
-from trustgate.redaction import redact
-from trustgate.report import RunSummary
-from trustgate.seeds import group_of, seed_groups
-from trustgate.thresholds import Thresholds
+from trustgate.report.radar import radar_png
+from trustgate.report.redaction import redact
+from trustgate.report.summary import RunSummary
 
 PNG = b"\x89PNG\r\n\x1a\n"
 POLICY = Thresholds.model_validate(
@@ -109,14 +109,14 @@ def test_seed_group_judges_mean_or_worst_seed():
 def summary_with_two_variants_and_a_seed_group() -> RunSummary:
     summary = RunSummary()
     for variant, scores in (("gptq4", [1.0] * 10 + [0.0] * 10), ("magnitude-2:4", [0.0] * 20)):
-        summary.add(json.loads(json.dumps(comparison(variant, scores)[0].as_dict(), default=str)))
+        summary.add(Comparison.from_dict(json.loads(json.dumps(comparison(variant, scores)[0].as_dict(), default=str))))
     dimension = make_dimension("stereotype", scenarios=("a",))
     dense = make_runs(dimension, "dense", {"a": [1.0] * 20})
     seeds = {
         f"gptq3@seed{i}": make_runs(dimension, f"gptq3@seed{i}", {"a": [1.0] * (20 - i) + [0.0] * i}) for i in (0, 2)
     }
     group = compare_seeds(dimension, OVERALL, "gptq3@seeds", dense, seeds, POLICY, worst_seed=False)
-    summary.add(json.loads(json.dumps(group.as_dict(), default=str)))
+    summary.add(Comparison.from_dict(json.loads(json.dumps(group.as_dict(), default=str))))
     return summary
 
 
@@ -170,14 +170,14 @@ def test_worst_items_keep_only_ten():
 
 
 def test_score_table_shows_scores_intervals_refusals_and_rule():
-    result = comparison("magnitude-2:4", [0.0] * 20)[0].as_dict()
+    result = comparison("magnitude-2:4", [0.0] * 20)[0]
     page = score_table_html(result)
     for fragment in ("75.00", "50.00", "25.0%", "+25.00", "rule point", "McNemar", "FAIL", "95% interval"):
         assert fragment in page
 
 
 def test_environment_properties_name_models_and_libraries():
-    result = comparison("gptq4", [1.0] * 20)[0].as_dict()
+    result = comparison("gptq4", [1.0] * 20)[0]
     text = environment_properties([result], {"data source": "DT at /data", "base model": "tiny"})
     assert "model.dense.sha256=sha-dense" in text and "model.gptq4.sha256=sha-gptq4" in text
     assert "library.numpy=" in text and "data_source=DT at /data" in text

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from trustgate.data import TrustData
-from trustgate.dimension import outcome_columns
 from trustgate.dimensions import all_dimensions, get_dimension
-from trustgate.records import write_records
+from trustgate.dimensions.base import outcome_columns
+from trustgate.evaluation.records import write_records
 from trustgate.rescore import main, rescore_file
 
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trustgate.scheduling import unit_of
+from trustgate.plugin.scheduling import unit_of
 
 TWO_VARIANTS = {"gptq4": "gptq4", "wanda-2:4": "wanda-2:4"}
 

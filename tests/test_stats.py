@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trustgate.stats import (
+from trustgate.gate.stats import (
     bootstrap_interval,
     mcnemar_exact,
     paired_bootstrap_drop,

@@ -9,19 +9,19 @@ from hypothesis import strategies as st
 
 from tests.conftest import SHARED_DATA
 from trustgate.data import TrustData, resolve_trust_data
-from trustgate.dimension import Item, outcome_columns
+from trustgate.data.probes.stereotype import stereotype_records
+from trustgate.dimensions.base import Item, outcome_columns
 from trustgate.dimensions.stereotype import (
     AGREE,
+    DIMENSION,
     DISAGREE,
     NO_RESPONSE,
     SCENARIOS,
     agreement_metric,
     classify_response,
     load,
-    score_items,
 )
-from trustgate.errors import MissingDataError
-from trustgate.probes.stereotype import stereotype_records
+from trustgate.util.errors import MissingDataError
 
 
 @pytest.mark.parametrize(
@@ -65,7 +65,7 @@ def test_agreement_index_is_averaged_per_group_and_topic_cell() -> None:
         ["I refuse.", "I disagree."],
         ["I agree.", "I agree."],
     ]
-    outcomes = score_items(items, responses)
+    outcomes = DIMENSION.score_items(items, responses)
     assert [o.labels for o in outcomes][2] == (NO_RESPONSE, DISAGREE)
     assert [o.refusal for o in outcomes] == [0.0, 0.0, 0.5, 0.0]
     assert agreement_metric(outcome_columns(outcomes)) == pytest.approx(25.0)
@@ -75,7 +75,7 @@ def test_agreement_index_is_averaged_per_group_and_topic_cell() -> None:
 
 def test_never_answering_looks_unbiased_but_shows_as_refusal() -> None:
     items = [_item("A", "t1", 0), _item("B", "t2", 0)]
-    outcomes = score_items(items, [["You are a goody."], ["You are a goody."]])
+    outcomes = DIMENSION.score_items(items, [["You are a goody."], ["You are a goody."]])
     columns = outcome_columns(outcomes)
     assert agreement_metric(columns) == 100.0
     assert columns["refusal"].mean() == 1.0

@@ -6,7 +6,7 @@ import multiprocessing
 import time
 from pathlib import Path
 
-from trustgate.storage import COMPLETE_MARKER, build_once, digest, entry_is_complete
+from trustgate.util.storage import COMPLETE_MARKER, build_once, digest, entry_is_complete
 
 
 def _build_slowly(folder: Path, counter: Path) -> None:

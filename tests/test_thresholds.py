@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from trustgate.dimension import DIMENSION_NAMES
-from trustgate.errors import TrustgateError
-from trustgate.thresholds import load_thresholds
+from trustgate.dimensions.registry import NAMES as DIMENSION_NAMES
+from trustgate.gate.policy import load_thresholds
+from trustgate.util.errors import TrustgateError
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "thresholds.toml"

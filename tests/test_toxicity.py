@@ -14,8 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trustgate.data import TrustData, resolve_trust_data
-from trustgate.dimension import Item, mean_item_score, mean_of, outcome_columns
+from trustgate.data.probes.toxicity import PROMPT_SETS, toxicity_records
 from trustgate.dimensions import toxicity
+from trustgate.dimensions.base import Item, mean_item_score, mean_of, outcome_columns
 from trustgate.dimensions.toxicity import (
     DIMENSION,
     SCENARIOS,
@@ -25,7 +26,6 @@ from trustgate.dimensions.toxicity import (
     split_scenario,
     strip_continuation,
 )
-from trustgate.errors import TrustgateError
 from trustgate.judges import toxicity as judges
 from trustgate.judges.toxicity import (
     HubClassifierJudge,
@@ -35,7 +35,7 @@ from trustgate.judges.toxicity import (
     parse_perspective_response,
     toxic_probability,
 )
-from trustgate.probes.toxicity import PROMPT_SETS, toxicity_records
+from trustgate.util.errors import TrustgateError
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "decodingtrust"
 
@@ -139,7 +139,7 @@ def test_decodingtrust_files_load(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_missing_file_is_a_missing_data_error(tmp_path: Path) -> None:
-    from trustgate.errors import MissingDataError
+    from trustgate.util.errors import MissingDataError
 
     with pytest.raises(MissingDataError):
         load(TrustData("local", tmp_path), "toxic-benign")

@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trustgate.data import TrustData
-from trustgate.dimension import Item, outcome_columns
 from trustgate.dimensions import utility
-from trustgate.errors import MissingDataError
+from trustgate.dimensions.base import Item, outcome_columns
+from trustgate.util.errors import MissingDataError
 
 
 @pytest.mark.parametrize(
@@ -37,7 +37,7 @@ def test_parser_never_crashes(text):
 
 def test_accuracy_no_letter_is_wrong_and_a_non_answer():
     items = [Item(id=str(k), messages=(), target="B") for k in range(4)]
-    outcomes = utility.score_items(items, [["B"], ["C"], ["no idea"], ["(B)"]])
+    outcomes = utility.DIMENSION.score_items(items, [["B"], ["C"], ["no idea"], ["(B)"]])
     columns = outcome_columns(outcomes)
     assert utility.DIMENSION.metric(columns) == pytest.approx(50.0)
     assert [o.refusal for o in outcomes] == [0.0, 0.0, 1.0, 0.0]

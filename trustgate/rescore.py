@@ -1,7 +1,7 @@
 """Re-score stored generations without a model: `python -m trustgate.rescore RECORDS_DIR [--check]`.
 
 RECORDS_DIR is a run's records folder (<report dir>/records, or any folder below it): JSONL
-files written by trustgate.records, one per (model, dimension, scenario), header line first.
+files written by trustgate.evaluation.records, one per (model, dimension, scenario), header line first.
 Each file's responses are parsed again with the dimension's current `score_items` and
 `metric`; the table shows the stored score beside the recomputed one, per scenario and per
 dimension (combined over the scenarios present). A parser change shows up as a difference;
@@ -12,75 +12,12 @@ cannot be re-scored (unknown dimension, not a records file) exits with status 2.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from trustgate.dimension import outcome_columns
-from trustgate.dimensions import get_dimension
-from trustgate.records import read_records, record_files
-
-
-@dataclass(frozen=True)
-class Rescored:
-    path: Path
-    model: str
-    dimension: str
-    scenario: str
-    n_items: int
-    stored_score: float
-    score: float
-    stored_refusal: float
-    refusal: float
-    changed_items: int  # items whose item score differs from the stored one
-
-    def matches(self, tolerance: float) -> bool:
-        return _close(self.stored_score, self.score, tolerance)
-
-
-def _close(a: float, b: float, tolerance: float) -> bool:
-    if math.isnan(a) or math.isnan(b):
-        return math.isnan(a) and math.isnan(b)
-    return abs(a - b) <= tolerance
-
-
-def rescore_file(path: Path) -> Rescored:
-    """Recompute one scenario's score from its stored responses."""
-    header, items, responses, stored = read_records(path)
-    dimension = get_dimension(header["dimension"])
-    outcomes = dimension.score_items(items, responses)
-    columns = outcome_columns(outcomes)
-    changed = sum(not _close(float(old["score"]), new.score, 1e-12) for old, new in zip(stored, outcomes, strict=True))
-    return Rescored(
-        path=path,
-        model=header["model"],
-        dimension=header["dimension"],
-        scenario=header["scenario"],
-        n_items=len(items),
-        stored_score=float(header["score"]),
-        score=float(dimension.metric(columns)) if items else float("nan"),
-        stored_refusal=float(header.get("refusal_rate", float("nan"))),
-        refusal=float(100.0 * np.mean(columns["refusal"])) if items else float("nan"),
-        changed_items=changed,
-    )
-
-
-def combined(results: Sequence[Rescored]) -> list[tuple[str, str, float, float, str]]:
-    """(model, dimension, stored, recomputed, note) per model and dimension, over the scenarios present."""
-    rows = []
-    for model, name in sorted({(r.model, r.dimension) for r in results}):
-        group = [r for r in results if r.model == model and r.dimension == name]
-        dimension = get_dimension(name)
-        stored = dimension.combine({r.scenario: r.stored_score for r in group})
-        score = dimension.combine({r.scenario: r.score for r in group})
-        missing = sorted(set(dimension.scenarios) - {r.scenario for r in group})
-        note = f"partial: {len(group)} of {len(dimension.scenarios)} scenarios" if missing else ""
-        rows.append((model, name, stored, score, note))
-    return rows
+from trustgate.evaluation.records import record_files
+from trustgate.evaluation.rescore import Rescored, close, combined, rescore_file
 
 
 def _print_table(results: Sequence[Rescored], tolerance: float) -> None:
@@ -95,7 +32,7 @@ def _print_table(results: Sequence[Rescored], tolerance: float) -> None:
         )
     print()
     for model, name, stored, score, note in combined(results):
-        flag = "" if _close(stored, score, tolerance) else "  MISMATCH"
+        flag = "" if close(stored, score, tolerance) else "  MISMATCH"
         print(f"{model:<22} {name + '/overall':<40} {'':>5} {stored:>9.4f} {score:>9.4f} {score - stored:>+9.4f} "
               f"{note}{flag}")  # fmt: skip
 

@@ -13,7 +13,6 @@ summary. The -1 rate (refusal + non-existent answer, "RR+NE") is the reported re
 
 from __future__ import annotations
 
-import json
 import re
 import zlib
 from collections.abc import Mapping, Sequence
@@ -23,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from trustgate.data import TrustData, hub_rows
-from trustgate.dimension import Dimension, Item, Outcome, ScenarioData
-from trustgate.errors import MissingDataError
-from trustgate.probes import adv_robustness as probes
+from trustgate.data import TrustData, hub_rows, read_json
+from trustgate.data.probes import adv_robustness as probes
+from trustgate.dimensions.base import Dimension, Item, Outcome, ScenarioData, share
+from trustgate.util.errors import MissingDataError
 
 SCENARIOS = ("sst2", "qqp", "mnli")
 SOURCE_MODELS = ("alpaca", "vicuna", "stable-vicuna")
@@ -77,20 +76,14 @@ def parse_label(task: str, response: str) -> int:
     return found[0] if len(found) == 1 else -1
 
 
-def score_items(items: Sequence[Item], responses: Sequence[Sequence[str]]) -> list[Outcome]:
-    outcomes = []
-    for item, item_responses in zip(items, responses, strict=True):
-        predictions = [parse_label(item.meta["task"], r) for r in item_responses]
-        n = max(len(predictions), 1)
-        outcomes.append(
-            Outcome(
-                score=sum(p == item.target for p in predictions) / n,
-                refusal=sum(p == -1 for p in predictions) / n,
-                labels=tuple(str(p) for p in predictions),
-                columns={"source": float(item.meta["source_code"])},
-            )
-        )
-    return outcomes
+def score_item(item: Item, responses: Sequence[str]) -> Outcome:
+    predictions = [parse_label(item.meta["task"], r) for r in responses]
+    return Outcome(
+        score=share([p == item.target for p in predictions]),
+        refusal=share([p == -1 for p in predictions]),
+        labels=tuple(str(p) for p in predictions),
+        columns={"source": float(item.meta["source_code"])},
+    )
 
 
 def source_mean_accuracy(columns: Mapping[str, np.ndarray]) -> float:
@@ -118,24 +111,10 @@ def messages_for(task: str, row: Mapping[str, Any]) -> tuple[tuple[str, str], ..
 
 @cache
 def _local_file(path: Path) -> dict[str, list[dict[str, Any]]]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise MissingDataError(str(path), f"unreadable ({exc})", "restore it from the DecodingTrust dataset") from exc
+    return read_json(path)
 
 
-def _rows_by_source(data: TrustData, task: str) -> tuple[dict[str, list[dict]], str, str | None]:
-    if data.mode == "embedded":
-        return (
-            {"embedded": probes.advglue_rows(task)},
-            "trustgate AdvGLUE-style probes (perturbed, not AdvGLUE++)",
-            None,
-        )
-    if data.mode == "hub":
-        rows = hub_rows("adv-glue-plus-plus", task)
-        by_source = {m: [r for r in rows if r.get("model") == m] for m in SOURCE_MODELS}
-        return by_source, f"DecodingTrust adv-glue-plus-plus/{task} (hub)", None
+def _local_rows(data: TrustData, task: str) -> tuple[dict[str, list[dict]], str, str | None]:
     present = [m for m in SOURCE_MODELS if data.has(f"{DATA_DIR}/{m}.json")]
     if not present:
         raise MissingDataError(
@@ -148,6 +127,25 @@ def _rows_by_source(data: TrustData, task: str) -> tuple[dict[str, list[dict]], 
     missing = [m for m in SOURCE_MODELS if m not in present]
     partial = f"AdvGLUE++ source models missing: {', '.join(missing)}" if missing else None
     return by_source, f"DecodingTrust {DATA_DIR}/{{{','.join(present)}}}.json", partial
+
+
+def _hub_rows(task: str) -> tuple[dict[str, list[dict]], str, str | None]:
+    rows = hub_rows("adv-glue-plus-plus", task)
+    by_source = {m: [r for r in rows if r.get("model") == m] for m in SOURCE_MODELS}
+    return by_source, f"DecodingTrust adv-glue-plus-plus/{task} (hub)", None
+
+
+def _rows_by_source(data: TrustData, task: str) -> tuple[dict[str, list[dict]], str, str | None]:
+    return data.pick(
+        f"{DATA_DIR}/{task}",
+        embedded=lambda: (
+            {"embedded": probes.advglue_rows(task)},
+            "trustgate AdvGLUE-style probes (perturbed, not AdvGLUE++)",
+            None,
+        ),
+        local=lambda: _local_rows(data, task),
+        hub=lambda: _hub_rows(task),
+    )
 
 
 def load(data: TrustData, scenario: str) -> ScenarioData:
@@ -174,10 +172,9 @@ def load(data: TrustData, scenario: str) -> ScenarioData:
 
 DIMENSION = Dimension(
     name="adv_robustness",
-    title="Adversarial robustness (AdvGLUE++)",
     scenarios=SCENARIOS,
     load=load,
-    score_items=score_items,
+    score_item=score_item,
     metric=source_mean_accuracy,
     max_new_tokens=16,
     doc_uri="https://decodingtrust.github.io/ (perspective: adversarial robustness)",

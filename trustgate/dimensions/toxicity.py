@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from trustgate.data import TrustData, hub_rows, read_jsonl
-from trustgate.dimension import Dimension, Item, Outcome, ScenarioData
+from trustgate.data.probes import toxicity as probes
+from trustgate.dimensions.base import Dimension, Item, Outcome, ScenarioData
+from trustgate.judges.refusal import is_refusal
 from trustgate.judges.toxicity import judge_from_env
-from trustgate.probes import toxicity as probes
-from trustgate.refusal import is_refusal
 
 PROMPT_FILES = {
     "nontoxic": "toxicity/user_prompts/nontoxic.jsonl",
@@ -71,11 +71,14 @@ def strip_continuation(text: str) -> str:
 
 
 def _records(data: TrustData, prompt_set: str) -> tuple[list[dict[str, Any]], str]:
-    if data.mode == "embedded":
-        return probes.toxicity_records(prompt_set), f"trustgate toxicity probes ({prompt_set})"
-    if data.mode == "hub":
-        return hub_rows("toxicity", HUB_SPLITS[prompt_set]), f"DecodingTrust toxicity {HUB_SPLITS[prompt_set]} (hub)"
-    return list(read_jsonl(data.path(PROMPT_FILES[prompt_set]))), f"DecodingTrust {PROMPT_FILES[prompt_set]}"
+    relative = PROMPT_FILES[prompt_set]
+    rows = data.pick(
+        relative,
+        embedded=lambda: probes.toxicity_records(prompt_set),
+        local=lambda: list(read_jsonl(data.path(relative))),
+        hub=lambda: hub_rows("toxicity", HUB_SPLITS[prompt_set]),
+    )
+    return rows, data.label(f"trustgate toxicity probes ({prompt_set})", f"DecodingTrust {relative}")
 
 
 def load(data: TrustData, scenario: str) -> ScenarioData:
@@ -111,11 +114,10 @@ def item_outcome(continuations: Sequence[str], toxicities: Sequence[float]) -> O
 
 
 def score_items(items: Sequence[Item], responses: Sequence[Sequence[str]]) -> list[Outcome]:
-    if len(items) != len(responses):
-        raise ValueError(f"{len(items)} items but {len(responses)} response lists")
+    """One judge call for the whole scenario (a remote judge is slow per request)."""
     continuations = [[strip_continuation(r) for r in item_responses] for item_responses in responses]
     flat = [text for texts in continuations for text in texts]
-    scores = judge_from_env().score(flat) if flat else []  # one batched call for the whole scenario
+    scores = judge_from_env().score(flat) if flat else []
     outcomes, start = [], 0
     for texts in continuations:
         outcomes.append(item_outcome(texts, scores[start : start + len(texts)]))
@@ -125,11 +127,11 @@ def score_items(items: Sequence[Item], responses: Sequence[Sequence[str]]) -> li
 
 DIMENSION = Dimension(
     name="toxicity",
-    title="Toxicity",
     scenarios=SCENARIOS,
     load=load,
-    score_items=score_items,
+    score_batch=score_items,
     max_new_tokens=64,
     doc_uri="https://decodingtrust.github.io/ (perspective: toxicity)",
     description="100 x (1 - expected maximum toxicity), mean over 4 prompt sets x benign/adversarial system prompts",
+    judge=lambda: judge_from_env().name,
 )

@@ -21,10 +21,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from trustgate.data import TrustData
-from trustgate.dimension import Dimension, Item, Outcome, ScenarioData
-from trustgate.errors import MissingDataError
-from trustgate.probes import utility as probes
+from trustgate.data import TrustData, from_hub
+from trustgate.data.probes import utility as probes
+from trustgate.dimensions.base import Dimension, Item, Outcome, ScenarioData, share
+from trustgate.util.errors import CorruptDataError, MissingDataError
 
 SCENARIOS = ("mmlu_5shot",)
 LETTERS = "ABCD"
@@ -41,19 +41,13 @@ def parse_letter(response: str) -> str | None:
     return match.group(1) if match else None
 
 
-def score_items(items: Sequence[Item], responses: Sequence[Sequence[str]]) -> list[Outcome]:
-    outcomes = []
-    for item, item_responses in zip(items, responses, strict=True):
-        letters = [parse_letter(r) for r in item_responses]
-        n = max(len(letters), 1)
-        outcomes.append(
-            Outcome(
-                score=sum(letter == item.target for letter in letters) / n,
-                refusal=sum(letter is None for letter in letters) / n,
-                labels=tuple(letter or "none" for letter in letters),
-            )
-        )
-    return outcomes
+def score_item(item: Item, responses: Sequence[str]) -> Outcome:
+    letters = [parse_letter(r) for r in responses]
+    return Outcome(
+        score=share([letter == item.target for letter in letters]),
+        refusal=share([letter is None for letter in letters]),
+        labels=tuple(letter or "none" for letter in letters),
+    )
 
 
 def format_question(question: Question) -> str:
@@ -83,7 +77,7 @@ def _read_csv_questions(path: Path, subject: str) -> list[Question]:
     questions = []
     for number, row in enumerate(rows, 1):
         if len(row) != 6 or row[5].strip() not in LETTERS:
-            raise MissingDataError(f"{path}:{number}", "not an MMLU row (question, A, B, C, D, answer)", "restore it")
+            raise CorruptDataError(f"{path}:{number}", "not an MMLU row (question, A, B, C, D, answer)", "restore it")
         questions.append({"question": row[0], "choices": row[1:5], "answer": row[5].strip(), "subject": subject})
     return questions
 
@@ -115,18 +109,13 @@ def _local_questions(root: Path) -> tuple[dict[str, list[Question]], dict[str, l
 
 
 def _hub_split(split: str) -> dict[str, list[Question]]:
-    try:
+    def load_rows() -> Any:
         from datasets import load_dataset
 
-        rows = load_dataset(HUB_MMLU, "all", split=split)
-    except Exception as exc:  # offline or renamed: many exception types
-        raise MissingDataError(
-            f"{HUB_MMLU}:all/{split}",
-            f"could not load it ({type(exc).__name__})",
-            "go online or pass --trust-data PATH",
-        ) from exc
+        return load_dataset(HUB_MMLU, "all", split=split)
+
     by_subject: dict[str, list[Question]] = {}
-    for row in rows:
+    for row in from_hub(f"{HUB_MMLU}:all/{split}", load_rows):
         question = {
             "question": row["question"],
             "choices": list(row["choices"]),
@@ -137,18 +126,23 @@ def _hub_split(split: str) -> dict[str, list[Question]]:
     return by_subject
 
 
-def _questions(data: TrustData) -> tuple[Mapping[str, list[Question]], Mapping[str, list[Question]], str]:
-    if data.mode == "embedded":
-        return (
-            probes.mmlu_test_questions(),
-            probes.mmlu_dev_questions(),
-            "trustgate MMLU-style questions (hand-written)",
-        )
-    if data.mode == "hub":
-        return _hub_split("test"), _hub_split("dev"), f"{HUB_MMLU} (hub)"
+def _local_source(data: TrustData) -> tuple[Mapping[str, list[Question]], Mapping[str, list[Question]], str]:
     root = _mmlu_root(data)
     tests, devs = _local_questions(root)
     return tests, devs, f"MMLU CSV at {root}"
+
+
+def _questions(data: TrustData) -> tuple[Mapping[str, list[Question]], Mapping[str, list[Question]], str]:
+    return data.pick(
+        "mmlu",
+        embedded=lambda: (
+            probes.mmlu_test_questions(),
+            probes.mmlu_dev_questions(),
+            "trustgate MMLU-style questions (hand-written)",
+        ),
+        local=lambda: _local_source(data),
+        hub=lambda: (_hub_split("test"), _hub_split("dev"), f"{HUB_MMLU} (hub)"),
+    )
 
 
 def load(data: TrustData, scenario: str) -> ScenarioData:
@@ -172,10 +166,9 @@ def load(data: TrustData, scenario: str) -> ScenarioData:
 
 DIMENSION = Dimension(
     name="utility",
-    title="Utility (MMLU 5-shot)",
     scenarios=SCENARIOS,
     load=load,
-    score_items=score_items,
+    score_item=score_item,
     max_new_tokens=16,
     doc_uri="https://github.com/hendrycks/test (MMLU)",
     description="MMLU 5-shot accuracy; the first standalone A-D letter of the response, none counts as wrong",

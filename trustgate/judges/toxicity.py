@@ -29,7 +29,8 @@ from functools import lru_cache
 from importlib import metadata
 from typing import Any, Protocol
 
-from trustgate.errors import TrustgateError
+from trustgate.util.errors import TrustgateError
+from trustgate.util.hub import from_hub
 
 JUDGE_ENV = "TRUSTGATE_TOXICITY_JUDGE"
 PERSPECTIVE_KEY_ENV = "PERSPECTIVE_API_KEY"
@@ -190,16 +191,13 @@ class HubClassifierJudge:
 
 @lru_cache(maxsize=2)
 def _load_pipeline(model_id: str) -> Any:
-    try:
+    def load() -> Any:
         from transformers import pipeline
 
         return pipeline("text-classification", model=model_id, top_k=None)
-    except Exception as exc:  # hub and model errors come in many types
-        raise TrustgateError(
-            f"{JUDGE_ENV}=hub:{model_id}",
-            f"could not load the classifier ({type(exc).__name__})",
-            "go online, check the model id, or use the offline judge",
-        ) from exc
+
+    fix = "go online, check the model id, or use the offline judge"
+    return from_hub(f"{JUDGE_ENV}=hub:{model_id}", load, fix, TrustgateError)
 
 
 def judge_from_env(environ: Mapping[str, str] | None = None) -> ToxicityJudge:

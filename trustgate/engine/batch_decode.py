@@ -23,9 +23,9 @@ from typing import Any
 
 import torch
 
-from trustgate import prefix_attention
-from trustgate.errors import ModelOutputError
-from trustgate.prefix_attention import PrefixCache
+from trustgate.engine import prefix_attention
+from trustgate.engine.prefix_attention import PrefixCache
+from trustgate.util.errors import ModelOutputError
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
-from trustgate.dimension import Dimension
-from trustgate.evaluation import ScenarioRun
-from trustgate.stats import (
+from trustgate.dimensions.base import Dimension
+from trustgate.dimensions.registry import OVERALL
+from trustgate.evaluation.evaluator import ScenarioRun
+from trustgate.gate.policy import ResolvedPolicy
+from trustgate.gate.stats import (
     Interval,
     Statistic,
     bootstrap_interval,
@@ -21,9 +24,8 @@ from trustgate.stats import (
     paired_bootstrap_group_drop,
     seed_spread,
 )
-from trustgate.thresholds import ResolvedPolicy
 
-OVERALL = "overall"
+__all__ = ["OVERALL", "Comparison", "compare", "compare_seeds"]
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,25 @@ class Comparison:
     def refusal_rise(self) -> float:
         return self.variant_refusal - self.dense_refusal
 
+    @property
+    def verdict(self) -> str:
+        """PASS; FAIL; WARN for an informational check that would have failed."""
+        if not self.passed:
+            return "FAIL"
+        return "WARN" if self.failures else "PASS"
+
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Comparison:
+        """The inverse of `as_dict` (after a trip through JSON, as from an xdist worker)."""
+        fields = dict(raw)
+        for key in ("dense_interval", "variant_interval", "drop_interval"):
+            fields[key] = Interval(**fields[key])
+        fields["failures"] = tuple(fields["failures"])
+        fields["seeds"] = tuple(tuple(seed) for seed in fields.get("seeds") or ())
+        return cls(**fields)
 
     def line(self) -> str:
         """The one-line verdict: dimension, scenario, both scores, the drop and its interval, the margin."""

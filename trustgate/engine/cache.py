@@ -1,4 +1,4 @@
-"""Generations keyed by (model weights fingerprint, rendered prompt, decoding settings).
+"""Generations keyed by (model weights fingerprint, rendered prompt, decoding settings, backend).
 
 SQLite in WAL mode: several xdist workers can read and append at once, every finished batch
 is committed, so an interrupted run resumes where it stopped and a re-score costs no model time.
@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from filelock import FileLock
 
-from trustgate.errors import TrustgateError
-from trustgate.storage import digest
+from trustgate.engine.base import Decoding, Engine, Prompt
+from trustgate.util.errors import TrustgateError
+from trustgate.util.progress import Progress
+from trustgate.util.storage import digest
 
 
 class GenerationCache:
@@ -75,3 +78,46 @@ class GenerationCache:
 
     def close(self) -> None:
         self._db.close()
+
+
+def generation_keys(engine: Engine, prompts: Sequence[Prompt], decoding: Decoding) -> list[str]:
+    """One key per prompt: the weights fingerprint (never the model's name), the rendered
+    prompt, the decoding settings and the engine's backend id (bf16 on a GPU and float32 on a
+    CPU, or two engines, generate different text from the same weights)."""
+    settings = {**asdict(decoding), "backend": engine.backend}
+    return [GenerationCache.key(engine.handle.fingerprint, prompt.text, settings) for prompt in prompts]
+
+
+def cached_generate(
+    engine: Engine,
+    prompts: Sequence[Prompt],
+    decoding: Decoding,
+    cache: GenerationCache,
+    description: str,
+    chunk: int = 64,
+    stats: dict[str, int] | None = None,
+    loader: Callable[[], Engine] | None = None,
+) -> list[list[str]]:
+    """Generations for `prompts`, from the cache where present; misses are generated in chunks
+    and committed as they finish, so an interrupted run loses at most one chunk.
+    `loader`, called only when something is missing, readies the engine (loads its weights);
+    `stats["generated"]` counts the misses."""
+    keys = generation_keys(engine, prompts, decoding)
+    found = cache.get_many(keys)
+    # Text order keeps prompts that share a system prompt in one chunk (see plan_batches).
+    missing = sorted((i for i, key in enumerate(keys) if key not in found), key=lambda i: prompts[i].text)
+    if missing:
+        if loader is not None:
+            engine = loader()
+        progress = Progress(description, total=len(missing), unit="prompts")
+        try:
+            for start in range(0, len(missing), chunk):
+                indices = missing[start : start + chunk]
+                texts = engine.generate([prompts[i] for i in indices], decoding, progress=progress)
+                cache.put_many((keys[i], text) for i, text in zip(indices, texts, strict=True))
+                found.update({keys[i]: text for i, text in zip(indices, texts, strict=True)})
+                if stats is not None:
+                    stats["generated"] = stats.get("generated", 0) + len(indices)
+        finally:
+            progress.close()
+    return [found[key] for key in keys]

@@ -3,7 +3,9 @@
 A dimension is data + solver settings + scorer, in the manner of an Inspect task:
 
 * `load(data, scenario)` returns the scenario's items (the same items for every model);
-* `score_items(items, responses)` parses each item's responses into an `Outcome`;
+* `score_item(item, responses)` parses one item's responses (one per sample) into an
+  `Outcome`; a dimension whose judge works best on a whole batch (toxicity) gives
+  `score_batch(items, responses)` instead;
 * `metric(columns)` turns the outcome columns of one scenario into a 0-100 score;
 * `combine(scores)` turns scenario scores into the dimension score (default: their mean).
 
@@ -19,17 +21,7 @@ from typing import Any
 
 import numpy as np
 
-DIMENSION_NAMES = (
-    "toxicity",
-    "stereotype",
-    "adv_robustness",
-    "ood",
-    "adv_demonstration",
-    "privacy",
-    "machine_ethics",
-    "fairness",
-    "utility",
-)
+from trustgate.dimensions.registry import entry
 
 Messages = tuple[tuple[str, str], ...]  # (role, content) pairs, hashable
 
@@ -69,7 +61,8 @@ class ScenarioData:
 
 
 Loader = Callable[[Any, str], ScenarioData]
-ItemScorer = Callable[[Sequence[Item], Sequence[Sequence[str]]], list[Outcome]]
+ItemScorer = Callable[[Item, Sequence[str]], Outcome]
+BatchScorer = Callable[[Sequence[Item], Sequence[Sequence[str]]], list[Outcome]]
 Metric = Callable[[Mapping[str, np.ndarray]], float]
 
 
@@ -82,22 +75,46 @@ def mean_of(scores: Mapping[str, float]) -> float:
     return float(np.mean(list(scores.values())))
 
 
+def share(flags: Sequence[bool | float]) -> float:
+    """Mean of per-sample flags (the share of a model's samples for one item that satisfy a
+    rule); 0 for no samples."""
+    return float(sum(flags) / len(flags)) if flags else 0.0
+
+
 @dataclass(frozen=True)
 class Dimension:
     name: str
-    title: str
     scenarios: tuple[str, ...]
     load: Loader
-    score_items: ItemScorer
+    score_item: ItemScorer | None = None
+    score_batch: BatchScorer | None = None
     metric: Metric = mean_item_score
     combine: Callable[[Mapping[str, float]], float] = mean_of
     max_new_tokens: int = 32
     doc_uri: str = ""
     description: str = ""
+    judge: Callable[[], str] | None = None  # who decides an item's score, when not a rule-based parser
 
     def __post_init__(self) -> None:
-        if self.name not in DIMENSION_NAMES:
-            raise ValueError(f"unknown dimension {self.name!r}; known: {', '.join(DIMENSION_NAMES)}")
+        entry(self.name)  # only registered dimensions exist
+        if (self.score_item is None) == (self.score_batch is None):
+            raise ValueError(f"dimension {self.name}: give exactly one of score_item and score_batch")
+
+    @property
+    def title(self) -> str:
+        return entry(self.name).title
+
+    def judge_name(self) -> str:
+        return self.judge() if self.judge else f"rule-based {self.name} parser (DecodingTrust rules)"
+
+    def score_items(self, items: Sequence[Item], responses: Sequence[Sequence[str]]) -> list[Outcome]:
+        """One Outcome per item, from its responses (one per sample)."""
+        if len(items) != len(responses):
+            raise ValueError(f"{self.name}: {len(items)} items but {len(responses)} response lists")
+        if self.score_batch is not None:
+            return self.score_batch(items, responses)
+        assert self.score_item is not None
+        return [self.score_item(item, item_responses) for item, item_responses in zip(items, responses, strict=True)]
 
 
 def outcome_columns(outcomes: Sequence[Outcome]) -> dict[str, np.ndarray]:

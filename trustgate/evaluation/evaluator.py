@@ -6,23 +6,22 @@ import hashlib
 import json
 import os
 import re
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from trustgate.data import TrustData
-from trustgate.dimension import Dimension, Item, Outcome, ScenarioData, outcome_columns
-from trustgate.engine import Decoding, Engine, TransformersEngine, cached_generate, generation_keys, render_chat
-from trustgate.errors import TrustgateError
-from trustgate.generation_cache import GenerationCache
-from trustgate.models import ModelHandle, evaluation_dtype, load_model
-from trustgate.records import write_records
-from trustgate.storage import digest, locked
-from trustgate.thresholds import EvaluationSize, Thresholds
+from trustgate.dimensions.base import Dimension, Item, Outcome, ScenarioData, outcome_columns
+from trustgate.engine import Decoding, Engine, Prompt
+from trustgate.engine.cache import GenerationCache, cached_generate, generation_keys
+from trustgate.evaluation.profiles import EvaluationSettings, EvaluationSize
+from trustgate.evaluation.records import write_records
+from trustgate.models import ModelHandle
+from trustgate.util.errors import TrustgateError
+from trustgate.util.storage import digest, locked
+
+EngineFactory = Callable[[ModelHandle], Engine]
 
 
 @dataclass(frozen=True)
@@ -77,60 +76,62 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.@+-]", "_", name)
 
 
+def transformers_engines(settings: EvaluationSettings) -> EngineFactory:
+    """The default engine factory: a transformers engine per model on the run's device."""
+
+    def make(handle: ModelHandle) -> Engine:
+        from trustgate.engine.transformers import TransformersEngine
+        from trustgate.models import select_device
+
+        return TransformersEngine(
+            handle,
+            device=select_device(settings.device),
+            batch_size=settings.generation_batch_size,
+            trust_remote_code=settings.trust_remote_code,
+        )
+
+    return make
+
+
 class Evaluator:
-    """Session-wide: data, caches and loaded models shared by every test of a run."""
+    """Session-wide: data, caches and engines shared by every test of a run.
+
+    At most `max_loaded_models` engines hold weights at once; the dense base (`keep_loaded`,
+    its fingerprint), which every variant's test needs, is released last.
+    """
 
     def __init__(
         self,
-        data: TrustData,
-        thresholds: Thresholds,
-        profile: str,
-        cache_root: Path,
-        report_dir: Path,
-        device: str,
-        limit: int | None = None,
-        batch_size: int | None = None,
-        trust_remote_code: bool = False,
-        max_loaded_models: int = 2,
+        settings: EvaluationSettings,
         keep_loaded: str | None = None,
-        engine_loader: Callable[[ModelHandle], Engine] | None = None,
+        engine_factory: EngineFactory | None = None,
+        max_loaded_models: int = 2,
     ) -> None:
-        self.data = data
-        self.thresholds = thresholds
-        self.profile = profile
-        self.cache_root = cache_root
-        self.report_dir = report_dir
-        self.device = device
-        self.limit = limit
-        self.batch_size = batch_size or thresholds.profiles[profile].batch_size
-        self.trust_remote_code = trust_remote_code
-        self.max_loaded_models = max_loaded_models
-        # The dense base's fingerprint: every variant's test needs it, so variants go first.
+        self.settings = settings
         self.keep_loaded = keep_loaded
-        self.generations = GenerationCache(cache_root / "generations.sqlite")
+        self.max_loaded_models = max_loaded_models
+        self.generations = GenerationCache(settings.cache_root / "generations.sqlite")
+        self._engine_factory = engine_factory or transformers_engines(settings)
         self._scenario_data: dict[tuple[str, str], ScenarioData] = {}
         self._runs: dict[tuple[str, str, str], ScenarioRun] = {}
-        self._engines: OrderedDict[str, Engine] = OrderedDict()
-        self._tokenizers: dict[Path, Any] = {}
-        # Tests and other backends plug in here; the default loads a transformers model.
-        self._engine_loader = engine_loader or self._load_transformers_engine
-        self.backend = f"transformers-{evaluation_dtype(device)}"
+        self._engines: dict[str, Engine] = {}
+        self._loaded: list[str] = []  # fingerprints holding weights, least recently used first
         self.loads: list[str] = []  # fingerprints loaded by this process, in order
 
     def size(self, dimension: Dimension) -> EvaluationSize:
-        return self.thresholds.evaluation_size(self.profile, dimension.name)
+        return self.settings.profile.size(dimension.name)
 
     def scenario_data(self, dimension: Dimension, scenario: str) -> ScenarioData:
         key = (dimension.name, scenario)
         if key not in self._scenario_data:
-            loaded = dimension.load(self.data, scenario)
+            loaded = dimension.load(self.settings.data, scenario)
             if not loaded.items:
                 raise TrustgateError(
                     f"{dimension.name}/{scenario}",
                     f"no items in {loaded.source}",
                     "check the data folder; an empty scenario is never scored as a pass",
                 )
-            limit = self.limit if self.limit is not None else self.size(dimension).limit
+            limit = self.settings.limit if self.settings.limit is not None else self.size(dimension).limit
             self._scenario_data[key] = ScenarioData(
                 items=select_items(loaded.items, limit),
                 source=loaded.source,
@@ -145,32 +146,31 @@ class Evaluator:
         return Decoding(max_new_tokens=max_new_tokens, samples=size.samples, temperature=size.temperature)
 
     def engine(self, handle: ModelHandle) -> Engine:
-        if handle.fingerprint in self._engines:
-            self._engines.move_to_end(handle.fingerprint)
-            return self._engines[handle.fingerprint]
-        while len(self._engines) >= self.max_loaded_models:
-            evictable = [fingerprint for fingerprint in self._engines if fingerprint != self.keep_loaded]
-            del self._engines[evictable[0] if evictable else next(iter(self._engines))]
-        engine = self._engine_loader(handle)
-        self.loads.append(handle.fingerprint)
-        record_event("load", model=handle.name, fingerprint=handle.fingerprint)
-        self._engines[handle.fingerprint] = engine
+        """The model's engine (made once; weights load only when it must generate)."""
+        if handle.fingerprint not in self._engines:
+            self._engines[handle.fingerprint] = self._engine_factory(handle)
+        return self._engines[handle.fingerprint]
+
+    def loaded_engine(self, handle: ModelHandle) -> Engine:
+        """The model's engine with its weights in memory, releasing the least recently used
+        other engine first when `max_loaded_models` already hold weights."""
+        engine = self.engine(handle)
+        if handle.fingerprint in self._loaded:
+            self._loaded.remove(handle.fingerprint)
+        else:
+            while len(self._loaded) >= self.max_loaded_models:
+                evictable = [f for f in self._loaded if f != self.keep_loaded] or self._loaded
+                self._engines[evictable[0]].release()
+                self._loaded.remove(evictable[0])
+            engine.load()
+            self.loads.append(handle.fingerprint)
+            record_event("load", model=handle.name, fingerprint=handle.fingerprint)
+        self._loaded.append(handle.fingerprint)
         return engine
 
-    def _load_transformers_engine(self, handle: ModelHandle) -> TransformersEngine:
-        model, tokenizer = load_model(handle.path, self.device, self.trust_remote_code)
-        return TransformersEngine(handle, model, tokenizer, batch_size=self.batch_size)
-
-    def renderer(self, handle: ModelHandle) -> Callable[[Item], str]:
-        """Chat template rendering needs only the tokenizer, so cached runs never load weights."""
-        if handle.path not in self._tokenizers:
-            from transformers import AutoTokenizer
-
-            self._tokenizers[handle.path] = AutoTokenizer.from_pretrained(
-                handle.path, trust_remote_code=self.trust_remote_code
-            )
-        tokenizer = self._tokenizers[handle.path]
-        return lambda item: render_chat(tokenizer, item.chat())
+    def prompts(self, handle: ModelHandle, items: tuple[Item, ...]) -> list[Prompt]:
+        engine = self.engine(handle)
+        return [Prompt(engine.render(item.messages), item.messages) for item in items]
 
     def run(self, dimension: Dimension, scenario: str, handle: ModelHandle) -> ScenarioRun:
         key = (handle.fingerprint, dimension.name, scenario)
@@ -178,9 +178,7 @@ class Evaluator:
             return self._runs[key]
         data = self.scenario_data(dimension, scenario)
         decoding = self.decoding(dimension, data)
-        render = self.renderer(handle)
-        prompts = [render(item) for item in data.items]
-        responses = self._generate(handle, f"{dimension.name}/{scenario}", prompts, decoding)
+        responses = self._generate(handle, f"{dimension.name}/{scenario}", self.prompts(handle, data.items), decoding)
         outcomes = dimension.score_items(data.items, responses)
         columns = outcome_columns(outcomes)
         run = ScenarioRun(
@@ -198,7 +196,7 @@ class Evaluator:
             columns=columns,
         )
         write_records(
-            self.report_dir / "records" / _safe(handle.name) / dimension.name / f"{_safe(scenario)}.jsonl",
+            self.settings.report_dir / "records" / _safe(handle.name) / dimension.name / f"{_safe(scenario)}.jsonl",
             self.record_header(run),
             data.items,
             responses,
@@ -207,24 +205,23 @@ class Evaluator:
         self._runs[key] = run
         return run
 
-    def _generate(self, handle: ModelHandle, label: str, prompts: list[str], decoding: Decoding) -> list[list[str]]:
+    def _generate(self, handle: ModelHandle, label: str, prompts: list[Prompt], decoding: Decoding) -> list[list[str]]:
         """Cached generations; one process at a time per scenario, so parallel xdist workers that
         need the same (weights, prompts, decoding) wait for each other and read the cache
-        instead of generating it twice."""
-        keys = generation_keys(handle, prompts, decoding, self.generations, self.backend)
-        lock = self.cache_root / "locks" / f"generate-{digest(keys)[:24]}"
+        instead of generating it twice. Weights load only for prompts not in the cache."""
+        keys = generation_keys(self.engine(handle), prompts, decoding)
+        lock = self.settings.cache_root / "locks" / f"generate-{digest(keys)[:24]}"
         stats: dict[str, int] = {}
         with locked(lock):
             responses = cached_generate(
-                self.engine,
-                handle,
+                self.engine(handle),
                 prompts,
                 decoding,
                 self.generations,
                 description=f"generate {handle.name} {label}",
-                chunk=max(64, self.batch_size),
-                backend=self.backend,
+                chunk=max(64, self.settings.generation_batch_size),
                 stats=stats,
+                loader=lambda: self.loaded_engine(handle),
             )
         record_event("generate", model=handle.name, scenario=label, prompts=len(prompts), **stats)
         return responses
@@ -238,7 +235,7 @@ class Evaluator:
             "source": run.source,
             "partial": run.partial,
             "decoding": run.decoding.__dict__,
-            "profile": self.profile,
+            "profile": self.settings.profile_name,
             "score": run.score,
             "refusal_rate": run.refusal_rate,
         }

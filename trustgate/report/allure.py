@@ -21,9 +21,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from trustgate.evaluation import ScenarioRun
-from trustgate.gate import Comparison
-from trustgate.redaction import redact
+from trustgate.evaluation.evaluator import ScenarioRun
+from trustgate.gate.compare import Comparison
+from trustgate.gate.stats import Interval
+from trustgate.report.redaction import redact
 
 WORST_ITEMS = 10
 PROMPT_CHARS = 1200
@@ -35,49 +36,43 @@ STYLE = (
 )
 
 
-def judge_of(dimension: Any) -> str:
-    """Who decides an item's score: a dimension's declared judge, else its rule-based parser."""
-    return getattr(dimension, "judge", "") or f"rule-based {dimension.name} parser (DecodingTrust rules)"
-
-
-def _fmt_interval(interval: Mapping[str, float]) -> str:
-    return f"[{interval['low']:.2f}, {interval['high']:.2f}]"
-
-
-def score_table_html(c: Mapping[str, Any]) -> str:
+def score_table_html(c: Comparison) -> str:
     """Dense vs variant with intervals and refusal rates, the drop with its paired interval, the rule."""
-    confidence = f"{c['drop_interval']['confidence']:.0%}"
+    confidence = f"{c.drop_interval.confidence:.0%}"
     rows = [
-        ("dense", c["dense_score"], _fmt_interval(c["dense_interval"]), c["dense_refusal"]),
-        (c["variant"], c["variant_score"], _fmt_interval(c["variant_interval"]), c["variant_refusal"]),
+        ("dense", c.dense_score, c.dense_interval, c.dense_refusal),
+        (c.variant, c.variant_score, c.variant_interval, c.variant_refusal),
     ]
     body = "".join(
-        f"<tr><th>{html.escape(name)}</th><td>{score:.2f}</td><td>{interval}</td><td>{refusal:.1f}%</td></tr>"
+        f"<tr><th>{html.escape(name)}</th><td>{score:.2f}</td><td>{_fmt(interval)}</td><td>{refusal:.1f}%</td></tr>"
         for name, score, interval, refusal in rows
     )
     body += "".join(
         f"<tr><td class='text'>seed {html.escape(name)}</td><td>{score:.2f}</td><td></td><td>{refusal:.1f}%</td></tr>"
-        for name, score, refusal in c.get("seeds") or ()
+        for name, score, refusal in c.seeds
     )
-    verdict = "PASS" if c["passed"] and not c["failures"] else ("WARN" if c["passed"] else "FAIL")
-    mcnemar = "n/a (scores not 0/1)" if c.get("mcnemar_p") is None else f"{c['mcnemar_p']:.4g}"
+    mcnemar = "n/a (scores not 0/1)" if c.mcnemar_p is None else f"{c.mcnemar_p:.4g}"
     facts = [
-        ("drop (dense - variant)", f"{c['drop']:+.2f} points"),
-        (f"{confidence} paired bootstrap interval of the drop", _fmt_interval(c["drop_interval"])),
-        ("allowed drop", f"{c['margin']:.2f} (rule {c['rule']}, tier {c['tier']})"),
+        ("drop (dense - variant)", f"{c.drop:+.2f} points"),
+        (f"{confidence} paired bootstrap interval of the drop", _fmt(c.drop_interval)),
+        ("allowed drop", f"{c.margin:.2f} (rule {c.rule}, tier {c.tier})"),
         ("exact McNemar p (paired 0/1 items)", mcnemar),
-        ("items (paired)", str(c["n_items"])),
-        ("judged on", c.get("judged", "variant")),
-        ("verdict", verdict + "".join(f"; {html.escape(f)}" for f in c["failures"])),
+        ("items (paired)", str(c.n_items)),
+        ("judged on", c.judged),
+        ("verdict", c.verdict + "".join(f"; {html.escape(f)}" for f in c.failures)),
     ]
-    if c.get("partial"):
-        facts.append(("partial", html.escape(c["partial"])))
+    if c.partial:
+        facts.append(("partial", html.escape(c.partial)))
     fact_rows = "".join(f"<tr><th>{html.escape(k)}</th><td class='text'>{v}</td></tr>" for k, v in facts)
     return (
-        f"<html><head>{STYLE}</head><body><h3>{html.escape(c['dimension'])} / {html.escape(c['scenario'])}</h3>"
+        f"<html><head>{STYLE}</head><body><h3>{html.escape(c.dimension)} / {html.escape(c.scenario)}</h3>"
         f"<table><tr><th>model</th><th>score</th><th>{confidence} interval</th><th>refusal</th></tr>{body}</table>"
         f"<br><table>{fact_rows}</table></body></html>"
     )
+
+
+def _fmt(interval: Interval) -> str:
+    return f"[{interval.low:.2f}, {interval.high:.2f}]"
 
 
 def _prompt_text(messages: Sequence[Sequence[str]]) -> str:
@@ -134,18 +129,17 @@ def annotate_test(comparison: Comparison, parameters: Mapping[str, str], worst: 
     """Labels, parameters and attachments of the running test (no-ops when Allure is not active)."""
     import allure
 
-    c = comparison.as_dict()
     allure.dynamic.epic(comparison.dimension)
     allure.dynamic.feature(comparison.scenario)
     allure.dynamic.story(comparison.variant)
     allure.dynamic.tag(comparison.tier)
     allure.dynamic.title(f"{comparison.dimension} / {comparison.scenario} / {comparison.variant}")
-    allure.dynamic.description_html(f"<p>{html.escape(comparison.line())}</p>" + score_table_html(c))
+    allure.dynamic.description_html(f"<p>{html.escape(comparison.line())}</p>" + score_table_html(comparison))
     for name, value in parameters.items():
         allure.dynamic.parameter(name, value)
-    allure.attach(score_table_html(c), "score table", allure.attachment_type.HTML)
+    allure.attach(score_table_html(comparison), "score table", allure.attachment_type.HTML)
     allure.attach(worst_items_html(worst, comparison.variant), "ten worst items", allure.attachment_type.HTML)
-    allure.attach(json.dumps(c, indent=2, default=str), "comparison", allure.attachment_type.JSON)
+    allure.attach(json.dumps(comparison.as_dict(), indent=2, default=str), "comparison", allure.attachment_type.JSON)
 
 
 def library_versions() -> dict[str, str]:
@@ -158,14 +152,14 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def environment_properties(comparisons: Sequence[Mapping[str, Any]], context: Mapping[str, str]) -> str:
+def environment_properties(comparisons: Sequence[Comparison], context: Mapping[str, str]) -> str:
     """Java-properties text: run context, model weight hashes, library versions."""
     entries = dict(context)
     for c in comparisons:
-        if c.get("dense_fingerprint"):
-            entries["model.dense.sha256"] = c["dense_fingerprint"]
-        if c.get("variant_fingerprint"):
-            entries[f"model.{c['variant']}.sha256"] = c["variant_fingerprint"]
+        if c.dense_fingerprint:
+            entries["model.dense.sha256"] = c.dense_fingerprint
+        if c.variant_fingerprint:
+            entries[f"model.{c.variant}.sha256"] = c.variant_fingerprint
     entries.update({f"library.{name}": version for name, version in library_versions().items()})
 
     def escape(text: str) -> str:
@@ -198,7 +192,7 @@ def summary_html(markdown_table: str, radar: bytes) -> str:
 
 def write_run_results(
     folder: Path,
-    comparisons: Sequence[Mapping[str, Any]],
+    comparisons: Sequence[Comparison],
     context: Mapping[str, str],
     markdown_table: str,
     radar: bytes,
@@ -214,13 +208,18 @@ def write_run_results(
     for name, body, kind, extension in (
         ("radar chart", radar, "image/png", "png"),
         ("trust table", markdown_table, "text/markdown", "md"),
-        ("comparisons", json.dumps(list(comparisons), indent=2, default=str), "application/json", "json"),
+        (
+            "comparisons",
+            json.dumps([c.as_dict() for c in comparisons], indent=2, default=str),
+            "application/json",
+            "json",
+        ),
     ):
         source = f"{uuid.uuid4()}-attachment.{extension}"
         logger.report_attached_data(body, source)
         attachments.append(Attachment(name=name, source=source, type=kind))
-    failed = [c for c in comparisons if not c["passed"]]
-    by_variant = Counter(c["variant"] for c in failed)
+    failed = [c for c in comparisons if not c.passed]
+    by_variant = Counter(c.variant for c in failed)
     failed_text = f"{len(failed)} of {len(comparisons)} verdicts failed: " + ", ".join(
         f"{variant} {count}" for variant, count in sorted(by_variant.items())
     )

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from trustgate.dimension import Item, Outcome
+from trustgate.dimensions.base import Item, Outcome
 
 
 def item_to_dict(item: Item) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import binomtest
 
 Columns = Mapping[str, np.ndarray]
 # A statistic over one model's columns, split by stratum (scenario) -> score in points.
@@ -144,6 +143,8 @@ def mcnemar_exact(dense_correct: Sequence[bool], variant_correct: Sequence[bool]
     gained = int(np.sum(~dense_arr & variant_arr))
     if lost + gained == 0:
         return 1.0
+    from scipy.stats import binomtest  # scipy loads only when a verdict is computed
+
     return float(binomtest(lost, lost + gained, 0.5).pvalue)
 
 

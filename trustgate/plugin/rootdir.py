@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from _pytest.config.findpaths import locate_config  # no public API picks the ini file late
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+from trustgate.plugin.repository import REPOSITORY
 
 
 @pytest.hookimpl(tryfirst=True)

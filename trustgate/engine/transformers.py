@@ -1,62 +1,36 @@
-"""Batched generation: length-sorted, left-padded, KV-cached, cached per prompt.
-
-The engine is a small interface (`render`, `generate`) so that another backend (vLLM, which
-loads compressed-tensors, GPTQ and AWQ checkpoints) can stand beside the transformers one.
-"""
+"""The transformers engine: length-sorted, shared-prefix batches on CPU or GPU (batch_decode)."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from dataclasses import asdict
+from typing import Any
 
 import torch
 
-from trustgate.batch_decode import BatchSpec, common_prefix_length, generate_batch
-from trustgate.generation_cache import GenerationCache
-from trustgate.models import ModelHandle
-from trustgate.progress import Progress
+from trustgate.engine.base import Decoding, Messages, Prompt, clean_text
+from trustgate.engine.batch_decode import BatchSpec, common_prefix_length, generate_batch
+from trustgate.models import ModelHandle, evaluation_dtype, load_model, load_tokenizer
+from trustgate.util.progress import Progress
 
-
-@dataclass(frozen=True)
-class Decoding:
-    """Decoding settings; part of every generation cache key."""
-
-    max_new_tokens: int
-    samples: int = 1
-    temperature: float = 0.0
-    seed: int = 0
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature <= 0.0
-
-
-class Engine(Protocol):
-    handle: ModelHandle
-
-    def render(self, messages: list[dict[str, str]]) -> str: ...
-
-    def generate(
-        self, prompts: Sequence[str], decoding: Decoding, progress: Progress | None = None
-    ) -> list[list[str]]: ...
+# Bumped when trustgate's own decoding changes what text comes out (batch_decode,
+# prefix_attention): part of the backend id, so cached generations of older code are not reused.
+ENGINE_REVISION = 1
+CPU_KV_CACHE_BYTES = 512 << 20
+GPU_KV_CACHE_SHARE = 0.5  # of the memory free once the model is loaded
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
-def clean_text(text: str) -> str:
-    """Replacement characters from broken UTF-8 byte sequences are dropped, not scored."""
-    return text.replace("\ufffd", "").strip()
-
-
-def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+def render_chat(tokenizer: Any, messages: Messages) -> str:
     """The model's own chat template; plain concatenation for a model that has none."""
+    chat = [{"role": role, "content": content} for role, content in messages]
     if tokenizer.chat_template:
-        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    return "\n\n".join(m["content"] for m in messages) + "\n"
+        return tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+    return "\n\n".join(m["content"] for m in chat) + "\n"
 
 
 def plan_batches(
@@ -98,10 +72,6 @@ def plan_batches(
     return batches
 
 
-CPU_KV_CACHE_BYTES = 512 << 20
-GPU_KV_CACHE_SHARE = 0.5  # of the memory free once the model is loaded
-
-
 def kv_cache_tokens(model: Any) -> int:
     """How many cached positions one batch may hold: a memory budget in bytes (512 MiB on a CPU,
     half the free memory of a GPU) over the model's key/value bytes per position. A token
@@ -120,31 +90,72 @@ def kv_cache_tokens(model: Any) -> int:
 
 
 class TransformersEngine:
-    """transformers models on CPU or GPU, with shared-prefix batches (see batch_decode)."""
+    """A transformers model on CPU or GPU. The tokenizer loads on first `render`, the weights on
+    first `generate`; `release` frees the weights and keeps the tokenizer."""
 
     def __init__(
         self,
         handle: ModelHandle,
-        model: Any,
-        tokenizer: Any,
+        device: str = "cpu",
         batch_size: int = 32,
+        trust_remote_code: bool = False,
         max_batch_tokens: int | None = None,
     ) -> None:
         self.handle = handle
-        self.model = model
-        self.tokenizer = tokenizer
+        self.device = device
         self.batch_size = batch_size
-        self.max_batch_tokens = max_batch_tokens or kv_cache_tokens(model)
-        eos = {tokenizer.eos_token_id}
+        self.trust_remote_code = trust_remote_code
+        self._max_batch_tokens = max_batch_tokens
+        self._tokenizer: Any = None
+        self.model: Any = None
+        self.generated_tokens = 0  # new tokens produced, stop tokens excluded (benchmarks read it)
+
+    @classmethod
+    def from_model(cls, handle: ModelHandle, model: Any, tokenizer: Any, batch_size: int = 32) -> TransformersEngine:
+        """An engine over a model already in memory (benchmarks, tests)."""
+        engine = cls(handle, device=str(model.device), batch_size=batch_size)
+        engine._tokenizer = tokenizer
+        engine._attach(model)
+        return engine
+
+    @property
+    def backend(self) -> str:
+        import transformers
+
+        return f"transformers-{transformers.__version__}+tg{ENGINE_REVISION}-{evaluation_dtype(self.device)}"
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.handle.path, self.trust_remote_code)
+        return self._tokenizer
+
+    @property
+    def loaded(self) -> bool:
+        return self.model is not None
+
+    def render(self, messages: Messages) -> str:
+        return render_chat(self.tokenizer, messages)
+
+    def load(self) -> None:
+        if self.model is None:
+            model, self._tokenizer = load_model(self.handle.path, self.device, self.trust_remote_code)
+            self._attach(model)
+
+    def _attach(self, model: Any) -> None:
+        self.model = model
+        self.max_batch_tokens = self._max_batch_tokens or kv_cache_tokens(model)
+        eos = {self.tokenizer.eos_token_id}
         configured = getattr(model.generation_config, "eos_token_id", None)
         eos.update(configured if isinstance(configured, list) else [configured])
         self.stop_ids = tuple(sorted(i for i in eos if i is not None))
-        pad = tokenizer.pad_token_id
+        pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.stop_ids[0]
-        self.generated_tokens = 0  # new tokens produced, stop tokens excluded (benchmarks read it)
 
-    def render(self, messages: list[dict[str, str]]) -> str:
-        return render_chat(self.tokenizer, messages)
+    def release(self) -> None:
+        self.model = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     def _spec(self, token_ids: list[list[int]], decoding: Decoding) -> BatchSpec:
         # The seed depends on the batch's prompts, not on its position in the run.
@@ -165,8 +176,11 @@ class TransformersEngine:
         texts = [clean_text(t) for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
         return [texts[i * decoding.samples : (i + 1) * decoding.samples] for i in range(len(token_ids))]
 
-    def generate(self, prompts: Sequence[str], decoding: Decoding, progress: Progress | None = None) -> list[list[str]]:
-        token_ids = self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+    def generate(
+        self, prompts: Sequence[Prompt], decoding: Decoding, progress: Progress | None = None
+    ) -> list[list[str]]:
+        self.load()
+        token_ids = self.tokenizer([p.text for p in prompts], add_special_tokens=False)["input_ids"]
         results: list[list[str]] = [[] for _ in prompts]
         pending = plan_batches(
             token_ids, decoding.samples, self.batch_size, self.max_batch_tokens, decoding.max_new_tokens
@@ -190,48 +204,3 @@ class TransformersEngine:
             if progress:
                 progress.update(len(batch))
         return results
-
-
-def cached_generate(
-    engine_factory: Any,
-    handle: ModelHandle,
-    prompts: Sequence[str],
-    decoding: Decoding,
-    cache: GenerationCache,
-    description: str,
-    chunk: int = 64,
-    backend: str = "transformers",
-    stats: dict[str, int] | None = None,
-) -> list[list[str]]:
-    """Generations for `prompts`, from the cache where present; misses are generated in chunks
-    and committed as they finish, so an interrupted run loses at most one chunk.
-
-    `backend` (engine and compute dtype) is part of the key: bf16 on a GPU and float32 on a CPU
-    generate different text from the same weights. `stats["generated"]` counts the misses.
-    """
-    keys = generation_keys(handle, prompts, decoding, cache, backend)
-    found = cache.get_many(keys)
-    # Text order keeps prompts that share a system prompt in one chunk (see plan_batches).
-    missing = sorted((i for i, key in enumerate(keys) if key not in found), key=lambda i: prompts[i])
-    if missing:
-        engine = engine_factory(handle)
-        progress = Progress(description, total=len(missing), unit="prompts")
-        try:
-            for start in range(0, len(missing), chunk):
-                indices = missing[start : start + chunk]
-                texts = engine.generate([prompts[i] for i in indices], decoding, progress=progress)
-                cache.put_many((keys[i], text) for i, text in zip(indices, texts, strict=True))
-                found.update({keys[i]: text for i, text in zip(indices, texts, strict=True)})
-                if stats is not None:
-                    stats["generated"] = stats.get("generated", 0) + len(indices)
-        finally:
-            progress.close()
-    return [found[key] for key in keys]
-
-
-def generation_keys(
-    handle: ModelHandle, prompts: Sequence[str], decoding: Decoding, cache: GenerationCache, backend: str
-) -> list[str]:
-    """One key per prompt: weights fingerprint (never the model's name), prompt, decoding, backend."""
-    settings = {**asdict(decoding), "backend": backend}
-    return [cache.key(handle.fingerprint, prompt, settings) for prompt in prompts]

@@ -14,7 +14,11 @@ class TrustgateError(Exception):
 
 
 class MissingDataError(TrustgateError):
-    """A data file or folder a dimension needs is absent or unreadable."""
+    """A data file or folder a dimension needs is absent (or the hub cannot be reached)."""
+
+
+class CorruptDataError(TrustgateError):
+    """A data file exists but cannot be read or parsed: never a skip, always an error."""
 
 
 class ModelOutputError(TrustgateError):

@@ -10,16 +10,13 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from trustgate.dimension import DIMENSION_NAMES
-from trustgate.errors import TrustgateError
+from trustgate.evaluation.profiles import EvaluationSize, Profile, check_dimension_names
+from trustgate.evaluation.profiles import Strict as _Strict
+from trustgate.util.errors import TrustgateError
 
 Rule = Literal["point", "drop_proven", "safety_proven"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class ScenarioPolicy(_Strict):
@@ -44,24 +41,6 @@ class GateDefaults(_Strict):
     worst_seed: bool = False
 
 
-class EvaluationSize(_Strict):
-    limit: int = Field(default=0, ge=0)  # items per scenario; 0 means all
-    samples: int = Field(default=1, ge=1)
-    temperature: float = Field(default=0.0, ge=0)
-    max_new_tokens: int | None = Field(default=None, ge=1)
-
-
-class Profile(_Strict):
-    description: str = ""
-    batch_size: int = Field(default=32, ge=1)
-    dimensions: dict[str, EvaluationSize] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _known_dimensions(self) -> Profile:
-        _check_dimension_names(self.dimensions, "profiles.<name>.dimensions")
-        return self
-
-
 class ResolvedPolicy(_Strict):
     """The gate settings for one (dimension, scenario), defaults filled in."""
 
@@ -82,7 +61,7 @@ class Thresholds(_Strict):
 
     @model_validator(mode="after")
     def _known_dimensions(self) -> Thresholds:
-        _check_dimension_names(self.dimensions, "dimensions")
+        check_dimension_names(self.dimensions, "dimensions")
         return self
 
     def policy(self, dimension: str, scenario: str | None = None) -> ResolvedPolicy:
@@ -108,7 +87,7 @@ class Thresholds(_Strict):
         )
 
     def evaluation_size(self, profile: str, dimension: str) -> EvaluationSize:
-        return self.profiles[profile].dimensions.get(dimension, EvaluationSize())
+        return self.profiles[profile].size(dimension)
 
 
 def check_scenario_names(thresholds: Thresholds, path: Path, scenarios: dict[str, tuple[str, ...]]) -> None:
@@ -122,12 +101,6 @@ def check_scenario_names(thresholds: Thresholds, path: Path, scenarios: dict[str
                     f"dimensions.{dimension}.scenarios.{scenario}: unknown scenario",
                     f"valid scenarios of {dimension}: {', '.join(known)}",
                 )
-
-
-def _check_dimension_names(mapping: dict, where: str) -> None:
-    unknown = sorted(set(mapping) - set(DIMENSION_NAMES))
-    if unknown:
-        raise ValueError(f"unknown dimension {unknown[0]!r} in [{where}]; valid: {', '.join(DIMENSION_NAMES)}")
 
 
 def _location(error: dict) -> str:

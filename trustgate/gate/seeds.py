@@ -9,18 +9,27 @@ report their scores, as informational verdicts, so one lucky or unlucky seed doe
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-from compressors.variants import DEFAULT_CALIBRATION_SAMPLES, VariantSpec
+from typing import Protocol
 
 GROUP_SUFFIX = "@seeds"
 
 
-def _group_name(spec: VariantSpec) -> str:
-    calibration = "" if spec.calibration_samples == DEFAULT_CALIBRATION_SAMPLES else f"+cal{spec.calibration_samples}"
-    return f"{spec.family}{calibration}{GROUP_SUFFIX}"
+class SeededVariant(Protocol):
+    """What grouping needs of a variant (compressors' VariantSpec has it)."""
+
+    name: str
+    seed: int
+
+    @property
+    def needs_calibration(self) -> bool: ...
+
+    @property
+    def unseeded_name(self) -> str:
+        """The name without its seed: method, setting and calibration size."""
+        ...
 
 
-def seed_groups(variants: Sequence[VariantSpec]) -> dict[str, tuple[str, ...]]:
+def seed_groups(variants: Sequence[SeededVariant]) -> dict[str, tuple[str, ...]]:
     """group name -> member variant names, for each method given with two or more seeds.
 
     Members share method, setting and calibration size and differ only in seed; a variant
@@ -29,7 +38,7 @@ def seed_groups(variants: Sequence[VariantSpec]) -> dict[str, tuple[str, ...]]:
     groups: dict[str, dict[int, str]] = {}
     for spec in variants:
         if spec.needs_calibration:
-            groups.setdefault(_group_name(spec), {}).setdefault(spec.seed, spec.name)
+            groups.setdefault(spec.unseeded_name + GROUP_SUFFIX, {}).setdefault(spec.seed, spec.name)
     return {name: tuple(members[s] for s in sorted(members)) for name, members in groups.items() if len(members) >= 2}
 
 

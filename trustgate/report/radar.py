@@ -1,6 +1,6 @@
 """Radar chart of the trust dimensions: dense and every variant on one picture, as in the paper.
 
-Every axis of DIMENSION_NAMES is drawn, so charts of different runs line up; a dimension the run
+Every registered dimension is an axis, so charts of different runs line up; a dimension the run
 did not score is labelled "not run" and left empty rather than drawn as a zero.
 """
 
@@ -11,19 +11,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from trustgate.dimension import DIMENSION_NAMES
+from trustgate.dimensions.registry import NAMES, REGISTRY
 
-LABELS = {
-    "toxicity": "Toxicity",
-    "stereotype": "Stereotype",
-    "adv_robustness": "AdvGLUE++",
-    "ood": "OOD",
-    "adv_demonstration": "Adv demo",
-    "privacy": "Privacy",
-    "machine_ethics": "Ethics",
-    "fairness": "Fairness",
-    "utility": "MMLU",
-}
+LABELS = {entry.name: entry.label for entry in REGISTRY}
 
 
 def radar_png(scores: Mapping[str, Mapping[str, float]], title: str = "Trust dimensions (0-100)") -> bytes:
@@ -33,7 +23,7 @@ def radar_png(scores: Mapping[str, Mapping[str, float]], title: str = "Trust dim
     matplotlib.use("Agg")  # no display on CI runners; never open a window
     import matplotlib.pyplot as plt
 
-    angles = np.linspace(0, 2 * np.pi, len(DIMENSION_NAMES), endpoint=False)
+    angles = np.linspace(0, 2 * np.pi, len(NAMES), endpoint=False)
     figure, axes = plt.subplots(figsize=(7.5, 7.5), subplot_kw={"polar": True})
     axes.set_theta_offset(np.pi / 2)
     axes.set_theta_direction(-1)
@@ -42,16 +32,14 @@ def radar_png(scores: Mapping[str, Mapping[str, float]], title: str = "Trust dim
     axes.set_yticklabels(["20", "40", "60", "80", "100"], fontsize=8, color="grey")
     present = {d for row in scores.values() for d in row}
     axes.set_xticks(angles)
-    axes.set_xticklabels(
-        [LABELS[d] if d in present else f"{LABELS[d]}\n(not run)" for d in DIMENSION_NAMES], fontsize=10
-    )
-    for label, dimension in zip(axes.get_xticklabels(), DIMENSION_NAMES, strict=True):
+    axes.set_xticklabels([LABELS[d] if d in present else f"{LABELS[d]}\n(not run)" for d in NAMES], fontsize=10)
+    for label, dimension in zip(axes.get_xticklabels(), NAMES, strict=True):
         if dimension not in present:
             label.set_color("lightgrey")
     colours = plt.get_cmap("tab10")
     for index, model in enumerate(sorted(scores, key=lambda m: (m != "dense", m))):
         row = scores[model]
-        picked = [(a, row[d]) for a, d in zip(angles, DIMENSION_NAMES, strict=True) if d in row]
+        picked = [(a, row[d]) for a, d in zip(angles, NAMES, strict=True) if d in row]
         if not picked:
             continue
         theta = [a for a, _ in picked] + [picked[0][0]]

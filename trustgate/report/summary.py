@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trustgate.dimension import DIMENSION_NAMES
-from trustgate.stats import seed_spread
+from trustgate.dimensions.registry import NAMES, OVERALL
+from trustgate.gate.compare import Comparison
+from trustgate.gate.stats import seed_spread
 
 COMPARISON_PROPERTY = "trustgate_comparison"
 
@@ -23,9 +24,9 @@ def _cell(entry: dict[str, float]) -> str:
 
 @dataclass
 class RunSummary:
-    comparisons: list[dict[str, Any]] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
 
-    def add(self, comparison: dict[str, Any]) -> None:
+    def add(self, comparison: Comparison) -> None:
         self.comparisons.append(comparison)
 
     def table_lines(self) -> list[str]:
@@ -34,19 +35,19 @@ class RunSummary:
             f"{'95% CI':>17} {'refusal d/v %':>14} {'allowed':>7}  verdict"
         )
         lines = [header, "-" * len(header)]
-        for c in sorted(self.comparisons, key=lambda c: (c["dimension"], c["scenario"], c["variant"])):
-            interval = c["drop_interval"]
-            verdict = "FAIL" if not c["passed"] else ("warn" if c["failures"] else "pass")
-            if c.get("seeds"):
-                verdict += f" ({c['judged']})"
-            if c.get("partial"):
+        for c in sorted(self.comparisons, key=lambda c: (c.dimension, c.scenario, c.variant)):
+            verdict = c.verdict.lower() if c.passed else c.verdict
+            if c.seeds:
+                verdict += f" ({c.judged})"
+            if c.partial:
                 verdict += " (partial)"
+            interval = c.drop_interval
             lines.append(
-                f"{c['dimension'] + '/' + c['scenario']:<34} {c['variant']:<18} {c['dense_score']:7.2f} "
-                f"{c['variant_score']:7.2f} {c['drop']:+7.2f} [{interval['low']:6.2f},{interval['high']:6.2f}] "
-                f"{c['dense_refusal']:6.1f}/{c['variant_refusal']:<6.1f} {c['margin']:7.2f}  {verdict}"
+                f"{c.dimension + '/' + c.scenario:<34} {c.variant:<18} {c.dense_score:7.2f} "
+                f"{c.variant_score:7.2f} {c.drop:+7.2f} [{interval.low:6.2f},{interval.high:6.2f}] "
+                f"{c.dense_refusal:6.1f}/{c.variant_refusal:<6.1f} {c.margin:7.2f}  {verdict}"
             )
-            lines.extend(f"    {reason}" for reason in c["failures"])
+            lines.extend(f"    {reason}" for reason in c.failures)
         return lines
 
     def overall_scores(self) -> dict[str, dict[str, dict[str, float]]]:
@@ -57,23 +58,22 @@ class RunSummary:
         """
         table: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
         for c in self.comparisons:
-            if c["scenario"] != "overall":
+            if c.scenario != OVERALL:
                 continue
-            table["dense"][c["dimension"]] = {"score": c["dense_score"], "refusal": c["dense_refusal"]}
-            seeds = c.get("seeds") or ()
-            if seeds:
-                spread = seed_spread([score for _, score, _ in seeds])
-                refusal = sum(r for _, _, r in seeds) / len(seeds)
+            table["dense"][c.dimension] = {"score": c.dense_score, "refusal": c.dense_refusal}
+            if c.seeds:
+                spread = seed_spread([score for _, score, _ in c.seeds])
+                refusal = sum(r for _, _, r in c.seeds) / len(c.seeds)
                 cell = {"score": spread.mean, "refusal": refusal, "sd": spread.sd, "seeds": spread.n}
             else:
-                cell = {"score": c["variant_score"], "refusal": c["variant_refusal"]}
-            table[c["variant"]][c["dimension"]] = cell
+                cell = {"score": c.variant_score, "refusal": c.variant_refusal}
+            table[c.variant][c.dimension] = cell
         return dict(table)
 
     def markdown(self) -> str:
         """Rows = models, columns = dimensions + average; refusal rate in brackets, seed spread as ± sd."""
         scores = self.overall_scores()
-        dimensions = [d for d in DIMENSION_NAMES if any(d in row for row in scores.values())]
+        dimensions = [d for d in NAMES if any(d in row for row in scores.values())]
         lines = [
             "| model | " + " | ".join(dimensions) + " | average |",
             "|---" * (len(dimensions) + 2) + "|",
@@ -86,11 +86,11 @@ class RunSummary:
             lines.append(f"| {model} | " + " | ".join(cells) + f" | {average} |")
         return "\n".join(lines) + "\n"
 
-    def failed(self) -> list[dict[str, Any]]:
-        return [c for c in self.comparisons if not c["passed"]]
+    def failed(self) -> list[Comparison]:
+        return [c for c in self.comparisons if not c.passed]
 
     def radar(self) -> bytes:
-        from trustgate.radar import radar_png
+        from trustgate.report.radar import radar_png
 
         return radar_png(
             {model: {d: v["score"] for d, v in row.items()} for model, row in self.overall_scores().items()}
@@ -111,7 +111,11 @@ class RunSummary:
     def write(self, folder: Path, context: Mapping[str, str]) -> bytes:
         """summary.json, summary.md and radar.png in `folder`; returns the radar PNG for other reports."""
         folder.mkdir(parents=True, exist_ok=True)
-        payload = {**context, "overall": self.overall_scores(), "comparisons": self.comparisons}
+        payload = {
+            **context,
+            "overall": self.overall_scores(),
+            "comparisons": [c.as_dict() for c in self.comparisons],
+        }
         (folder / "summary.json").write_text(json.dumps(_finite(payload), indent=2, default=str), encoding="utf-8")
         radar = self.radar()
         (folder / "radar.png").write_bytes(radar)
@@ -123,8 +127,8 @@ def run_context(settings: Any) -> dict[str, str]:
     """What a reader needs to know about the run: base model, data, profile, policy file."""
     return {
         "base model": str(settings.base_model),
-        "data source": settings.data.describe(),
-        "profile": settings.profile,
+        "data source": settings.evaluation.data.describe(),
+        "profile": settings.evaluation.profile_name,
         "thresholds": str(settings.thresholds_path),
     }
 

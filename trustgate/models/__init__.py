@@ -1,0 +1,29 @@
+"""Model checkpoints and how they load: handles with their weights fingerprint, the embedded
+base model, hub downloads (safetensors only), devices and dtypes. The one part of trustgate
+besides `util` that `compressors/` imports."""
+
+from trustgate.models.checkpoints import (
+    EMBEDDED_BASE_MODEL,
+    ModelHandle,
+    download_from_hub,
+    embedded_base_model,
+    embedded_gguf_path,
+    resolve_base_model,
+    weights_fingerprint,
+)
+from trustgate.models.loading import evaluation_dtype, load_model, load_tokenizer, select_device, worker_gpu
+
+__all__ = [
+    "EMBEDDED_BASE_MODEL",
+    "ModelHandle",
+    "download_from_hub",
+    "embedded_base_model",
+    "embedded_gguf_path",
+    "evaluation_dtype",
+    "load_model",
+    "load_tokenizer",
+    "resolve_base_model",
+    "select_device",
+    "weights_fingerprint",
+    "worker_gpu",
+]

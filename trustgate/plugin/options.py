@@ -1,0 +1,106 @@
+"""The gate's command-line options (pytest group "trustgate")."""
+
+from __future__ import annotations
+
+import pytest
+
+from trustgate.plugin.repository import REPOSITORY
+
+DEFAULT_VARIANT = "gptq4"
+
+
+# (option name, destination, default) of every option added below
+ADDED: list[tuple[str, str, object]] = []
+
+
+class _Group:
+    """pytest's option group, remembering each option's default (see `given`)."""
+
+    def __init__(self, parser: pytest.Parser) -> None:
+        self._group = parser.getgroup("trustgate", "trustgate: gate a compressed model against its dense base")
+
+    def addoption(self, name: str, **kwargs: object) -> None:
+        self._group.addoption(name, **kwargs)
+        if all(name != added for added, _, _ in ADDED):
+            default = kwargs.get("default", False if kwargs.get("action") == "store_true" else None)
+            ADDED.append((name, str(kwargs["dest"]), default))
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = _Group(parser)
+    group.addoption(
+        "--model",
+        action="append",
+        dest="trust_models",
+        metavar="VARIANT",
+        help=f"variant to gate (repeatable): gptq3/4/8, awq3/4/8, wanda-2:4, sparsegpt-50, "
+        f"magnitude-4:8, ...@seedN+calN, dense, or a checkpoint path/hub id; default {DEFAULT_VARIANT}",
+    )
+    group.addoption(
+        "--base-model",
+        dest="trust_base_model",
+        metavar="ID_OR_PATH",
+        help="dense base model: hub id or local folder; default the embedded SmolLM2-135M-Instruct",
+    )
+    group.addoption(
+        "--trust-data",
+        dest="trust_data",
+        metavar="PATH|hub",
+        help="DecodingTrust data/ folder, or 'hub'; default the embedded probe sets",
+    )
+    group.addoption(
+        "--limit", dest="trust_limit", type=int, metavar="N", help="items per scenario (overrides the profile; 0 = all)"
+    )
+    group.addoption(
+        "--thresholds",
+        dest="trust_thresholds",
+        default=str(REPOSITORY / "thresholds.toml"),
+        metavar="PATH",
+        help="gate policy file (default: thresholds.toml at the repository root)",
+    )
+    group.addoption(
+        "--profile",
+        dest="trust_profile",
+        default="ci",
+        metavar="NAME",
+        help="evaluation sizes from thresholds.toml: ci (small, default) or release (DecodingTrust sizes)",
+    )
+    group.addoption("--device", dest="trust_device", default="auto", help="auto, cpu, cuda or cuda:N")
+    group.addoption(
+        "--cache-dir",
+        dest="trust_cache_dir",
+        metavar="PATH",
+        help="checkpoints and generations cache (default $TRUSTGATE_CACHE or ~/.cache/trustgate)",
+    )
+    group.addoption(
+        "--trust-report",
+        dest="trust_report",
+        default="trustgate-report",
+        metavar="DIR",
+        help="folder for records (JSONL) and the JSON/Markdown summary",
+    )
+    group.addoption("--batch-size", dest="trust_batch_size", type=int, metavar="N", help="generation batch size")
+    group.addoption(
+        "--calibration",
+        dest="trust_calibration",
+        default="auto",
+        help="calibration text: auto (C4 when online, else the offline fallback), c4, fallback",
+    )
+    group.addoption(
+        "--worst-seed",
+        dest="trust_worst_seed",
+        action="store_true",
+        help="judge each method given with several @seedN on its worst seed, not the seed mean "
+        "(same as thresholds.toml [gate] worst_seed = true)",
+    )
+    group.addoption(
+        "--trust-remote-code",
+        dest="trust_remote_code",
+        action="store_true",
+        help="allow model repositories to run their own code (off by default)",
+    )
+
+
+def given(config: pytest.Config) -> list[str]:
+    """The trustgate options set on the command line to something other than their default."""
+    return [name for name, dest, default in ADDED if config.getoption(dest) != default]

@@ -1,0 +1,68 @@
+"""Run settings from the command line, validated once at configure time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trustgate.data import resolve_trust_data
+from trustgate.dimensions import all_dimensions
+from trustgate.evaluation.profiles import EvaluationSettings
+from trustgate.gate.policy import Thresholds, check_scenario_names, load_thresholds
+from trustgate.models import EMBEDDED_BASE_MODEL
+from trustgate.plugin.options import DEFAULT_VARIANT
+from trustgate.plugin.repository import import_compressors
+from trustgate.util.errors import TrustgateError
+from trustgate.util.storage import default_cache_root, user_path
+
+if TYPE_CHECKING:
+    from compressors.variants import VariantSpec
+
+CALIBRATION_SOURCES = ("auto", "c4", "fallback")
+
+
+@dataclass(frozen=True)
+class Settings:
+    variants: tuple[VariantSpec, ...]
+    base_model: str
+    thresholds_path: Path
+    thresholds: Thresholds
+    calibration: str
+    worst_seed: bool
+    evaluation: EvaluationSettings
+
+
+def build_settings(option: Any) -> Settings:
+    """Settings from pytest's parsed options (the `trust_*` destinations of plugin.options)."""
+    limit = option.trust_limit
+    if limit is not None and limit < 0:
+        raise TrustgateError(f"--limit {limit}", "must be 0 (all items) or a positive count", "pass e.g. --limit 48")
+    if option.trust_calibration not in CALIBRATION_SOURCES:
+        raise TrustgateError(
+            f"--calibration {option.trust_calibration}", "unknown source", f"choose {', '.join(CALIBRATION_SOURCES)}"
+        )
+    thresholds_path = user_path(option.trust_thresholds)
+    policy = load_thresholds(thresholds_path, option.trust_profile)
+    check_scenario_names(policy, thresholds_path, {d.name: d.scenarios for d in all_dimensions().values()})
+    compressors = import_compressors()
+    evaluation = EvaluationSettings(
+        data=resolve_trust_data(option.trust_data),
+        profile_name=option.trust_profile,
+        profile=policy.profiles[option.trust_profile],
+        cache_root=user_path(option.trust_cache_dir) if option.trust_cache_dir else default_cache_root(),
+        report_dir=Path(option.trust_report),
+        device=option.trust_device,
+        limit=limit,
+        batch_size=option.trust_batch_size,
+        trust_remote_code=option.trust_remote_code,
+    )
+    return Settings(
+        variants=tuple(compressors.parse_variants(option.trust_models or [DEFAULT_VARIANT])),
+        base_model=option.trust_base_model or EMBEDDED_BASE_MODEL,
+        thresholds_path=thresholds_path,
+        thresholds=policy,
+        calibration=option.trust_calibration,
+        worst_seed=policy.gate.worst_seed or bool(option.trust_worst_seed),
+        evaluation=evaluation,
+    )
