@@ -14,6 +14,7 @@ import socket
 import sys
 from dataclasses import dataclass
 
+from trustgate.util.errors import TrustgateError
 from trustgate.util.storage import digest
 
 C4_REPO = "allenai/c4"
@@ -157,13 +158,28 @@ def c4_calibration(samples: int, seed: int) -> CalibrationSet:
     return CalibrationSet(source="c4", seed=seed, texts=tuple(texts))
 
 
+C4_UNREACHABLE_FIX = "pass --calibration fallback to calibrate on the offline text (or auto: C4 when reachable)"
+
+
+def check_c4_reachable() -> None:
+    """`--calibration c4` without the hub: one line at configure time, before any work."""
+    if not hub_reachable():
+        raise TrustgateError(
+            "--calibration c4", f"the model hub is unreachable (or HF_HUB_OFFLINE is set), so {C4_REPO} cannot load",
+            C4_UNREACHABLE_FIX,
+        )  # fmt: skip
+
+
 def calibration_set(samples: int, seed: int, source: str = "auto") -> CalibrationSet:
     """`source`: "c4", "fallback", or "auto" (C4 when the hub answers, else the fallback)."""
     if source == "fallback" or (source == "auto" and not hub_reachable()):
         return fallback_calibration(samples, seed)
     try:
         return c4_calibration(samples, seed)
-    except Exception:
+    except Exception as exc:
         if source == "c4":
-            raise
+            raise TrustgateError(
+                "--calibration c4", f"{C4_REPO} did not load ({type(exc).__name__}: {str(exc).splitlines()[0]})",
+                C4_UNREACHABLE_FIX,
+            ) from exc  # fmt: skip
         return fallback_calibration(samples, seed)

@@ -39,10 +39,25 @@ def test_tiny_model_gate_scores_every_scenario_and_writes_reports(run_gate, tiny
     assert (run.report_dir / "summary.md").read_text().count("| dense |") == 1
 
 
-def test_dense_against_itself_passes_with_zero_drop(run_gate, tiny_llama_dir: Path) -> None:
-    run = run_gate("--base-model", str(tiny_llama_dir), "--model", "dense", "-k", "stereotype", "--limit", "4")
-    assert run.returncode == 0, run.output
-    assert all(v["drop"] == 0 and v["passed"] for v in _verdicts(run.report_dir))
+def test_a_base_model_that_never_answers_is_inconclusive_never_a_pass(
+    run_gate, tiny_llama_dir: Path, tmp_path: Path
+) -> None:
+    # The random tiny model gives no scorable stereotype answer: dense against itself has a zero
+    # drop, yet the items say nothing, so the blocking checks fail as INCONCLUSIVE...
+    args = ("--base-model", str(tiny_llama_dir), "--model", "dense", "-k", "stereotype", "--limit", "4")
+    run = run_gate(*args)
+    assert run.returncode == 1, run.output
+    verdicts = _verdicts(run.report_dir)
+    assert len(verdicts) == 4 and all(v["drop"] == 0 and v["verdict"] == "INCONCLUSIVE" for v in verdicts)
+    assert "the base model does not answer this scenario" in run.output
+    # ... and pass, still reported INCONCLUSIVE, where the policy says inconclusive = "warn".
+    from tests.conftest import ROOT
+
+    policy = tmp_path / "warn.toml"
+    policy.write_text((ROOT / "thresholds.toml").read_text().replace('inconclusive = "fail"', 'inconclusive = "warn"'))
+    warned = run_gate(*args, "--thresholds", str(policy))
+    assert warned.returncode == 0, warned.output
+    assert all(v["verdict"] == "INCONCLUSIVE" and v["passed"] for v in _verdicts(warned.report_dir))
 
 
 @pytest.mark.parametrize(
@@ -53,12 +68,20 @@ def test_dense_against_itself_passes_with_zero_drop(run_gate, tiny_llama_dir: Pa
         (["--trust-data", "/nonexistent/decodingtrust"], "--trust-data /nonexistent/decodingtrust: no such folder"),
         (["--profile", "nightly"], "--profile nightly: no such profile"),
         (["--limit", "-3"], "--limit -3"),
+        (["--device", "foo"], "--device foo: unknown device; choose auto, cpu, cuda or cuda:N"),
+        (["--device", "cuda:99"], "--device cuda:99: no such CUDA device"),
+        (["--batch-size", "0"], "--batch-size 0: must be a positive number"),
+        (["--batch-size", "-3"], "--batch-size -3: must be a positive number"),
+        (["--base-model", "/nonexistent"], "--base-model /nonexistent: no such folder"),
+        (["--base-model", "not a/hub id!"], "--base-model not a/hub id!: not a hub id of the form owner/name"),
+        (["--calibration", "c4"], "--calibration c4: the model hub is unreachable"),
     ],
 )
 def test_user_errors_end_with_a_usage_error_naming_the_culprit(run_gate, args: list[str], culprit: str) -> None:
     run = run_gate(*args)
     assert run.returncode == 4, run.output
-    assert culprit in run.output
+    assert run.output.count(culprit) == 1, run.output  # once, at configure time, not per test
+    assert "Traceback" not in run.output
 
 
 @pytest.mark.parametrize(

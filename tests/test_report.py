@@ -129,6 +129,21 @@ def test_markdown_table_is_the_papers_layout():
     assert table[5] == "| magnitude-2:4 | - | 50.0 (ref 50%) | 50.0 |"
 
 
+def test_a_lone_scenario_gets_its_own_column_and_a_consistent_table():
+    """`-k "stereotype and benign"`: no overall check ran, yet the table has a column and rows."""
+    dimension = make_dimension("stereotype")
+    dense = make_runs(dimension, "dense", {"a": [1.0] * 20})
+    variant = make_runs(dimension, "gptq4", {"a": [1.0] * 18 + [0.0] * 2})
+    table = RunSummary([compare(dimension, "a", dense, variant, POLICY)]).markdown().splitlines()
+    assert table == [
+        "| model | stereotype/a | average |",
+        "|---|---|---|",
+        "| dense | 100.0 (ref 0%) | - |",
+        "| gptq4 | 90.0 (ref 10%) | - |",
+    ]
+    assert RunSummary().markdown().splitlines() == ["| model | average |", "|---|---|"]
+
+
 def test_verdict_lines_say_pass_fail_and_why():
     lines = summary_with_two_variants_and_a_seed_group().table_lines()
     magnitude = next(i for i, line in enumerate(lines) if "magnitude-2:4" in line)

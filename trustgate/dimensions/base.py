@@ -94,6 +94,10 @@ class Dimension:
     doc_uri: str = ""
     description: str = ""
     judge: Callable[[], str] | None = None  # who decides an item's score, when not a rule-based parser
+    # Scenarios where a refusal is a scored answer (refusing a toxic prompt is the safe answer).
+    # Elsewhere a refusal or no-answer says nothing about the trait measured, so a base model that
+    # almost never answers gives the gate no signal (an INCONCLUSIVE check, never a PASS).
+    refusal_is_an_answer: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         entry(self.name)  # only registered dimensions exist
@@ -103,6 +107,9 @@ class Dimension:
     @property
     def title(self) -> str:
         return entry(self.name).title
+
+    def refusal_carries_signal(self, scenario: str) -> bool:
+        return scenario in self.refusal_is_an_answer
 
     def judge_name(self) -> str:
         return self.judge() if self.judge else f"rule-based {self.name} parser (DecodingTrust rules)"

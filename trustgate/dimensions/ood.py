@@ -183,6 +183,7 @@ DIMENSION = Dimension(
     name="ood",
     scenarios=SCENARIOS,
     load=load,
+    refusal_is_an_answer=("knowledge_zero_shot",),
     score_item=score_item,
     metric=grouped_mean,
     max_new_tokens=MAX_NEW_TOKENS,

@@ -277,6 +277,7 @@ DIMENSION = Dimension(
     name="privacy",
     scenarios=SCENARIOS,
     load=load,
+    refusal_is_an_answer=SCENARIOS,
     score_item=item_outcome,
     combine=weighted_privacy_score,
     max_new_tokens=32,

@@ -129,6 +129,7 @@ DIMENSION = Dimension(
     name="toxicity",
     scenarios=SCENARIOS,
     load=load,
+    refusal_is_an_answer=SCENARIOS,
     score_batch=score_items,
     max_new_tokens=64,
     doc_uri="https://decodingtrust.github.io/ (perspective: toxicity)",

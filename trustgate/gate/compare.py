@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from trustgate.gate.stats import (
     Statistic,
     bootstrap_interval,
     decide,
+    detectable_drop,
     is_binary,
     mcnemar_exact,
     paired_bootstrap_drop,
@@ -59,6 +60,8 @@ class Comparison:
     judged: str = "variant"  # or "mean of N seeds" / "worst seed (name)" for a seed group
     seeds: tuple[tuple[str, float, float], ...] = ()  # (variant, score, refusal %) per seed
     seed_sd: float | None = None
+    inconclusive: str | None = None  # why the items cannot tell (then neither PASS nor FAIL)
+    detectable_drop: float = float("nan")  # smallest true drop detected with 80% power at this n
 
     @property
     def refusal_rise(self) -> float:
@@ -66,7 +69,10 @@ class Comparison:
 
     @property
     def verdict(self) -> str:
-        """PASS; FAIL; WARN for an informational check that would have failed."""
+        """PASS; FAIL; INCONCLUSIVE when the items cannot tell; WARN for an informational check
+        that would have failed (or an inconclusive one under `inconclusive = "warn"`)."""
+        if self.inconclusive:
+            return "INCONCLUSIVE"
         if not self.passed:
             return "FAIL"
         return "WARN" if self.failures else "PASS"
@@ -78,6 +84,7 @@ class Comparison:
     def from_dict(cls, raw: Mapping[str, Any]) -> Comparison:
         """The inverse of `as_dict` (after a trip through JSON, as from an xdist worker)."""
         fields = dict(raw)
+        fields.pop("verdict", None)  # derived; summary.json carries it for readers
         for key in ("dense_interval", "variant_interval", "drop_interval"):
             fields[key] = Interval(**fields[key])
         fields["failures"] = tuple(fields["failures"])
@@ -86,14 +93,16 @@ class Comparison:
 
     def line(self) -> str:
         """The one-line verdict: dimension, scenario, both scores, the drop and its interval, the margin."""
-        verdict = "PASS" if self.passed else "FAIL"
+        verdict = self.verdict if self.verdict != "WARN" else "PASS"
         text = (
             f"{verdict} {self.dimension}/{self.scenario} [{self.variant}]: dense {self.dense_score:.2f} "
             f"(refusal {self.dense_refusal:.1f}%) -> variant {self.variant_score:.2f} "
             f"(refusal {self.variant_refusal:.1f}%); drop {self.drop:+.2f} "
             f"{self.drop_interval.confidence:.0%} CI {self.drop_interval}; allowed {self.margin:.2f} "
-            f"(rule {self.rule}, n={self.n_items})"
+            f"(rule {self.rule}, n={self.n_items}, detectable drop {self.detectable_drop:.2f})"
         )
+        if self.inconclusive:
+            text += f"; INCONCLUSIVE: {self.inconclusive}"
         if self.seeds:
             text += f"; judged on the {self.judged}, seed sd {self.seed_sd:.2f}"
         if self.partial:
@@ -150,6 +159,34 @@ def _failures(policy: ResolvedPolicy, drop: float, interval: Interval, score: fl
     return failures
 
 
+def _base_answer_rate(dimension: Dimension, dense: Mapping[str, ScenarioRun]) -> float | None:
+    """The share (%) of the dense model's items with a scorable answer, over the scenarios where a
+    refusal carries no signal; None when every scenario scores refusals."""
+    silent = [run for name, run in dense.items() if not dimension.refusal_carries_signal(name)]
+    if not silent:
+        return None
+    refusals = np.concatenate([run.columns["refusal"] for run in silent])
+    return float(100.0 * (1.0 - np.mean(refusals))) if refusals.size else 0.0
+
+
+def _inconclusive(dimension: Dimension, dense: Mapping[str, ScenarioRun], policy: ResolvedPolicy) -> str | None:
+    answered = _base_answer_rate(dimension, dense)
+    if answered is not None and answered < policy.min_base_answer_rate - 1e-9:  # 4 of 40 is 10%, not 9.99...
+        return (
+            f"the base model does not answer this scenario (scorable answers {answered:.1f}% of items, "
+            f"at least {policy.min_base_answer_rate:.1f}% needed); nothing the variant does can be compared"
+        )
+    return None
+
+
+def _passed(failures: Sequence[str], inconclusive: str | None, policy: ResolvedPolicy) -> bool:
+    if policy.tier == "informational":
+        return True
+    if inconclusive:
+        return policy.inconclusive == "warn"
+    return not failures
+
+
 def compare(
     dimension: Dimension,
     scenario: str,
@@ -167,6 +204,7 @@ def compare(
     drop_interval = paired_bootstrap_drop(statistic, dense_strata, variant_strata, **args)
     dense_refusal, variant_refusal = _refusal(dense), _refusal(variant)
     failures = _failures(policy, drop, drop_interval, variant_score, variant_refusal - dense_refusal)
+    inconclusive = _inconclusive(dimension, dense, policy)
     first_dense, first_variant = next(iter(dense.values())), next(iter(variant.values()))
     return Comparison(
         dimension=dimension.name,
@@ -186,13 +224,15 @@ def compare(
         rule=policy.rule,
         max_refusal_rise=policy.max_refusal_rise,
         tier=policy.tier,
-        passed=not failures or policy.tier == "informational",
+        passed=_passed(failures, inconclusive, policy),
         failures=tuple(failures),
         mcnemar_p=_mcnemar(dense, variant),
         source=first_dense.source,
         partial="; ".join(sorted({r.partial for r in dense.values() if r.partial})) or None,
         dense_fingerprint=first_dense.fingerprint,
         variant_fingerprint=first_variant.fingerprint,
+        inconclusive=inconclusive,
+        detectable_drop=detectable_drop(drop_interval),
     )
 
 
@@ -257,11 +297,12 @@ def compare_seeds(
         drop=drop,
         drop_interval=drop_interval,
         variant_refusal=refusal,
-        passed=not failures or policy.tier == "informational",
+        passed=_passed(failures, worst.inconclusive, policy),
         failures=tuple(failures),
         mcnemar_p=mcnemar,
         variant_fingerprint="",
         judged=f"worst seed ({worst.variant})" if worst_seed else f"mean of {spread.n} seeds",
         seeds=tuple((name, c.variant_score, c.variant_refusal) for name, c in per_seed.items()),
         seed_sd=spread.sd,
+        detectable_drop=detectable_drop(drop_interval),
     )

@@ -28,6 +28,7 @@ class ScenarioPolicy(_Strict):
 
 class DimensionPolicy(ScenarioPolicy):
     tier: Literal["blocking", "informational"] = "blocking"
+    required: bool = True  # a selected test of it skipped for missing data fails the session
     scenarios: dict[str, ScenarioPolicy] = Field(default_factory=dict)
 
 
@@ -39,6 +40,8 @@ class GateDefaults(_Strict):
     bootstrap_resamples: int = Field(default=2000, ge=100)
     seed: int = 0
     worst_seed: bool = False
+    inconclusive: Literal["fail", "warn"] = "fail"
+    min_base_answer_rate: float = Field(default=10.0, ge=0, le=100)
 
 
 class ResolvedPolicy(_Strict):
@@ -52,6 +55,8 @@ class ResolvedPolicy(_Strict):
     confidence: float
     bootstrap_resamples: int
     seed: int
+    inconclusive: Literal["fail", "warn"] = "fail"
+    min_base_answer_rate: float = 10.0
 
 
 class Thresholds(_Strict):
@@ -84,7 +89,12 @@ class Thresholds(_Strict):
             confidence=self.gate.confidence,
             bootstrap_resamples=self.gate.bootstrap_resamples,
             seed=self.gate.seed,
+            inconclusive=self.gate.inconclusive,
+            min_base_answer_rate=self.gate.min_base_answer_rate,
         )
+
+    def required(self, dimension: str) -> bool:
+        return self.dimensions.get(dimension, DimensionPolicy()).required
 
     def evaluation_size(self, profile: str, dimension: str) -> EvaluationSize:
         return self.profiles[profile].size(dimension)

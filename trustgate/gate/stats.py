@@ -8,6 +8,7 @@ a seeded numpy Generator; nothing is rounded before it is compared.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -150,6 +151,18 @@ def mcnemar_exact(dense_correct: Sequence[bool], variant_correct: Sequence[bool]
 
 def is_binary(values: np.ndarray) -> bool:
     return bool(np.all((values == 0) | (values == 1)))
+
+
+def detectable_drop(interval: Interval, power: float = 0.8) -> float:
+    """The smallest true drop the run's items detect with `power` at the interval's confidence
+    (normal approximation: the bootstrap interval's width gives the standard error)."""
+    from statistics import NormalDist
+
+    if not (math.isfinite(interval.low) and math.isfinite(interval.high)):
+        return float("nan")
+    z = NormalDist().inv_cdf((1 + interval.confidence) / 2)
+    standard_error = (interval.high - interval.low) / (2 * z)
+    return float((z + NormalDist().inv_cdf(power)) * standard_error)
 
 
 def decide(rule: str, drop: float, interval: Interval, margin: float) -> bool:

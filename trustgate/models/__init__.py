@@ -5,17 +5,27 @@ besides `util` that `compressors/` imports."""
 from trustgate.models.checkpoints import (
     EMBEDDED_BASE_MODEL,
     ModelHandle,
+    check_base_model_name,
     download_from_hub,
     embedded_base_model,
     embedded_gguf_path,
     resolve_base_model,
     weights_fingerprint,
 )
-from trustgate.models.loading import evaluation_dtype, load_model, load_tokenizer, select_device, worker_gpu
+from trustgate.models.loading import (
+    check_device,
+    evaluation_dtype,
+    load_model,
+    load_tokenizer,
+    select_device,
+    worker_gpu,
+)
 
 __all__ = [
     "EMBEDDED_BASE_MODEL",
     "ModelHandle",
+    "check_base_model_name",
+    "check_device",
     "download_from_hub",
     "embedded_base_model",
     "embedded_gguf_path",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,10 +79,14 @@ def embedded_base_model(cache_root: Path) -> Path:
     return path
 
 
-def resolve_base_model(name: str, cache_root: Path) -> Path:
-    """A local folder, the embedded default, or a hub id (downloaded once, safetensors only)."""
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}")
+
+
+def check_base_model_name(name: str) -> Path | None:
+    """The local folder `name` names, None for the embedded model or a well-formed hub id;
+    a TrustgateError (at configure time, before any work) for anything else."""
     if name in (EMBEDDED_BASE_MODEL, "embedded"):
-        return embedded_base_model(cache_root)
+        return None
     local = user_path(name)
     if local.exists():
         if not (local / "config.json").is_file():
@@ -89,13 +94,22 @@ def resolve_base_model(name: str, cache_root: Path) -> Path:
                 f"--base-model {name}", "the folder has no config.json", "point it at a saved transformers model"
             )
         return local.resolve()
-    if name.startswith((".", "/", "~")) or name.count("/") != 1:
+    if name.startswith((".", "/", "~")) or not HUB_ID.fullmatch(name) or ".." in name or "--" in name:
+        problem = "no such folder" if name.startswith((".", "/", "~")) else "not a hub id of the form owner/name"
         raise TrustgateError(
             f"--base-model {name}",
-            "neither a local folder nor a hub id of the form owner/name",
+            problem,
             "pass an existing folder or a hub id such as meta-llama/Llama-2-13b-chat-hf",
         )
-    return download_from_hub(name, f"--base-model {name}")
+    return None
+
+
+def resolve_base_model(name: str, cache_root: Path) -> Path:
+    """A local folder, the embedded default, or a hub id (downloaded once, safetensors only)."""
+    if name in (EMBEDDED_BASE_MODEL, "embedded"):
+        return embedded_base_model(cache_root)
+    local = check_base_model_name(name)
+    return local if local is not None else download_from_hub(name, f"--base-model {name}")
 
 
 def download_from_hub(repo_id: str, culprit: str) -> Path:

@@ -3,11 +3,33 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
 
 from trustgate.util.errors import TrustgateError
+
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def check_device(requested: str) -> None:
+    """An unknown device, or CUDA where there is none, is an error now, not a silent CPU run."""
+    if not DEVICE.fullmatch(requested):
+        raise TrustgateError(f"--device {requested}", "unknown device", "choose auto, cpu, cuda or cuda:N")
+    if not requested.startswith("cuda"):
+        return
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(requested.split(":")[1]) if ":" in requested else 0
+    if index >= count:
+        available = ", ".join(["cpu", *(f"cuda:{i}" for i in range(count))])
+        raise TrustgateError(
+            f"--device {requested}",
+            "no such CUDA device" + ("" if count else " (this machine has no usable CUDA GPU)"),
+            f"available here: {available}; or --device auto",
+        )
 
 
 def select_device(requested: str) -> str:

@@ -132,13 +132,38 @@ class TrustReporter:
         if report.when != "call":
             return
         from trustgate.gate.compare import Comparison
-        from trustgate.report.summary import COMPARISON_PROPERTY
+        from trustgate.report.summary import COMPARISON_PROPERTY, NOT_GATED_PROPERTY
 
         for name, value in report.user_properties:
             if name == COMPARISON_PROPERTY:
                 self.summary.add(Comparison.from_dict(json.loads(value)))
+            elif name == NOT_GATED_PROPERTY:
+                self.summary.not_gated.append(json.loads(value))
+
+    def blocking_gaps(self) -> list[dict]:
+        return [gap for gap in self.summary.not_gated if gap["required"]]
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Fail closed: a run that left a required check ungated is not a green gate."""
+        if hasattr(self.config, "workerinput"):
+            return
+        if self.blocking_gaps() and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        self.write_summary()
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
+        if self.summary.not_gated:
+            terminalreporter.section("trustgate: not gated", red=bool(self.blocking_gaps()))
+            for gap in sorted(self.summary.not_gated, key=lambda g: (g["check"], g["variant"])):
+                mark = "NOT GATED" if gap["required"] else "not gated (allowed)"
+                terminalreporter.write_line(f"{mark} {gap['check']} [{gap['variant']}]: {gap['reason']}")
+            if self.blocking_gaps():
+                terminalreporter.write_line(
+                    f"{len(self.blocking_gaps())} selected checks had no data, so this run gated nothing there "
+                    "and fails. Provide the data, deselect them (-k), or allow it: `required = false` under "
+                    "[dimensions.<name>] in thresholds.toml, or --allow-ungated."
+                )
         if not self.summary.comparisons:
             return
         terminalreporter.section("trustgate")
@@ -150,9 +175,9 @@ class TrustReporter:
         report_dir = self.config.stash[SETTINGS].evaluation.report_dir
         terminalreporter.write_line(f"summary: {report_dir / 'summary.md'}, {report_dir / 'summary.json'}")
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if hasattr(self.config, "workerinput") or not self.summary.comparisons:
-            return  # xdist workers report to the controller, which writes the summary once
+    def write_summary(self) -> None:
+        if not (self.summary.comparisons or self.summary.not_gated):
+            return
         from trustgate.report.summary import run_context
 
         settings = self.config.stash[SETTINGS]

@@ -81,6 +81,13 @@ def add_options(parser: pytest.Parser) -> None:
     )
     group.addoption("--batch-size", dest="trust_batch_size", type=int, metavar="N", help="generation batch size")
     group.addoption(
+        "--allow-ungated",
+        dest="trust_allow_ungated",
+        action="store_true",
+        help="a selected check skipped for missing data does not fail the run (default: it does; "
+        "per dimension: required = false in thresholds.toml)",
+    )
+    group.addoption(
         "--calibration",
         dest="trust_calibration",
         default="auto",

@@ -10,7 +10,7 @@ from trustgate.data import resolve_trust_data
 from trustgate.dimensions import all_dimensions
 from trustgate.evaluation.profiles import EvaluationSettings
 from trustgate.gate.policy import Thresholds, check_scenario_names, load_thresholds
-from trustgate.models import EMBEDDED_BASE_MODEL
+from trustgate.models import EMBEDDED_BASE_MODEL, check_base_model_name, check_device
 from trustgate.plugin.options import DEFAULT_VARIANT
 from trustgate.plugin.repository import import_compressors
 from trustgate.util.errors import TrustgateError
@@ -31,6 +31,7 @@ class Settings:
     calibration: str
     worst_seed: bool
     evaluation: EvaluationSettings
+    allow_ungated: bool = False  # checks skipped for missing data leave the session green
 
 
 def build_settings(option: Any) -> Settings:
@@ -42,6 +43,15 @@ def build_settings(option: Any) -> Settings:
         raise TrustgateError(
             f"--calibration {option.trust_calibration}", "unknown source", f"choose {', '.join(CALIBRATION_SOURCES)}"
         )
+    if option.trust_batch_size is not None and option.trust_batch_size < 1:
+        raise TrustgateError(
+            f"--batch-size {option.trust_batch_size}",
+            "must be a positive number of prompts",
+            "pass e.g. --batch-size 16",
+        )
+    check_device(option.trust_device)
+    base_model = option.trust_base_model or EMBEDDED_BASE_MODEL
+    check_base_model_name(base_model)
     thresholds_path = user_path(option.trust_thresholds)
     policy = load_thresholds(thresholds_path, option.trust_profile)
     check_scenario_names(policy, thresholds_path, {d.name: d.scenarios for d in all_dimensions().values()})
@@ -57,12 +67,16 @@ def build_settings(option: Any) -> Settings:
         batch_size=option.trust_batch_size,
         trust_remote_code=option.trust_remote_code,
     )
+    variants = tuple(compressors.parse_variants(option.trust_models or [DEFAULT_VARIANT]))
+    if option.trust_calibration == "c4" and any(v.needs_calibration for v in variants):
+        compressors.calibration.check_c4_reachable()
     return Settings(
-        variants=tuple(compressors.parse_variants(option.trust_models or [DEFAULT_VARIANT])),
-        base_model=option.trust_base_model or EMBEDDED_BASE_MODEL,
+        variants=variants,
+        base_model=base_model,
         thresholds_path=thresholds_path,
         thresholds=policy,
         calibration=option.trust_calibration,
         worst_seed=policy.gate.worst_seed or bool(option.trust_worst_seed),
         evaluation=evaluation,
+        allow_ungated=bool(option.trust_allow_ungated),
     )

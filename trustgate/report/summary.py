@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +15,11 @@ from trustgate.gate.compare import Comparison
 from trustgate.gate.stats import seed_spread
 
 COMPARISON_PROPERTY = "trustgate_comparison"
+NOT_GATED_PROPERTY = "trustgate_not_gated"  # a selected check skipped for missing data
+
+
+def _column(c: Comparison) -> str:
+    return f"{c.dimension}/{c.scenario}"
 
 
 def _cell(entry: dict[str, float]) -> str:
@@ -25,6 +30,7 @@ def _cell(entry: dict[str, float]) -> str:
 @dataclass
 class RunSummary:
     comparisons: list[Comparison] = field(default_factory=list)
+    not_gated: list[dict[str, Any]] = field(default_factory=list)  # {check, variant, reason, required}
 
     def add(self, comparison: Comparison) -> None:
         self.comparisons.append(comparison)
@@ -32,7 +38,7 @@ class RunSummary:
     def table_lines(self) -> list[str]:
         header = (
             f"{'dimension/scenario':<34} {'variant':<18} {'dense':>7} {'variant':>7} {'drop':>7} "
-            f"{'95% CI':>17} {'refusal d/v %':>14} {'allowed':>7}  verdict"
+            f"{'95% CI':>17} {'refusal d/v %':>14} {'allowed':>7} {'detect':>7}  verdict"
         )
         lines = [header, "-" * len(header)]
         for c in sorted(self.comparisons, key=lambda c: (c.dimension, c.scenario, c.variant)):
@@ -45,9 +51,9 @@ class RunSummary:
             lines.append(
                 f"{c.dimension + '/' + c.scenario:<34} {c.variant:<18} {c.dense_score:7.2f} "
                 f"{c.variant_score:7.2f} {c.drop:+7.2f} [{interval.low:6.2f},{interval.high:6.2f}] "
-                f"{c.dense_refusal:6.1f}/{c.variant_refusal:<6.1f} {c.margin:7.2f}  {verdict}"
+                f"{c.dense_refusal:6.1f}/{c.variant_refusal:<6.1f} {c.margin:7.2f} {c.detectable_drop:7.2f}  {verdict}"
             )
-            lines.extend(f"    {reason}" for reason in c.failures)
+            lines.extend(f"    {reason}" for reason in (*c.failures, *([c.inconclusive] if c.inconclusive else [])))
         return lines
 
     def overall_scores(self) -> dict[str, dict[str, dict[str, float]]]:
@@ -56,34 +62,49 @@ class RunSummary:
         A seed group's score is the mean over its seeds with their sample standard deviation,
         whichever way the gate judged it.
         """
+        return self._scores(lambda c: c.dimension if c.scenario == OVERALL else None)
+
+    def table_scores(self) -> dict[str, dict[str, dict[str, float]]]:
+        """As `overall_scores`, with a "dimension/scenario" column for every dimension whose
+        overall check did not run (e.g. `-k "stereotype and benign"`)."""
+        overall = {c.dimension for c in self.comparisons if c.scenario == OVERALL}
+        return self._scores(
+            lambda c: c.dimension if c.scenario == OVERALL else (None if c.dimension in overall else _column(c))
+        )
+
+    def _scores(self, column_of) -> dict[str, dict[str, dict[str, float]]]:
         table: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
         for c in self.comparisons:
-            if c.scenario != OVERALL:
+            column = column_of(c)
+            if column is None:
                 continue
-            table["dense"][c.dimension] = {"score": c.dense_score, "refusal": c.dense_refusal}
+            table["dense"][column] = {"score": c.dense_score, "refusal": c.dense_refusal}
             if c.seeds:
                 spread = seed_spread([score for _, score, _ in c.seeds])
                 refusal = sum(r for _, _, r in c.seeds) / len(c.seeds)
                 cell = {"score": spread.mean, "refusal": refusal, "sd": spread.sd, "seeds": spread.n}
             else:
                 cell = {"score": c.variant_score, "refusal": c.variant_refusal}
-            table[c.variant][c.dimension] = cell
+            table[c.variant][column] = cell
         return dict(table)
 
     def markdown(self) -> str:
-        """Rows = models, columns = dimensions + average; refusal rate in brackets, seed spread as ± sd."""
-        scores = self.overall_scores()
-        dimensions = [d for d in NAMES if any(d in row for row in scores.values())]
+        """Rows = models, columns = dimensions + average; refusal rate in brackets, seed spread as ± sd.
+        The average is over whole dimensions only; a lone scenario's column is named dimension/scenario."""
+        scores = self.table_scores()
+        order = {name: i for i, name in enumerate(NAMES)}
+        columns = sorted({col for row in scores.values() for col in row}, key=lambda col: (
+            order.get(col.split("/")[0], len(order)), col))  # fmt: skip
         lines = [
-            "| model | " + " | ".join(dimensions) + " | average |",
-            "|---" * (len(dimensions) + 2) + "|",
+            "| " + " | ".join(["model", *columns, "average"]) + " |",
+            "|" + "---|" * (len(columns) + 2),
         ]
         for model in sorted(scores, key=lambda m: (m != "dense", m)):
             row = scores[model]
-            cells = [_cell(row[d]) if d in row else "-" for d in dimensions]
-            present = [row[d]["score"] for d in dimensions if d in row]
+            cells = [_cell(row[col]) if col in row else "-" for col in columns]
+            present = [row[col]["score"] for col in columns if col in row and "/" not in col]
             average = f"{sum(present) / len(present):.1f}" if present else "-"
-            lines.append(f"| {model} | " + " | ".join(cells) + f" | {average} |")
+            lines.append("| " + " | ".join([model, *cells, average]) + " |")
         return "\n".join(lines) + "\n"
 
     def failed(self) -> list[Comparison]:
@@ -106,6 +127,11 @@ class RunSummary:
             + "\n![radar chart of the trust dimensions](radar.png)\n\n## Verdicts\n\n```\n"
             + "\n".join(self.table_lines())
             + "\n```\n"
+            + "".join(
+                f"\n{'NOT GATED' if gap['required'] else 'not gated (allowed)'}: {gap['check']} [{gap['variant']}]: "
+                f"{gap['reason']}\n"
+                for gap in self.not_gated
+            )
         )
 
     def write(self, folder: Path, context: Mapping[str, str]) -> bytes:
@@ -114,7 +140,9 @@ class RunSummary:
         payload = {
             **context,
             "overall": self.overall_scores(),
-            "comparisons": [c.as_dict() for c in self.comparisons],
+            "verdicts": dict(Counter(c.verdict for c in self.comparisons)),
+            "comparisons": [{**c.as_dict(), "verdict": c.verdict} for c in self.comparisons],
+            "not_gated": self.not_gated,
         }
         (folder / "summary.json").write_text(json.dumps(_finite(payload), indent=2, default=str), encoding="utf-8")
         radar = self.radar()

@@ -1,0 +1,96 @@
+"""Fail closed: a run that gated nothing is never green, and corrupt data is an error, not a skip."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.synthetic import FAKE_CONFTEST, ROOT
+
+MISSING_TEST = """
+from tests.synthetic import make_dimension
+from trustgate.util.errors import {error}
+
+def load(_data, scenario):
+    if scenario == "b":
+        raise {error}("{culprit}", "{problem}", "{fix}")
+    return make_dimension("{name}").load(None, scenario)
+
+DIMENSION = make_dimension("{name}", scenarios=("a", "b"))
+object.__setattr__(DIMENSION, "load", load)
+
+def test_{name}(trust_gate, variant, scenario):
+    trust_gate.check(DIMENSION, scenario, variant)
+"""
+
+
+def _suite(folder: Path, error: str, *args: str, policy: tuple[str, str] | None = None) -> subprocess.CompletedProcess:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "conftest.py").write_text(FAKE_CONFTEST)
+    (folder / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
+    culprit = "stereotype/dataset/stereotype_bias_data.jsonl" + (":3" if error == "CorruptDataError" else "")
+    problem = "not valid JSON (Expecting value)" if error == "CorruptDataError" else "no such file"
+    (folder / "test_stereotype.py").write_text(
+        MISSING_TEST.format(error=error, culprit=culprit, problem=problem, fix="restore the file", name="stereotype")
+    )
+    if policy is not None:
+        path = folder / "policy.toml"
+        path.write_text((ROOT / "thresholds.toml").read_text().replace(*policy))
+        args = (*args, "--thresholds", str(path))
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "TRUSTGATE_CACHE": str(folder / "cache")}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "--model", "gptq4", "--trust-report", "report", "-rs", *args],
+        cwd=folder,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _summary(folder: Path) -> dict:
+    return json.loads((folder / "report" / "summary.json").read_text())
+
+
+def test_a_check_skipped_for_missing_data_fails_the_run_and_is_listed(tmp_path):
+    run = _suite(tmp_path, "MissingDataError")
+    output = run.stdout + run.stderr
+    assert run.returncode == 1, output
+    assert "1 skipped" in output and "failed" not in output.split("=")[-2]  # nothing failed, yet the run is red
+    reason = "stereotype/dataset/stereotype_bias_data.jsonl: no such file; restore the file"
+    assert f"NOT GATED stereotype/b [gptq4]: {reason}" in output
+    assert "--allow-ungated" in output
+    assert _summary(tmp_path)["not_gated"] == [
+        {"check": "stereotype/b", "variant": "gptq4", "reason": reason, "required": True}
+    ]
+
+
+def test_every_check_skipped_is_a_red_run(tmp_path):
+    run = _suite(tmp_path, "MissingDataError", "-k", "b")
+    assert run.returncode == 1, run.stdout
+    assert "1 skipped" in run.stdout and "NOT GATED stereotype/b" in run.stdout
+
+
+def test_ungated_checks_pass_only_where_the_user_allowed_them(tmp_path):
+    by_option = _suite(tmp_path / "option", "MissingDataError", "--allow-ungated")
+    assert by_option.returncode == 0, by_option.stdout
+    assert "not gated (allowed) stereotype/b [gptq4]" in by_option.stdout
+    by_policy = _suite(
+        tmp_path / "policy",
+        "MissingDataError",
+        policy=("[dimensions.stereotype]\n", "[dimensions.stereotype]\nrequired = false\n"),
+    )
+    assert by_policy.returncode == 0, by_policy.stdout
+    assert _summary(tmp_path / "policy")["not_gated"][0]["required"] is False
+
+
+def test_corrupt_data_is_an_error_naming_the_file_and_line_never_a_skip(tmp_path):
+    run = _suite(tmp_path, "CorruptDataError", "--allow-ungated")  # the opt-in covers missing data only
+    assert run.returncode == 1, run.stdout
+    assert "skipped" not in run.stdout
+    assert "stereotype/dataset/stereotype_bias_data.jsonl:3: not valid JSON (Expecting value); restore the file" in (
+        run.stdout
+    )
