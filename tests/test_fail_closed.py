@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.synthetic import FAKE_CONFTEST, ROOT
 
 MISSING_TEST = """
@@ -94,3 +96,43 @@ def test_corrupt_data_is_an_error_naming_the_file_and_line_never_a_skip(tmp_path
     assert "stereotype/dataset/stereotype_bias_data.jsonl:3: not valid JSON (Expecting value); restore the file" in (
         run.stdout
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reader", "culprit"),
+    [
+        ("a.jsonl", '{"ok": 1}\n{"ok": 2}\nnot json\n', "read_jsonl", "a.jsonl:3: not valid JSON"),
+        ("a.json", '{"ok": [1,\n 2,\n', "read_json", "a.json:3: not valid JSON"),
+        ("a.csv", b"\xff\xfe garbage", "read_csv", "a.csv: not UTF-8 text"),
+        ("a.npy", b"not an array", "read_npy", "a.npy: not a readable .npy array"),
+    ],
+)
+def test_every_reader_names_the_corrupt_file_and_line(tmp_path, name, content, reader, culprit):
+    from trustgate.data import sources
+    from trustgate.util.errors import CorruptDataError, MissingDataError
+
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(CorruptDataError) as raised:
+        result = getattr(sources, reader)(path)
+        list(result) if reader == "read_jsonl" else result
+    assert culprit in str(raised.value) and not isinstance(raised.value, MissingDataError)
+
+
+def test_a_corrupt_decodingtrust_file_fails_the_run_with_its_line(run_gate, tiny_llama_dir: Path, tmp_path: Path):
+    """`--trust-data` with a stereotype file that is not JSON: the tests error, none skips, exit 1."""
+    from tests.conftest import SHARED_DATA
+
+    dataset = tmp_path / "decodingtrust" / "stereotype" / "dataset"
+    dataset.mkdir(parents=True)
+    for name in ("system_prompts.csv", "user_prompts.csv"):
+        (dataset / name).write_bytes((SHARED_DATA / "stereotype" / "dataset" / name).read_bytes())
+    lines = (SHARED_DATA / "stereotype" / "dataset" / "stereotype_bias_data.jsonl").read_text().splitlines()[:4]
+    (dataset / "stereotype_bias_data.jsonl").write_text("\n".join([*lines[:2], lines[2][:40], lines[3]]) + "\n")
+    run = run_gate(
+        "--base-model", str(tiny_llama_dir), "--model", "dense", "-k", "stereotype", "--limit", "2",
+        "--trust-data", str(tmp_path / "decodingtrust"),
+    )  # fmt: skip
+    assert run.returncode == 1, run.output
+    assert "stereotype_bias_data.jsonl:3: not valid JSON" in run.output
+    assert "skipped" not in run.output and "4 failed" in run.output

@@ -59,7 +59,8 @@ def score_table_html(c: Comparison) -> str:
         ("exact McNemar p (paired 0/1 items)", mcnemar),
         ("items (paired)", str(c.n_items)),
         ("judged on", c.judged),
-        ("verdict", c.verdict + "".join(f"; {html.escape(f)}" for f in c.failures)),
+        ("verdict", c.verdict + "".join(f"; {html.escape(f)}" for f in (*c.failures, *filter(None, [c.inconclusive])))),
+        ("detectable drop (80% power at this n)", f"{c.detectable_drop:.2f} points"),
     ]
     if c.partial:
         facts.append(("partial", html.escape(c.partial)))
@@ -220,7 +221,8 @@ def write_run_results(
         attachments.append(Attachment(name=name, source=source, type=kind))
     failed = [c for c in comparisons if not c.passed]
     by_variant = Counter(c.variant for c in failed)
-    failed_text = f"{len(failed)} of {len(comparisons)} verdicts failed: " + ", ".join(
+    inconclusive = sum(c.verdict == "INCONCLUSIVE" for c in failed)
+    failed_text = f"{len(failed)} of {len(comparisons)} verdicts failed ({inconclusive} inconclusive): " + ", ".join(
         f"{variant} {count}" for variant, count in sorted(by_variant.items())
     )
     now = int(time.time() * 1000)
