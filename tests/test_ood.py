@@ -97,5 +97,5 @@ def test_judgements_never_crash(text, label):
 
 
 def test_hub_layout_fails_closed_with_a_reason():
-    with pytest.raises(MissingDataError, match="another layout"):
+    with pytest.raises(MissingDataError, match="not hold this in a layout trustgate reads"):
         ood.load(TrustData("hub"), "style_zero_shot")

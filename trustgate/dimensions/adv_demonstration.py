@@ -63,7 +63,7 @@ def dt_refuse(response: str) -> bool:
     return any(phrase in text for phrase in REFUSE_PHRASES)
 
 
-def _settings(scenario: str) -> list[tuple[str, str, str, tuple[int, ...]]]:
+def settings(scenario: str) -> list[tuple[str, str, str, tuple[int, ...]]]:
     """(task name, task message key, folder, seeds) of every setting in a scenario."""
     if scenario == "counterfactual":
         return [
@@ -100,7 +100,7 @@ def _try_fetch(data: TrustData, relative: str) -> Path | None:
         return None
 
 
-def _items(scenario: str, task: str, message_key: str, seed: object, records: Iterable[dict]) -> list[Item]:
+def file_items(scenario: str, task: str, message_key: str, seed: object, records: Iterable[dict]) -> list[Item]:
     items = []
     for line, record in enumerate(records):
         examples = tuple((str(text), str(label)) for text, label in record.get("examples", ()))
@@ -124,14 +124,14 @@ def _items(scenario: str, task: str, message_key: str, seed: object, records: It
 def _local_items(data: TrustData, scenario: str) -> tuple[list[Item], list[str], list[str]]:
     """Items from every file present; the files absent; the settings with no file at all."""
     items, missing, empty = [], [], []
-    for task, message_key, folder, seeds in _settings(scenario):
+    for task, message_key, folder, seeds in settings(scenario):
         found = 0
         for seed in seeds:
             path = _try_fetch(data, f"{ROOT}/{folder}/{seed}.jsonl")
             if path is None:
                 missing.append(f"{folder}/{seed}.jsonl")
                 continue
-            items += _items(scenario, task, message_key, seed, read_jsonl(path))
+            items += file_items(scenario, task, message_key, seed, read_jsonl(path))
             found += 1
         if not found:
             empty.append(task)
@@ -143,11 +143,11 @@ def _partial_note(scenario: str, data: TrustData, missing: list[str], empty: lis
     if empty:
         notes.append(f"{scenario} settings without data, left out of the mean: {', '.join(empty)}")
     if missing:
-        total = sum(len(seeds) for *_, seeds in _settings(scenario))
+        total = sum(len(seeds) for *_, seeds in settings(scenario))
         notes.append(f"{len(missing)} of {total} DecodingTrust {scenario} files absent (e.g. {missing[0]})")
     if scenario == "backdoor":
         cacc = [
-            f"{ROOT}/{folder[:-4]}_cacc/{seed}.jsonl" for _, _, folder, seeds in _settings(scenario) for seed in seeds
+            f"{ROOT}/{folder[:-4]}_cacc/{seed}.jsonl" for _, _, folder, seeds in settings(scenario) for seed in seeds
         ]
         if not any(_try_fetch(data, path) for path in cacc[:1]):
             notes.append("clean-accuracy (*_cacc) files absent: DecodingTrust requires them before it reports backdoor")
@@ -156,8 +156,8 @@ def _partial_note(scenario: str, data: TrustData, missing: list[str], empty: lis
 
 def _embedded_scenario(scenario: str) -> ScenarioData:
     items = []
-    for task, message_key, _, _ in _settings(scenario):
-        items += _items(scenario, task, message_key, "probe", _embedded_records(scenario, task))
+    for task, message_key, _, _ in settings(scenario):
+        items += file_items(scenario, task, message_key, "probe", _embedded_records(scenario, task))
     return ScenarioData(tuple(items), "trustgate adversarial-demonstration probes", None, MAX_NEW_TOKENS)
 
 

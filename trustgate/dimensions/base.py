@@ -7,7 +7,10 @@ A dimension is data + solver settings + scorer, in the manner of an Inspect task
   `Outcome`; a dimension whose judge works best on a whole batch (toxicity) gives
   `score_batch(items, responses)` instead;
 * `metric(columns)` turns the outcome columns of one scenario into a 0-100 score;
-* `combine(scores)` turns scenario scores into the dimension score (default: their mean).
+* `refusal_metric(columns)` its refusal rate in % (default: the mean item refusal share;
+  privacy averages per DecodingTrust file first, as DecodingTrust does);
+* `combine(scores)` turns scenario scores into the dimension score (default: their mean); the
+  dimension's refusal rate combines the scenarios' rates the same way.
 
 Metrics take columns (numpy arrays, one entry per item), so that a paired bootstrap can
 resample items and recompute any metric, item-decomposable or not (fairness's parity gap).
@@ -71,6 +74,11 @@ def mean_item_score(columns: Mapping[str, np.ndarray]) -> float:
     return float(100.0 * np.mean(columns["score"]))
 
 
+def mean_refusal(columns: Mapping[str, np.ndarray]) -> float:
+    """100 x the mean item refusal share."""
+    return float(100.0 * np.mean(columns["refusal"]))
+
+
 def mean_of(scores: Mapping[str, float]) -> float:
     return float(np.mean(list(scores.values())))
 
@@ -89,6 +97,7 @@ class Dimension:
     score_item: ItemScorer | None = None
     score_batch: BatchScorer | None = None
     metric: Metric = mean_item_score
+    refusal_metric: Metric = mean_refusal
     combine: Callable[[Mapping[str, float]], float] = mean_of
     max_new_tokens: int = 32
     doc_uri: str = ""

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from trustgate.dimensions.base import Dimension, Item, Outcome, ScenarioData, outcome_columns
+from trustgate.dimensions.base import Dimension, Item, Metric, Outcome, ScenarioData, mean_refusal, outcome_columns
 from trustgate.engine import Decoding, Engine, Prompt
 from trustgate.engine.cache import GenerationCache, cached_generate, generation_keys
 from trustgate.evaluation.profiles import EvaluationSettings, EvaluationSize
@@ -40,10 +40,11 @@ class ScenarioRun:
     partial: str | None
     decoding: Decoding
     columns: dict[str, np.ndarray] = field(repr=False, compare=False, hash=False, default_factory=dict)
+    refusal_metric: Metric = field(repr=False, compare=False, hash=False, default=mean_refusal)
 
     @property
     def refusal_rate(self) -> float:
-        return float(100.0 * np.mean(self.columns["refusal"])) if self.items else float("nan")
+        return float(self.refusal_metric(self.columns)) if self.items else float("nan")
 
 
 def select_items(items: tuple[Item, ...], limit: int) -> tuple[Item, ...]:
@@ -194,6 +195,7 @@ class Evaluator:
             partial=data.partial,
             decoding=decoding,
             columns=columns,
+            refusal_metric=dimension.refusal_metric,
         )
         write_records(
             self.settings.report_dir / "records" / _safe(handle.name) / dimension.name / f"{_safe(scenario)}.jsonl",

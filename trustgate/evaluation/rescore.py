@@ -8,8 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from trustgate.dimensions import get_dimension
 from trustgate.dimensions.base import outcome_columns
 from trustgate.evaluation.records import read_records
@@ -54,17 +52,20 @@ def rescore_file(path: Path) -> Rescored:
         stored_score=float(header["score"]),
         score=float(dimension.metric(columns)) if items else float("nan"),
         stored_refusal=float(header.get("refusal_rate", float("nan"))),
-        refusal=float(100.0 * np.mean(columns["refusal"])) if items else float("nan"),
+        refusal=float(dimension.refusal_metric(columns)) if items else float("nan"),
         changed_items=changed,
     )
 
 
 def combined(results: Sequence[Rescored]) -> list[tuple[str, str, float, float, str]]:
-    """(model, dimension, stored, recomputed, note) per model and dimension, over the scenarios present."""
+    """(model, dimension, stored, recomputed, note) per model and dimension, over the scenarios present
+    (a records file of a scenario outside the dimension's score, e.g. backdoor_cacc, is left out)."""
     rows = []
     for model, name in sorted({(r.model, r.dimension) for r in results}):
-        group = [r for r in results if r.model == model and r.dimension == name]
         dimension = get_dimension(name)
+        group = [r for r in results if r.model == model and r.dimension == name and r.scenario in dimension.scenarios]
+        if not group:
+            continue
         stored = dimension.combine({r.scenario: r.stored_score for r in group})
         score = dimension.combine({r.scenario: r.score for r in group})
         missing = sorted(set(dimension.scenarios) - {r.scenario for r in group})

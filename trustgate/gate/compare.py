@@ -130,8 +130,9 @@ def _statistic(dimension: Dimension, scenario: str) -> Statistic:
     return statistic
 
 
-def _refusal(runs: Mapping[str, ScenarioRun]) -> float:
-    return float(np.mean([r.refusal_rate for r in runs.values()]))
+def _refusal(dimension: Dimension, runs: Mapping[str, ScenarioRun]) -> float:
+    """The scenarios' refusal rates combined as their scores are (privacy: 0.4/0.3/0.3)."""
+    return float(dimension.combine({scenario: run.refusal_rate for scenario, run in runs.items()}))
 
 
 def _item_scores(runs: Mapping[str, ScenarioRun]) -> np.ndarray:
@@ -202,7 +203,7 @@ def compare(
     drop = dense_score - variant_score
     args = {"resamples": policy.bootstrap_resamples, "confidence": policy.confidence, "seed": policy.seed}
     drop_interval = paired_bootstrap_drop(statistic, dense_strata, variant_strata, **args)
-    dense_refusal, variant_refusal = _refusal(dense), _refusal(variant)
+    dense_refusal, variant_refusal = _refusal(dimension, dense), _refusal(dimension, variant)
     failures = _failures(policy, drop, drop_interval, variant_score, variant_refusal - dense_refusal)
     inconclusive = _inconclusive(dimension, dense, policy)
     first_dense, first_variant = next(iter(dense.values())), next(iter(variant.values()))
