@@ -229,7 +229,9 @@ class CompletionsEngine:
                     "use a server that supports n > 1, or one sample per prompt",
                 )
             results.append([clean_text(c.get("text") or "") for c in choices])
-            self.generated_tokens += int((answer.get("usage") or {}).get("completion_tokens", 0))
+            # Counted like the transformers engine: without the stop token a finished choice ends on.
+            stopped = sum(c.get("finish_reason") == "stop" for c in choices)
+            self.generated_tokens += int((answer.get("usage") or {}).get("completion_tokens", 0)) - stopped
         return results
 
 

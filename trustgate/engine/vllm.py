@@ -158,6 +158,8 @@ class VLLMServer:
                 )
             if http_json(f"{self.url}/health", timeout=5).status == 200:
                 self.started_in = time.monotonic() - started
+                with open(self.log_path, "a", encoding="utf-8") as log:
+                    log.write(f"# trustgate: ready after {self.started_in:.1f} s\n")
                 return self.url
             time.sleep(0.5)
         self.stop()
