@@ -5,8 +5,11 @@ the cache key's backend, the vLLM server's lifecycle and its one-line failures."
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -18,6 +21,8 @@ from trustgate.engine.openai import CompletionClient, EndpointError, OpenAIEngin
 from trustgate.engine.vllm import VLLMEngine, VLLMServer, cuda_visible_devices, log_tail, quantization_of
 from trustgate.models import ModelHandle
 from trustgate.util.errors import TrustgateError
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class FakeServer:
@@ -252,26 +257,56 @@ def test_a_server_that_dies_at_start_is_one_line_with_its_log_tail(tmp_path):
     assert "--served-model-name trustgate-model --dtype float32" in engine.log_path.read_text()
 
 
+# A stand-in server: writes its pid beside itself, answers /health on its --port until SIGTERM.
+HEALTH_SERVER = (
+    "import http.server, os, signal, pathlib\n"
+    "pathlib.Path(sys.argv[0]).with_name('server.pid').write_text(str(os.getpid()))\n"
+    "port = int(sys.argv[sys.argv.index('--port') + 1])\n"
+    "class H(http.server.BaseHTTPRequestHandler):\n"
+    "    def do_GET(self):\n"
+    "        self.send_response(200); self.end_headers()\n"
+    "    def log_message(self, *a): pass\n"
+    "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
+    "http.server.HTTPServer(('127.0.0.1', port), H).serve_forever()\n"
+)
+
+
+def _running(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "State:\tZ" not in status.read_text()
+
+
 def test_server_starts_serves_and_stops(tmp_path):
-    # A stand-in server: answers /health on the port it is given until SIGTERM.
-    code = (
-        "import http.server, signal\n"
-        "port = int(sys.argv[sys.argv.index('--port') + 1])\n"
-        "class H(http.server.BaseHTTPRequestHandler):\n"
-        "    def do_GET(self):\n"
-        "        self.send_response(200); self.end_headers()\n"
-        "    def log_message(self, *a): pass\n"
-        "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
-        "print('ready', flush=True)\n"
-        "http.server.HTTPServer(('127.0.0.1', port), H).serve_forever()\n"
-    )
-    python = _fake_vllm_python(tmp_path, code)
+    python = _fake_vllm_python(tmp_path, HEALTH_SERVER)
     server = VLLMServer(python, ["--model", "x"], {}, tmp_path / "server.log", "test")
     url = server.start(timeout=30)
     assert url.startswith("http://127.0.0.1:") and server.gone() is None
     process = server.process
     server.stop()
     assert process is not None and process.returncode == 0 and server.process is None
+    assert "# trustgate: ready after" in (tmp_path / "server.log").read_text()
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="parent-death signal is Linux-only")
+def test_a_killed_run_leaves_no_server_behind(tmp_path):
+    python = _fake_vllm_python(tmp_path, HEALTH_SERVER)
+    runner = tmp_path / "run.py"
+    runner.write_text(
+        "import sys, time\nfrom pathlib import Path\nfrom trustgate.engine.vllm import VLLMServer\n"
+        f"VLLMServer(Path({str(python)!r}), [], {{}}, Path({str(tmp_path / 'server.log')!r}), 't').start(30)\n"
+        "print('up', flush=True)\ntime.sleep(120)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's trustgate
+    run = subprocess.Popen([sys.executable, str(runner)], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    assert run.stdout is not None and run.stdout.readline().strip() == "up"
+    pid = int((tmp_path / "server.pid").read_text())
+    assert _running(pid)
+    run.kill()  # SIGKILL: no atexit, no finaliser
+    run.wait()
+    deadline = time.monotonic() + 10
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _running(pid)
 
 
 def test_quantized_checkpoint_on_the_cpu_build_names_the_engine_that_runs_it(tmp_path):

@@ -144,7 +144,7 @@ class VLLMServer:
             log.flush()
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=_die_with_parent,
             )  # fmt: skip
         _RUNNING.add(self)
         while time.monotonic() - started < timeout:
@@ -190,6 +190,17 @@ class VLLMServer:
                 return
             except subprocess.TimeoutExpired:
                 continue
+
+
+def _die_with_parent() -> None:
+    """In the server's process, before vLLM starts: SIGTERM when trustgate dies, even by SIGKILL
+    (Linux), so a killed run leaves no server behind. Elsewhere the atexit hook below must do."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 @atexit.register
