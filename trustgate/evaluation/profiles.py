@@ -45,6 +45,34 @@ class Profile(Strict):
         return self.dimensions.get(dimension, EvaluationSize())
 
 
+ENGINES = ("transformers", "vllm", "openai")
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Which engine generates (`--engine`) and what it needs: the vLLM interpreter and server
+    arguments, or the endpoints of the openai engine as (model name or "" for any, URL)."""
+
+    name: str = "transformers"
+    vllm_python: Path | None = None
+    urls: tuple[tuple[str, str], ...] = ()
+    tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+    max_model_len: int | None = None
+
+    def describe(self) -> str:
+        if self.name == "vllm":
+            parallel = f"tensor parallel {self.tensor_parallel_size}, pipeline parallel {self.pipeline_parallel_size}"
+            return f"vllm server per model from {self.vllm_python} ({parallel})"
+        if self.name == "openai":
+            return "openai endpoints " + ", ".join(f"{m or '*'}={u}" for m, u in self.urls)
+        return self.name
+
+    def url_for(self, model: str) -> str | None:
+        named = dict(self.urls)
+        return named.get(model) or named.get("")
+
+
 @dataclass(frozen=True)
 class EvaluationSettings:
     """What the evaluator needs from a run's settings."""
@@ -58,6 +86,7 @@ class EvaluationSettings:
     limit: int | None = None  # overrides the profile's items per scenario
     batch_size: int | None = None  # overrides the profile's batch size
     trust_remote_code: bool = False
+    engine: EngineSettings = EngineSettings()
 
     @property
     def generation_batch_size(self) -> int:

@@ -76,6 +76,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"trustgate: base {settings.base_model}; variants {', '.join(v.name for v in settings.variants)}",
         f"trustgate: data {settings.evaluation.data.describe()}; profile {settings.evaluation.profile_name}; "
         f"thresholds {settings.thresholds_path}",
+        f"trustgate: engine {settings.evaluation.engine.describe()}",
     ]
 
 

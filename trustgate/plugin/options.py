@@ -106,6 +106,52 @@ def add_options(parser: pytest.Parser) -> None:
         action="store_true",
         help="allow model repositories to run their own code (off by default)",
     )
+    group.addoption(
+        "--engine",
+        dest="trust_engine",
+        default="transformers",
+        choices=["transformers", "vllm", "openai"],
+        help="what generates: transformers (in-process, default), vllm (a vLLM server per model, "
+        "from --vllm-python), openai (an existing OpenAI-compatible endpoint, --engine-url)",
+    )
+    group.addoption(
+        "--vllm-python",
+        dest="trust_vllm_python",
+        metavar="PATH",
+        help="interpreter with vLLM for --engine vllm (default .venv-vllm/bin/python of this repository, "
+        "made by scripts/setup.sh --with-vllm)",
+    )
+    group.addoption(
+        "--engine-url",
+        action="append",
+        dest="trust_engine_urls",
+        metavar="[MODEL=]URL[#SERVED]",
+        help="endpoint for --engine openai (repeatable): MODEL is dense or a --model name (none: every "
+        "model without its own), SERVED the endpoint's model id when it serves several",
+    )
+    group.addoption(
+        "--tensor-parallel-size",
+        dest="trust_tensor_parallel_size",
+        type=int,
+        default=1,
+        metavar="N",
+        help="--engine vllm: GPUs per model, passed to vLLM",
+    )
+    group.addoption(
+        "--pipeline-parallel-size",
+        dest="trust_pipeline_parallel_size",
+        type=int,
+        default=1,
+        metavar="N",
+        help="--engine vllm: pipeline stages per model, passed to vLLM",
+    )
+    group.addoption(
+        "--max-model-len",
+        dest="trust_max_model_len",
+        type=int,
+        metavar="N",
+        help="--engine vllm: context length the server allows (default: the model's own)",
+    )
 
 
 def given(config: pytest.Config) -> list[str]:

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from trustgate.data import resolve_trust_data
 from trustgate.dimensions import all_dimensions
-from trustgate.evaluation.profiles import EvaluationSettings
+from trustgate.evaluation.profiles import EngineSettings, EvaluationSettings
 from trustgate.gate.policy import Thresholds, check_scenario_names, load_thresholds
 from trustgate.models import EMBEDDED_BASE_MODEL, check_base_model_name, check_device
 from trustgate.plugin.options import DEFAULT_VARIANT
-from trustgate.plugin.repository import import_compressors
+from trustgate.plugin.repository import REPOSITORY, import_compressors
 from trustgate.util.errors import TrustgateError
 from trustgate.util.storage import default_cache_root, user_path
 
@@ -32,6 +32,56 @@ class Settings:
     worst_seed: bool
     evaluation: EvaluationSettings
     allow_ungated: bool = False  # checks skipped for missing data leave the session green
+
+
+def engine_settings(option: Any, models: list[str]) -> EngineSettings:
+    """--engine and what it needs, checked before anything runs; `models`: dense and the variants."""
+    name = option.trust_engine
+    urls = option.trust_engine_urls or []
+    if urls and name != "openai":
+        raise TrustgateError(
+            f"--engine-url {urls[0]}", f"only the openai engine uses it (not {name})", "add --engine openai"
+        )
+    for size in ("tensor_parallel_size", "pipeline_parallel_size"):
+        value = getattr(option, f"trust_{size}")
+        if value < 1 or (value > 1 and name != "vllm"):
+            flag = "--" + size.replace("_", "-")
+            raise TrustgateError(f"{flag} {value}", "must be a positive count, for --engine vllm", f"drop {flag}")
+    if option.trust_max_model_len is not None and option.trust_max_model_len < 1:
+        raise TrustgateError(f"--max-model-len {option.trust_max_model_len}", "must be positive", "pass e.g. 4096")
+    parsed: list[tuple[str, str]] = []
+    for text in urls:
+        model, sep, url = text.partition("=")
+        if not sep or "://" in model:
+            model, url = "", text
+        if model and model not in models:
+            raise TrustgateError(f"--engine-url {text}", f"{model} is not a model of this run", f"name one of {models}")
+        from trustgate.engine.openai import split_url
+
+        split_url(url)  # a malformed URL is a usage error now, not a failed test later
+        parsed.append((model, url))
+    if name == "openai":
+        missing = [m for m in models if not any(key in ("", m) for key, _ in parsed)]
+        if missing:
+            raise TrustgateError(
+                "--engine openai", f"no --engine-url for {', '.join(missing)}", "pass --engine-url MODEL=URL for each"
+            )
+    python = None
+    if name == "vllm":
+        python = user_path(option.trust_vllm_python) if option.trust_vllm_python else None
+        python = (python or REPOSITORY / ".venv-vllm" / "bin" / "python").absolute()  # a venv's link, unresolved
+        if not python.is_file():
+            raise TrustgateError(
+                f"--vllm-python {python}", "no such interpreter", "run `bash scripts/setup.sh --with-vllm`"
+            )
+    return EngineSettings(
+        name=name,
+        vllm_python=python,
+        urls=tuple(parsed),
+        tensor_parallel_size=option.trust_tensor_parallel_size,
+        pipeline_parallel_size=option.trust_pipeline_parallel_size,
+        max_model_len=option.trust_max_model_len,
+    )
 
 
 def build_settings(option: Any) -> Settings:
@@ -56,6 +106,8 @@ def build_settings(option: Any) -> Settings:
     policy = load_thresholds(thresholds_path, option.trust_profile)
     check_scenario_names(policy, thresholds_path, {d.name: d.scenarios for d in all_dimensions().values()})
     compressors = import_compressors()
+    variants = tuple(compressors.parse_variants(option.trust_models or [DEFAULT_VARIANT]))
+    engine = engine_settings(option, ["dense", *(v.name for v in variants if not v.is_dense)])
     evaluation = EvaluationSettings(
         data=resolve_trust_data(option.trust_data),
         profile_name=option.trust_profile,
@@ -66,8 +118,8 @@ def build_settings(option: Any) -> Settings:
         limit=limit,
         batch_size=option.trust_batch_size,
         trust_remote_code=option.trust_remote_code,
+        engine=engine,
     )
-    variants = tuple(compressors.parse_variants(option.trust_models or [DEFAULT_VARIANT]))
     if option.trust_calibration == "c4" and any(v.needs_calibration for v in variants):
         compressors.calibration.check_c4_reachable()
     return Settings(

@@ -158,6 +158,7 @@ def run_context(settings: Any) -> dict[str, str]:
         "data source": settings.evaluation.data.describe(),
         "profile": settings.evaluation.profile_name,
         "thresholds": str(settings.thresholds_path),
+        "engine": settings.evaluation.engine.describe(),
     }
 
 
