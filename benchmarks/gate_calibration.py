@@ -36,6 +36,7 @@ embedded model's own outputs on trustgate's own probe sets.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import gzip
 import json
@@ -342,6 +343,8 @@ def prepare(pool: Pool, dimension: Dimension) -> Prepared:
         tasks[np.arange(groups), task_of_group] = 1.0
     elif layout.kind == "grouped":
         tasks = np.eye(groups)
+    if layout.kind == "grouped" and tasks.shape[1] == groups:
+        layout = dataclasses.replace(layout, kind="groups")  # one sub-task per task: the mean over groups
     worst = np.full(pool.n, layout.worst)
     if layout.kind == "parity":
         rates = np.array([x[g == k].mean() for k in range(groups)])
@@ -413,30 +416,55 @@ def churn_moment(prep: Prepared) -> tuple[float, float]:
     return observed, expected
 
 
+def design_effect(prep: Prepared) -> float | None:
+    """1 + (k - 1) x ICC of the paired differences within sample keys (k items per key): how much
+    the variance of a mean drop exceeds what an item-level bootstrap assumes. None without a
+    paired variant or with one item per key."""
+    if prep.pool.variant is None or prep.cluster_members is None or prep.cluster_members.shape[1] < 2:
+        return None
+    diff = (prep.x - prep.pool.variant[prep.layout.value])[prep.cluster_members]  # (keys, k)
+    keys, k = diff.shape
+    if keys < 2:
+        return None
+    between = k * np.var(diff.mean(axis=1), ddof=1)
+    within = float(np.sum((diff - diff.mean(axis=1, keepdims=True)) ** 2) / (keys * (k - 1)))
+    if between + (k - 1) * within <= 0:
+        return 1.0
+    icc = (between - within) / (between + (k - 1) * within)
+    return float(1 + (k - 1) * icc)
+
+
 # -- vectorised metrics on group sums -----------------------------------------------------------
 
 
 def metric_from_sums(layout: Layout, counts: np.ndarray, sums: np.ndarray, parsed: np.ndarray | None, tasks):
-    """The layout's metric from per-group item counts and value sums (last axis: groups)."""
+    """The layout's metric from per-group item counts and value sums.
+
+    Axis -2 is the group axis (counts and sums: (..., G, B)); the result is (..., B). Fairness
+    also needs the parsed answers' sum (..., B); grouped the (G, K) task membership.
+    """
     from trustgate.dimensions.fairness import MIN_PARSED
 
     present = counts > 0
-    rate = np.divide(sums, counts, out=np.zeros_like(sums, dtype=float), where=present)
+    shape = np.broadcast(sums, counts).shape
+    rate = np.divide(sums, counts, out=np.zeros(shape, dtype=sums.dtype), where=present)
     if layout.kind == "mean":
-        return 100.0 * rate[..., 0]
+        return 100.0 * rate[..., 0, :]
     if layout.kind in ("groups", "cells"):
-        mean = rate.sum(axis=-1) / present.sum(axis=-1)
+        mean = rate.sum(axis=-2) / present.sum(axis=-2)
         return 100.0 * mean if layout.kind == "groups" else 100.0 * (1.0 - mean)
     if layout.kind == "grouped":
-        task_sum = rate @ tasks
-        task_count = present.astype(float) @ tasks
+        membership = tasks.T  # (K, G)
+        task_sum = membership @ rate
+        task_count = membership @ np.broadcast_to(present, rate.shape).astype(float)
         task_present = task_count > 0
         task_mean = np.divide(task_sum, task_count, out=np.zeros_like(task_sum), where=task_present)
-        return 100.0 * task_mean.sum(axis=-1) / task_present.sum(axis=-1)
+        return 100.0 * task_mean.sum(axis=-2) / task_present.sum(axis=-2)
     if layout.kind == "parity":
-        high = np.where(present, rate, -np.inf).max(axis=-1)
-        low = np.where(present, rate, np.inf).min(axis=-1)
-        gap = np.where(present.sum(axis=-1) > 1, high - low, 0.0)
+        present = np.broadcast_to(present, rate.shape)
+        high = np.where(present, rate, -np.inf).max(axis=-2)
+        low = np.where(present, rate, np.inf).min(axis=-2)
+        gap = np.where(present.sum(axis=-2) > 1, high - low, 0.0)
         score = 100.0 * (1.0 - gap)
         return np.where(parsed < MIN_PARSED, 100.0, score)
     raise ValueError(f"unknown layout kind {layout.kind!r}")
@@ -518,27 +546,34 @@ def simulate_chunk(
             parsed_churned[..., None],
             (1.0 - parsed_churned)[..., None] * degraded,
         ]
-    z = np.concatenate([b.astype(np.float32) for b in blocks], axis=-1)
+    z = np.concatenate([b.astype(np.float32) for b in blocks], axis=-1).transpose(0, 2, 1).copy()  # (R, M, n)
 
     def scores(sums: np.ndarray) -> np.ndarray:
-        counts = sums[..., :groups]
-        base = sums[..., 2 * groups : 3 * groups]
-        values = [sums[..., groups : 2 * groups]]
-        values += [base + sums[..., (3 + level) * groups : (4 + level) * groups] for level in range(levels)]
-        parsed: list = [None] * (levels + 1)
+        """(levels + 1, replicates, B) metrics from sums (replicates, M, B): dense, then each level."""
+        r, _, b = sums.shape
+        counts = sums[:, None, :groups]
+        values = np.empty((r, levels + 1, groups, b), dtype=sums.dtype)
+        values[:, 0] = sums[:, groups : 2 * groups]
+        increments = sums[:, 3 * groups : (3 + levels) * groups].reshape(r, levels, groups, b)
+        np.add(sums[:, None, 2 * groups : 3 * groups], increments, out=values[:, 1:])
+        parsed = None
         if parity:
             at = (3 + levels) * groups
-            parsed = [sums[..., at]] + [sums[..., at + 1] + sums[..., at + 2 + level] for level in range(levels)]
-        return np.stack(
-            [metric_from_sums(prep.layout, counts, v, p, prep.tasks) for v, p in zip(values, parsed, strict=True)]
-        )
+            parsed = np.empty((r, levels + 1, b), dtype=sums.dtype)
+            parsed[:, 0] = sums[:, at]
+            np.add(sums[:, None, at + 1], sums[:, at + 2 : at + 2 + levels], out=parsed[:, 1:])
+        metrics = metric_from_sums(prep.layout, counts, values, parsed, prep.tasks)
+        return np.moveaxis(metrics, 1, 0)
 
-    index = rng.integers(0, n, size=(replicates * resamples, n))
-    index += (np.arange(replicates * resamples) * n)[:, None]
+    # W[r, j, b]: how often resample b of replicate r draws item j (the gate's integers(0, n, n))
+    index = rng.integers(0, n, size=(replicates, resamples, n))
+    index += (np.arange(replicates) * n)[:, None, None]
+    index *= resamples
+    index += np.arange(resamples)[None, :, None]
     counts = np.bincount(index.ravel(), minlength=replicates * resamples * n)
-    weights = counts.reshape(replicates, resamples, n).astype(np.float32)
-    boot = scores(np.matmul(weights, z).astype(float))  # (levels + 1, replicates, resamples)
-    point = scores(z.sum(axis=1, dtype=float))  # (levels + 1, replicates)
+    weights = counts.reshape(replicates, n, resamples).astype(np.float32)
+    boot = scores(np.matmul(z, weights))  # (levels + 1, replicates, resamples), float32
+    point = scores(z.sum(axis=2, dtype=float)[..., None])[..., 0]  # (levels + 1, replicates)
     refusal_dense = prep.refusal[items]
     refusal_churned = prep.refusal[source]
     refusal = [refusal_dense.mean(axis=1)]
@@ -993,9 +1028,11 @@ def family_line(summary: Summary, result: SimulationResult) -> str:
 def load_pools(args: argparse.Namespace) -> tuple[list[Pool], str]:
     if args.records:
         return pools_from_records([Path(r) for r in args.records], args.dense, args.variant), ", ".join(args.records)
-    if not DEFAULT_EXTRACT.exists():
-        raise SystemExit(f"gate_calibration: no --records and no {DEFAULT_EXTRACT}; run --extract first")
-    return read_extract(DEFAULT_EXTRACT), str(DEFAULT_EXTRACT.relative_to(REPO_ROOT))
+    extract = Path(args.pool)
+    if not extract.exists():
+        raise SystemExit(f"gate_calibration: no --records and no {extract}; run --extract first")
+    shown = extract.resolve().relative_to(REPO_ROOT) if extract.resolve().is_relative_to(REPO_ROOT) else extract
+    return read_extract(extract), str(shown)
 
 
 def prepare_all(pools: Sequence[Pool]) -> dict[str, list[Prepared]]:
@@ -1223,6 +1260,9 @@ def run_simulation(args: argparse.Namespace) -> None:
         changed = [p.pool.responses_changed for p in preps if p.pool.responses_changed is not None]
         n = sum(p.pool.n for p in preps)
         extra = f", responses changed {sum(changed)}/{n}" if changed else ""
+        effects = [(p.pool.scenario, design_effect(p)) for p in preps]
+        effects = [f"{s} {e:.2f}" for s, e in effects if e is not None]
+        extra += f"; design effect of sample keys: {', '.join(effects)}" if effects else ""
         print(f"  {name:20s} churn {value:.3f}{extra}")
     mc = verify_true_drops(prepared, churn, thresholds, args.seed)
     print(f"true drop check (real metrics, Monte Carlo on 200k-item populations): max |drop - target| {mc:.3f} points")
@@ -1232,7 +1272,7 @@ def run_simulation(args: argparse.Namespace) -> None:
     summaries = {}
     for profile, replicates, resamples in (
         ("ci", args.replicates, args.resamples),
-        ("release", args.release_replicates or max(100, args.replicates // 4), args.release_resamples),
+        ("release", args.release_replicates or max(100, args.replicates // 6), args.release_resamples),
     ):
         sizes = profile_sizes(prepared, thresholds, profile, args.release_sizes)
         result = simulate(
@@ -1271,7 +1311,7 @@ def grow_ci_profile(args, prepared, thresholds, churn, result, policy: Policy, l
     sizes = sizes_with_limits(prepared, population, limits)
     now = items_of(prepared, profile_sizes(prepared, thresholds, "ci", args.release_sizes))
     then = items_of(prepared, sizes)
-    replicates = args.size_replicates or max(100, args.replicates // 2)
+    replicates = args.size_replicates or max(100, args.replicates // 4)
     check = simulate(
         prepared, thresholds, "ci-grown", sizes, churn, replicates, args.resamples, args.seed + 7, levels, (0.0, 2.0)
     )
@@ -1349,16 +1389,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     mode.add_argument("--extract", nargs="+", metavar="DIR", help="write the compact pool from records folders")
     parser.add_argument("--records", nargs="+", metavar="DIR", help="records folders (default: the shipped extract)")
     parser.add_argument("--out", default=str(DEFAULT_EXTRACT), help="--extract: where to write")
+    parser.add_argument("--pool", default=str(DEFAULT_EXTRACT), help="the extract to simulate on without --records")
     parser.add_argument("--dense", default="dense", help="the dense model's name in the records")
     parser.add_argument("--variant", default=None, help="a paired variant in the records, for the churn")
     parser.add_argument("--replicates", type=int, default=2000, help="replicates at the ci sizes")
-    parser.add_argument("--release-replicates", type=int, default=None, help="at the release sizes (replicates/4)")
-    parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples per check at ci")
+    parser.add_argument("--release-replicates", type=int, default=None, help="at the release sizes (replicates/6)")
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples per check at ci")
     parser.add_argument("--release-resamples", type=int, default=1000, help="bootstrap resamples at release")
     parser.add_argument("--release-sizes", choices=("embedded", "pool"), default="embedded")
     parser.add_argument("--churn", type=float, default=None, help="fixed churn instead of the estimate")
     parser.add_argument("--recommend", default="overall_bonferroni", help="the policy of the last line")
-    parser.add_argument("--size-replicates", type=int, default=None, help="for the grown ci sizes (replicates/2)")
+    parser.add_argument("--size-replicates", type=int, default=None, help="for the grown ci sizes (replicates/4)")
     parser.add_argument("--validate", metavar="DIMENSION", help="compare the simulated rates with compare()'s")
     parser.add_argument("--validate-replicates", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)

@@ -85,11 +85,11 @@ def test_group_sum_metric_equals_the_real_metric_on_resamples(kind):
         index = rng.integers(0, pool.n, size=rng.integers(2, 2 * pool.n))
         picked = {key: values[index] for key, values in pool.columns().items()}
         onehot = prep.g[index][:, None] == np.arange(prep.groups)
-        counts = onehot.sum(axis=0).astype(float)
-        sums = (onehot * prep.x[index][:, None]).sum(axis=0)
-        parsed = prep.parsed[index].sum() if prep.layout.kind == "parity" else None
+        counts = onehot.sum(axis=0).astype(float)[:, None]  # (groups, 1 resample)
+        sums = (onehot * prep.x[index][:, None]).sum(axis=0)[:, None]
+        parsed = prep.parsed[index].sum(keepdims=True) if prep.layout.kind == "parity" else None
         vectorised = gc.metric_from_sums(prep.layout, counts, sums, parsed, prep.tasks)
-        assert float(vectorised) == pytest.approx(dimension.metric(picked), abs=1e-9)
+        assert float(vectorised[0]) == pytest.approx(dimension.metric(picked), abs=1e-9)
 
 
 @pytest.mark.parametrize("kind", sorted(POOLS))
