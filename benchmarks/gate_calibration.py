@@ -908,6 +908,7 @@ class Summary:
     family_false_alarm: float  # any blocking FAIL (rule or refusal bound), every dimension at zero drop
     family_false_alarm_rule: float  # the drop rule alone
     family_inconclusive: float  # any blocking check INCONCLUSIVE (identical for every variant)
+    mean_fails: float  # blocking FAILs per zero-drop run, on average
     boundary_false_alarm: float  # mean over overall checks of FAIL at true drop = margin (rule only)
     power: dict[str, list[float]]  # dimension -> P(a blocking check of it FAILs) per level
     overall_power: dict[str, list[float]]  # dimension -> P(its overall check FAILs) per level
@@ -938,6 +939,7 @@ def summarise(result: SimulationResult, policy: Policy) -> Summary:
         family_false_alarm=float(any_fail.mean()),
         family_false_alarm_rule=float(judged.fail_rule[zero].any(axis=-1).mean()),
         family_inconclusive=float(judged.inconclusive.any(axis=-1).mean()),
+        mean_fails=float(judged.fail[zero].sum(axis=-1).mean()),
         boundary_false_alarm=boundary,
         power=power,
         overall_power=overall_power,
@@ -990,16 +992,21 @@ def print_rules_table(summaries: Sequence[Summary], result: SimulationResult) ->
         f"bootstrap resamples, {result.seconds:.0f} s)"
     )
     print(
-        f"  {'policy':72s} {'per check':>9s} {'worst check':>40s} {'family':>7s} "
-        f"{'rule only':>9s} {'inconcl.':>8s} {'at margin':>9s}"
+        f"  {'policy':72s} {'per check':>9s} {'worst check':>42s} {'family':>7s} "
+        f"{'rule only':>9s} {'FAILs/run':>9s} {'inconcl.':>8s} {'at margin':>9s}"
     )
     for s in summaries:
         worst = f"{s.worst_check[0]} {_pct(s.worst_check[1])}"
         print(
-            f"  {s.policy.label:72s} {_pct(s.per_check_false_alarm):>9s} {worst:>40s} {_pct(s.family_false_alarm):>7s} "
-            f"{_pct(s.family_false_alarm_rule):>9s} {_pct(s.family_inconclusive):>8s} "
+            f"  {s.policy.label:72s} {_pct(s.per_check_false_alarm):>9s} {worst:>42s} {_pct(s.family_false_alarm):>7s} "
+            f"{_pct(s.family_false_alarm_rule):>9s} {s.mean_fails:9.2f} {_pct(s.family_inconclusive):>8s} "
             f"{_pct(s.boundary_false_alarm):>9s}"
         )
+    print(
+        "  per check: mean FAIL rate over the blocking checks; family: any blocking FAIL (drop rule or refusal "
+        "bound); rule only: the drop rule alone;\n  inconcl.: any blocking check INCONCLUSIVE (the dense model's "
+        "answers alone decide it); at margin: FAIL rate of the overall checks at true drop = margin, rule only"
+    )
 
 
 def print_power_table(summary: Summary, result: SimulationResult) -> None:
@@ -1270,10 +1277,11 @@ def run_simulation(args: argparse.Namespace) -> None:
     levels = quantile_levels_for(policies, len(prepared), checks)
     results = {}
     summaries = {}
-    for profile, replicates, resamples in (
+    runs = (
         ("ci", args.replicates, args.resamples),
         ("release", args.release_replicates or max(100, args.replicates // 6), args.release_resamples),
-    ):
+    )
+    for profile, replicates, resamples in (run for run in runs if run[0] in args.profiles.split(",")):
         sizes = profile_sizes(prepared, thresholds, profile, args.release_sizes)
         result = simulate(
             prepared, thresholds, profile, sizes, churn, replicates, resamples, args.seed + len(results), levels
@@ -1292,10 +1300,14 @@ def run_simulation(args: argparse.Namespace) -> None:
         for summary in summaries[profile]:
             print(family_line(summary, results[profile]))
     recommended = next(p for p in policies if p.key == args.recommend)
-    grown = grow_ci_profile(args, prepared, thresholds, churn, results["ci"], recommended, levels)
+    grown = None
+    if not args.no_grow and "ci" in results:
+        grown = grow_ci_profile(args, prepared, thresholds, churn, results["ci"], recommended, levels)
     if args.json:
         dump_json(Path(args.json), results, summaries, churn, source, grown)
     print(f"wall time {time.perf_counter() - started:.0f} s")
+    if "ci" not in results:
+        return
     best = next(s for s in summaries["ci"] if s.policy.key == args.recommend)
     two = results["ci"].levels.index(2.0)
     weakest = min(v[two] for v in best.power.values())
@@ -1372,6 +1384,7 @@ def dump_json(path: Path, results, summaries, churn, source, grown) -> None:
                     "family_false_alarm": s.family_false_alarm,
                     "family_false_alarm_rule": s.family_false_alarm_rule,
                     "family_inconclusive": s.family_inconclusive,
+                    "mean_fails": s.mean_fails,
                     "boundary_false_alarm": s.boundary_false_alarm,
                     "power": s.power,
                     "overall_power": s.overall_power,
@@ -1402,6 +1415,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--size-replicates", type=int, default=None, help="for the grown ci sizes (replicates/4)")
     parser.add_argument("--validate", metavar="DIMENSION", help="compare the simulated rates with compare()'s")
     parser.add_argument("--validate-replicates", type=int, default=100)
+    parser.add_argument("--profiles", default="ci,release", help="which sizes to simulate (ci,release)")
+    parser.add_argument("--no-grow", action="store_true", help="skip the search for ci sizes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write the figures as JSON")
     args = parser.parse_args(argv)
