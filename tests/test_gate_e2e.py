@@ -53,6 +53,10 @@ def test_dense_against_itself_passes_with_zero_drop(run_gate, tiny_llama_dir: Pa
         (["--trust-data", "/nonexistent/decodingtrust"], "--trust-data /nonexistent/decodingtrust: no such folder"),
         (["--profile", "nightly"], "--profile nightly: no such profile"),
         (["--limit", "-3"], "--limit -3"),
+        (["--engine-url", "http://h:1"], "--engine-url http://h:1: only the openai engine uses it"),
+        (["--engine", "openai", "--model", "dense"], "--engine openai: no --engine-url for dense"),
+        (["--engine", "openai", "--engine-url", "awq4=http://h:1"], "awq4 is not a model of this run"),
+        (["--engine", "vllm", "--vllm-python", "/nonexistent/python"], "--vllm-python /nonexistent/python: no such"),
     ],
 )
 def test_user_errors_end_with_a_usage_error_naming_the_culprit(run_gate, args: list[str], culprit: str) -> None:
