@@ -348,3 +348,23 @@ def test_the_log_tail_keeps_the_cause_before_the_shutdown_chatter(tmp_path):
     tail = log_tail(log)
     assert tail.startswith("AttributeError: '_OpNamespace'") and tail.endswith("shutdown step 9")
     assert "\n" not in tail
+
+
+def test_one_endpoint_never_stands_for_two_checkpoints(tmp_path):
+    from trustgate.data import TrustData
+    from trustgate.evaluation.engines import engines_for
+    from trustgate.evaluation.profiles import EngineSettings, EvaluationSettings, Profile
+
+    settings = EvaluationSettings(
+        data=TrustData("embedded"),
+        profile_name="ci",
+        profile=Profile(),
+        cache_root=tmp_path,
+        report_dir=tmp_path,
+        engine=EngineSettings(name="openai", urls=(("", "http://127.0.0.1:9"),)),
+    )
+    make = engines_for(settings)
+    dense = make(ModelHandle("dense", tmp_path, "a" * 64))
+    assert isinstance(dense, OpenAIEngine) and make(ModelHandle("dense", tmp_path, "a" * 64)).handle.name == "dense"
+    with pytest.raises(TrustgateError, match="given for both dense and gptq4, two different checkpoints"):
+        make(ModelHandle("gptq4", tmp_path, "b" * 64))

@@ -75,6 +75,10 @@ def test_a_base_model_that_never_answers_is_inconclusive_never_a_pass(
         (["--base-model", "/nonexistent"], "--base-model /nonexistent: no such folder"),
         (["--base-model", "not a/hub id!"], "--base-model not a/hub id!: not a hub id of the form owner/name"),
         (["--calibration", "c4"], "--calibration c4: the model hub is unreachable"),
+        (["--engine-url", "http://h:1"], "--engine-url http://h:1: only the openai engine uses it"),
+        (["--engine", "openai", "--model", "dense"], "--engine openai: no --engine-url for dense"),
+        (["--engine", "openai", "--engine-url", "awq4=http://h:1"], "awq4 is not a model of this run"),
+        (["--engine", "vllm", "--vllm-python", "/nonexistent/python"], "--vllm-python /nonexistent/python: no such"),
     ],
 )
 def test_user_errors_end_with_a_usage_error_naming_the_culprit(run_gate, args: list[str], culprit: str) -> None:
