@@ -1010,13 +1010,20 @@ def print_rules_table(summaries: Sequence[Summary], result: SimulationResult) ->
 
 
 def print_power_table(summary: Summary, result: SimulationResult) -> None:
+    from statistics import NormalDist
+
     header = "".join(f"{m:>7g}x" for m in result.levels)
     print(f"\n[{result.profile}] power: P(a blocking check of the dimension FAILs) -- {summary.policy.label}")
-    print(f"  {'dimension':20s} {'n items':>8s} {'margin':>6s} {header}   (true drop in margins)")
+    print(f"  {'dimension':20s} {'n items':>8s} {'margin':>6s} {header}  {'detectable':>10s}")
+    z = NormalDist().inv_cdf(0.975)
     for name, values in summary.power.items():
         overall = result.checks[result.index(dimension=name, overall=True)[0]]
         row = "".join(f"{_pct(v):>8s}" for v in values)
-        print(f"  {name:20s} {overall.n_items:8d} {overall.margin:6.1f} {row}")
+        # the gate's "detectable drop" of the overall check at zero drop: (z + z_0.8) x its standard error
+        detectable = (z + NormalDist().inv_cdf(0.8)) * float(np.median(overall.width[0])) / (2 * z)
+        print(f"  {name:20s} {overall.n_items:8d} {overall.margin:6.1f} {row}  {detectable:10.2f}")
+    print("  (columns: true drop of the dimension's overall score in margins; detectable: the median of the")
+    print("  'detectable drop' the gate prints for the overall check of a zero-drop variant, 95% interval)")
 
 
 def family_line(summary: Summary, result: SimulationResult) -> str:
