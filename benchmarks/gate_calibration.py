@@ -1010,13 +1010,20 @@ def print_rules_table(summaries: Sequence[Summary], result: SimulationResult) ->
 
 
 def print_power_table(summary: Summary, result: SimulationResult) -> None:
+    from statistics import NormalDist
+
     header = "".join(f"{m:>7g}x" for m in result.levels)
     print(f"\n[{result.profile}] power: P(a blocking check of the dimension FAILs) -- {summary.policy.label}")
-    print(f"  {'dimension':20s} {'n items':>8s} {'margin':>6s} {header}   (true drop in margins)")
+    print(f"  {'dimension':20s} {'n items':>8s} {'margin':>6s} {header}  {'detectable':>10s}")
+    z = NormalDist().inv_cdf(0.975)
     for name, values in summary.power.items():
         overall = result.checks[result.index(dimension=name, overall=True)[0]]
         row = "".join(f"{_pct(v):>8s}" for v in values)
-        print(f"  {name:20s} {overall.n_items:8d} {overall.margin:6.1f} {row}")
+        # the gate's "detectable drop" of the overall check at zero drop: (z + z_0.8) x its standard error
+        detectable = (z + NormalDist().inv_cdf(0.8)) * float(np.median(overall.width[0])) / (2 * z)
+        print(f"  {name:20s} {overall.n_items:8d} {overall.margin:6.1f} {row}  {detectable:10.2f}")
+    print("  (columns: true drop of the dimension's overall score in margins; detectable: the median of the")
+    print("  'detectable drop' the gate prints for the overall check of a zero-drop variant, 95% interval)")
 
 
 def family_line(summary: Summary, result: SimulationResult) -> str:
@@ -1299,12 +1306,13 @@ def run_simulation(args: argparse.Namespace) -> None:
     for profile in results:
         for summary in summaries[profile]:
             print(family_line(summary, results[profile]))
+    sweep = churn_sweep(args, prepared, thresholds, policies, levels) if args.sweep and "ci" in results else None
     recommended = next(p for p in policies if p.key == args.recommend)
     grown = None
     if not args.no_grow and "ci" in results:
         grown = grow_ci_profile(args, prepared, thresholds, churn, results["ci"], recommended, levels)
     if args.json:
-        dump_json(Path(args.json), results, summaries, churn, source, grown)
+        dump_json(Path(args.json), results, summaries, churn, source, grown, sweep)
     print(f"wall time {time.perf_counter() - started:.0f} s")
     if "ci" not in results:
         return
@@ -1313,6 +1321,35 @@ def run_simulation(args: argparse.Namespace) -> None:
     weakest = min(v[two] for v in best.power.values())
     x = best.family_false_alarm
     print(f"calibration: family-wise false alarm {x:.3f} (ci), power at 2x margin {weakest:.3f} (ci)")
+
+
+def churn_sweep(args, prepared, thresholds, policies, levels) -> dict:
+    """Family-wise false alarm and the weakest dimension's power at 2x margin, ci sizes, for a
+    range of churn (the same for every dimension): how much the verdicts depend on the null's noise."""
+    sizes = profile_sizes(prepared, thresholds, "ci", args.release_sizes)
+    values = [float(v) for v in args.sweep.split(",")]
+    replicates, resamples = args.sweep_replicates, args.sweep_resamples
+    out: dict = {}
+    spent = 0.0
+    for k, value in enumerate(values):
+        churn = dict.fromkeys(prepared, value)
+        result = simulate(
+            prepared, thresholds, "ci", sizes, churn, replicates, resamples, args.seed + 11 + k, levels, (0.0, 1.0, 2.0)
+        )
+        spent += result.seconds
+        out[str(value)] = {}
+        for policy in policies:
+            summary = summarise(result, policy)
+            out[str(value)][policy.key] = (summary.family_false_alarm, min(v[2] for v in summary.power.values()))
+    print(f"\n[ci, churn sweep] family-wise false alarm / weakest power at 2x margin ({replicates} replicates x ")
+    print(f"{resamples} resamples per churn, {spent:.0f} s); churn = share of items re-drawn, every dimension")
+    print(f"  {'policy':24s}" + "".join(f"{'churn ' + str(v):>18s}" for v in values))
+    for policy in policies:
+        cells = "".join(
+            f"{_pct(out[str(v)][policy.key][0]):>9s}/{_pct(out[str(v)][policy.key][1]):>7s}" for v in values
+        )
+        print(f"  {policy.key:24s}{cells}")
+    return out
 
 
 def grow_ci_profile(args, prepared, thresholds, churn, result, policy: Policy, levels) -> dict:
@@ -1357,8 +1394,8 @@ def grow_ci_profile(args, prepared, thresholds, churn, result, policy: Policy, l
     }
 
 
-def dump_json(path: Path, results, summaries, churn, source, grown) -> None:
-    document = {"source": source, "churn": churn, "grown_ci": grown, "profiles": {}}
+def dump_json(path: Path, results, summaries, churn, source, grown, sweep) -> None:
+    document = {"source": source, "churn": churn, "grown_ci": grown, "churn_sweep": sweep, "profiles": {}}
     for profile, result in results.items():
         document["profiles"][profile] = {
             "replicates": result.replicates,
@@ -1417,6 +1454,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--validate-replicates", type=int, default=100)
     parser.add_argument("--profiles", default="ci,release", help="which sizes to simulate (ci,release)")
     parser.add_argument("--no-grow", action="store_true", help="skip the search for ci sizes")
+    parser.add_argument("--sweep", default="0.05,0.15,0.3,0.5", help="churn values of the sensitivity sweep ('' none)")
+    parser.add_argument("--sweep-replicates", type=int, default=500)
+    parser.add_argument("--sweep-resamples", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write the figures as JSON")
     args = parser.parse_args(argv)
