@@ -136,6 +136,7 @@ class Pool:
     dense_model: str = "dense"
     variant_model: str | None = None
     responses_changed: int | None = None
+    provenance: str = ""  # models' weight fingerprints and the profile of the records
 
     @property
     def n(self) -> int:
@@ -172,6 +173,7 @@ def pools_from_records(folders: Sequence[Path], dense: str, variant: str | None)
     from trustgate.evaluation.records import read_records, record_files
 
     runs: dict[tuple[str, str, str], tuple[list[str], list[str], list[str], dict[str, np.ndarray]]] = {}
+    provenance: dict[tuple[str, str, str], str] = {}
     for folder in folders:
         for path in record_files(Path(folder)):
             if path.name.endswith(".partial"):
@@ -187,6 +189,7 @@ def pools_from_records(folders: Sequence[Path], dense: str, variant: str | None)
             clusters = [item.sample_key or item.id for item in items]
             texts = ["\x1e".join(r) for r in responses]
             runs[key] = (ids, clusters, texts, _outcome_columns(outcomes))
+            provenance[key] = f"{header.get('fingerprint', '')[:12]} profile {header.get('profile')}"
     models = sorted({model for model, _, _ in runs})
     if dense not in models:
         raise SystemExit(f"gate_calibration: no records of model {dense!r} in {', '.join(map(str, folders))}")
@@ -222,6 +225,11 @@ def pools_from_records(folders: Sequence[Path], dense: str, variant: str | None)
                 dense_model=dense,
                 variant_model=variant if paired is not None else None,
                 responses_changed=changed,
+                provenance="; ".join(
+                    f"{m} {provenance[(m, name, scenario)]}"
+                    for m in (dense, variant)
+                    if (m, name, scenario) in provenance
+                ),
             )
         )
     return pools
@@ -247,6 +255,7 @@ def write_extract(pools: Sequence[Pool], out: Path, command: str) -> None:
                 "dense": {k: _compact(v) for k, v in pool.dense.items()},
                 "variant": {k: _compact(v) for k, v in pool.variant.items()} if pool.variant else None,
                 "responses_changed": pool.responses_changed,
+                "provenance": pool.provenance,
             }
         )
     document = {
@@ -286,6 +295,7 @@ def read_extract(path: Path) -> list[Pool]:
                 dense_model=document.get("dense_model") or "dense",
                 variant_model=document.get("variant_model") if raw["variant"] else None,
                 responses_changed=raw.get("responses_changed"),
+                provenance=raw.get("provenance", ""),
             )
         )
     return pools
@@ -1060,13 +1070,20 @@ def prepare_all(pools: Sequence[Pool]) -> dict[str, list[Prepared]]:
     return prepared
 
 
-def estimate_churn(prepared: Mapping[str, list[Prepared]], default: float | None) -> dict[str, float]:
+UNPAIRED_CHURN = 0.2  # a dimension with no paired variant in the pool (more than gptq4 showed where measured)
+
+
+def estimate_churn(prepared: Mapping[str, list[Prepared]], fixed: float | None) -> dict[str, float]:
+    """Churn per dimension: `fixed` when given, else the paired variant's moment estimate, else
+    UNPAIRED_CHURN."""
     churn = {}
     for name, preps in prepared.items():
         observed = sum(churn_moment(p)[0] for p in preps)
         expected = sum(churn_moment(p)[1] for p in preps)
-        if default is not None or expected <= 0:
-            churn[name] = default if default is not None else 0.2
+        if fixed is not None:
+            churn[name] = fixed
+        elif expected <= 0:
+            churn[name] = UNPAIRED_CHURN
         else:
             churn[name] = float(min(1.0, observed / expected))
     return churn
@@ -1236,7 +1253,7 @@ def validate(args: argparse.Namespace) -> None:
                         if at != label or c.inconclusive:
                             continue
                         refusal = c.refusal_rise > c.max_refusal_rise
-                        fails[(rule, multiplier, check)] += refusal or not decide(
+                        fails[((rule, at), multiplier, check)] += refusal or not decide(
                             rule, c.drop, c.drop_interval, c.margin
                         )
     seconds = time.perf_counter() - started
@@ -1250,7 +1267,7 @@ def validate(args: argparse.Namespace) -> None:
                 c = result.checks[index]
                 fail = c.point[level] > c.margin if rule == "point" else c.quantiles[position][level] > c.margin
                 fail = (fail | (c.refusal_rise[level] > c.max_refusal_rise))[~c.inconclusive]
-                got = fails[(rule, multiplier, check)] / args.validate_replicates
+                got = fails[((rule, at), multiplier, check)] / args.validate_replicates
                 label = f"{name}/{c.scenario}"
                 print(
                     f"  {rule + ' ' + at:34s} {label:30s} {c.true_drop[level]:9.2f} {_pct(fail.mean()):>10s} "
@@ -1273,7 +1290,9 @@ def run_simulation(args: argparse.Namespace) -> None:
         preps = prepared[name]
         changed = [p.pool.responses_changed for p in preps if p.pool.responses_changed is not None]
         n = sum(p.pool.n for p in preps)
+        paired = any(p.pool.variant is not None for p in preps)
         extra = f", responses changed {sum(changed)}/{n}" if changed else ""
+        extra += "" if paired or args.churn is not None else " (no paired variant: the default)"
         effects = [(p.pool.scenario, design_effect(p)) for p in preps]
         effects = [f"{s} {e:.2f}" for s, e in effects if e is not None]
         extra += f"; design effect of sample keys: {', '.join(effects)}" if effects else ""
