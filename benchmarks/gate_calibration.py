@@ -816,6 +816,18 @@ def simulate(
 # -- decision policies ----------------------------------------------------------------------------
 
 
+def family_size(blocking: str) -> int:
+    """Blocking checks of a whole run of the gate (every registered dimension), whatever the pool
+    holds: the multiplicity correction of the proposed policy is fixed, so that a -k selection or a
+    partial pool does not loosen it."""
+    from trustgate.dimensions.registry import all_dimensions
+
+    dimensions = all_dimensions()
+    if blocking == "overall":
+        return len(dimensions)
+    return sum(len(d.scenarios) + 1 for d in dimensions.values())
+
+
 @dataclass(frozen=True)
 class Policy:
     """A candidate default: the rule, each check's one-sided error, which checks block, multiplicity."""
@@ -827,13 +839,16 @@ class Policy:
     blocking: str = "all"  # all: every scenario and overall check; overall: one check per dimension
     multiplicity: str = "none"  # none | bonferroni | holm (over the blocking checks, FAMILY_ALPHA)
 
-    def per_check_alpha(self, blocking_checks: int) -> float:
-        if self.multiplicity == "bonferroni":
-            return bonferroni_alpha(FAMILY_ALPHA, blocking_checks)
+    def per_check_alpha(self) -> float:
+        """One-sided level of each check (Holm: its first, smallest, threshold)."""
+        if self.rule == "point":
+            return 0.5
+        if self.multiplicity in ("bonferroni", "holm"):
+            return bonferroni_alpha(FAMILY_ALPHA, family_size(self.blocking))
         return self.alpha
 
 
-def candidate_policies(dimensions: int) -> list[Policy]:
+def candidate_policies(dimensions: int = len(NAMES)) -> list[Policy]:
     return [
         Policy("point", "(a) point, every check blocking (today's default)", "point"),
         Policy("drop_proven", "drop_proven 95%, every check blocking", "drop_proven"),
@@ -860,13 +875,12 @@ def candidate_policies(dimensions: int) -> list[Policy]:
     ]
 
 
-def quantile_levels_for(policies: Sequence[Policy], dimensions: int, checks: int) -> list[float]:
+def quantile_levels_for(policies: Sequence[Policy]) -> list[float]:
     levels = {0.025, 0.975}
     for policy in policies:
         if policy.rule == "point" or policy.multiplicity == "holm":
             continue
-        m = dimensions if policy.blocking == "overall" else checks
-        alpha = policy.per_check_alpha(m)
+        alpha = policy.per_check_alpha()
         levels.add(alpha if policy.rule == "drop_proven" else 1 - alpha)
     return sorted(levels)
 
@@ -887,20 +901,22 @@ def judge(result: SimulationResult, policy: Policy, include_refusal: bool = True
     overall_only = policy.blocking == "overall"
     ids = result.index(overall=True if overall_only else None)
     checks = [result.checks[i] for i in ids]
-    m = len(ids)
     levels = len(result.levels)
     if policy.rule == "point":
         rule = np.stack([c.point > c.margin for c in checks], axis=-1)
     elif policy.multiplicity == "holm":
         p = np.stack([c.p_value for c in checks], axis=-1)  # (levels, R, m)
+        # the whole run's family: checks of dimensions the pool lacks count, never rejected (p = 1)
+        missing = max(0, family_size(policy.blocking) - len(checks))
         rule = np.zeros_like(p, dtype=bool)
         dims = np.array([c.dimension for c in checks])
         for level in range(levels):
             for name in np.unique(dims):
                 mixed = np.where(dims == name, p[level], p[0])
-                rule[level][:, dims == name] = holm_reject(mixed, FAMILY_ALPHA)[:, dims == name]
+                mixed = np.concatenate([mixed, np.ones((mixed.shape[0], missing))], axis=-1)
+                rule[level][:, dims == name] = holm_reject(mixed, FAMILY_ALPHA)[:, : len(checks)][:, dims == name]
     else:
-        alpha = policy.per_check_alpha(m)
+        alpha = policy.per_check_alpha()
         q = alpha if policy.rule == "drop_proven" else 1 - alpha
         position = result.quantile_levels.index(min(result.quantile_levels, key=lambda v: abs(v - q)))
         rule = np.stack([c.quantiles[position] > c.margin for c in checks], axis=-1)
@@ -1107,15 +1123,6 @@ def verify_true_drops(prepared, churn, thresholds, seed: int) -> float:
     return worst
 
 
-def per_check_alpha(policy: Policy, result: SimulationResult) -> float:
-    blocking = len(result.index(overall=True if policy.blocking == "overall" else None))
-    if policy.rule == "point":
-        return 0.5
-    if policy.multiplicity == "holm":  # Holm's first step is Bonferroni's threshold
-        return bonferroni_alpha(FAMILY_ALPHA, blocking)
-    return policy.per_check_alpha(blocking)
-
-
 def needed_limits(
     result: SimulationResult,
     policy: Policy,
@@ -1129,7 +1136,7 @@ def needed_limits(
     check's 95% interval width at the 2x level gives its standard error, which falls as 1/sqrt(n)."""
     from statistics import NormalDist
 
-    z = NormalDist().inv_cdf(1 - per_check_alpha(policy, result)) + NormalDist().inv_cdf(power)
+    z = NormalDist().inv_cdf(1 - policy.per_check_alpha()) + NormalDist().inv_cdf(power)
     two = result.levels.index(2.0)
     out = {}
     for name, preps in prepared.items():
@@ -1212,7 +1219,7 @@ def validate(args: argparse.Namespace) -> None:
     mine = {name: prepared[name]}
     dimension = get_dimension(name)
     sizes = profile_sizes(mine, thresholds, "ci", args.release_sizes)
-    bonferroni = FAMILY_ALPHA / len(prepared)
+    bonferroni = FAMILY_ALPHA / family_size("overall")
     confidences = {"95%": 0.95, f"one-sided {bonferroni:.4f}": two_sided_confidence(bonferroni)}
     multipliers = (0.0, 2.0)
     result = simulate(
@@ -1299,8 +1306,12 @@ def run_simulation(args: argparse.Namespace) -> None:
         print(f"  {name:20s} churn {value:.3f}{extra}")
     mc = verify_true_drops(prepared, churn, thresholds, args.seed)
     print(f"true drop check (real metrics, Monte Carlo on 200k-item populations): max |drop - target| {mc:.3f} points")
-    policies = candidate_policies(len(prepared))
-    levels = quantile_levels_for(policies, len(prepared), checks)
+    policies = candidate_policies()
+    levels = quantile_levels_for(policies)
+    print(
+        f"checks: {checks} in the pool; multiplicity corrections use the whole gate's {family_size('all')} "
+        f"checks ({family_size('overall')} overall)"
+    )
     results = {}
     summaries = {}
     runs = (
@@ -1326,10 +1337,11 @@ def run_simulation(args: argparse.Namespace) -> None:
         for summary in summaries[profile]:
             print(family_line(summary, results[profile]))
     sweep = churn_sweep(args, prepared, thresholds, policies, levels) if args.sweep and "ci" in results else None
-    recommended = next(p for p in policies if p.key == args.recommend)
-    grown = None
+    grown = {}
     if not args.no_grow and "ci" in results:
-        grown = grow_ci_profile(args, prepared, thresholds, churn, results["ci"], recommended, levels)
+        for key in dict.fromkeys([*args.grow.split(","), args.recommend]):
+            policy = next(p for p in policies if p.key == key)
+            grown[key] = grow_ci_profile(args, prepared, thresholds, churn, results["ci"], policy, levels)
     if args.json:
         dump_json(Path(args.json), results, summaries, churn, source, grown, sweep)
     print(f"wall time {time.perf_counter() - started:.0f} s")
@@ -1384,7 +1396,7 @@ def grow_ci_profile(args, prepared, thresholds, churn, result, policy: Policy, l
     capped = {name: value[2] for name, value in needed.items()}
     ceiling = {name: max(population[(name, p.pool.scenario)] for p in preps) for name, preps in prepared.items()}
     replicates = args.size_replicates or max(100, args.replicates // 4)
-    z_alpha = NormalDist().inv_cdf(1 - per_check_alpha(policy, result))
+    z_alpha = NormalDist().inv_cdf(1 - policy.per_check_alpha())
     z_power = NormalDist().inv_cdf(0.8)
     power: dict[str, float] = {}
     zero_fail: dict[str, float] = {}
@@ -1429,7 +1441,10 @@ def grow_ci_profile(args, prepared, thresholds, churn, result, policy: Policy, l
     print(f"  prompts per model: {sum(now.values())} now, {sum(then.values())} with the needed limits")
     print(f"  family-wise false alarm with them: {family:.3f}")
     weakest = min(power.values())
-    print(f"calibration (needed ci limits): family-wise false alarm {family:.3f}, power at 2x margin {weakest:.3f}")
+    print(
+        f"calibration (needed ci limits, {policy.key}): family-wise false alarm {family:.3f}, "
+        f"power at 2x margin {weakest:.3f}"
+    )
     return {
         "policy": policy.key,
         "limits": {
@@ -1504,6 +1519,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--validate-replicates", type=int, default=100)
     parser.add_argument("--profiles", default="ci,release", help="which sizes to simulate (ci,release)")
     parser.add_argument("--no-grow", action="store_true", help="skip the search for ci sizes")
+    parser.add_argument(
+        "--grow", default="drop_proven_overall", help="policies to size the ci profile for, besides --recommend"
+    )
     parser.add_argument("--sweep", default="0.05,0.15,0.3,0.5", help="churn values of the sensitivity sweep ('' none)")
     parser.add_argument("--sweep-replicates", type=int, default=500)
     parser.add_argument("--sweep-resamples", type=int, default=500)
