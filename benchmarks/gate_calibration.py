@@ -926,6 +926,17 @@ def judge(result: SimulationResult, policy: Policy, include_refusal: bool = True
     return Judged(fail=fail, fail_rule=rule, inconclusive=inconclusive, checks=ids)
 
 
+def judge_all_at(result: SimulationResult, policy: Policy, level: int) -> np.ndarray:
+    """(R, checks) drop-rule FAILs of the blocking checks with EVERY dimension at `level` at once."""
+    if policy.multiplicity != "holm":
+        return judge(result, policy).fail_rule[level]
+    ids = result.index(overall=True if policy.blocking == "overall" else None)
+    p = np.stack([result.checks[i].p_value[level] for i in ids], axis=-1)
+    missing = max(0, family_size(policy.blocking) - len(ids))
+    padded = np.concatenate([p, np.ones((p.shape[0], missing))], axis=-1)
+    return holm_reject(padded, FAMILY_ALPHA)[:, : len(ids)]
+
+
 @dataclass
 class Summary:
     policy: Policy
@@ -936,6 +947,7 @@ class Summary:
     family_inconclusive: float  # any blocking check INCONCLUSIVE (identical for every variant)
     mean_fails: float  # blocking FAILs per zero-drop run, on average
     boundary_false_alarm: float  # mean over overall checks of FAIL at true drop = margin (rule only)
+    family_at_margin: float  # any blocking FAIL (rule only) with every dimension exactly at its margin
     power: dict[str, list[float]]  # dimension -> P(a blocking check of it FAILs) per level
     overall_power: dict[str, list[float]]  # dimension -> P(its overall check FAILs) per level
 
@@ -958,6 +970,7 @@ def summarise(result: SimulationResult, policy: Policy) -> Summary:
         ]
     one = result.levels.index(1.0) if 1.0 in result.levels else None
     boundary = float(judged.fail_rule[one][:, is_overall].mean()) if one is not None else float("nan")
+    at_margin = float(judge_all_at(result, policy, one).any(axis=-1).mean()) if one is not None else float("nan")
     return Summary(
         policy=policy,
         per_check_false_alarm=float(per_check.mean()),
@@ -967,6 +980,7 @@ def summarise(result: SimulationResult, policy: Policy) -> Summary:
         family_inconclusive=float(judged.inconclusive.any(axis=-1).mean()),
         mean_fails=float(judged.fail[zero].sum(axis=-1).mean()),
         boundary_false_alarm=boundary,
+        family_at_margin=at_margin,
         power=power,
         overall_power=overall_power,
     )
@@ -1019,19 +1033,20 @@ def print_rules_table(summaries: Sequence[Summary], result: SimulationResult) ->
     )
     print(
         f"  {'policy':72s} {'per check':>9s} {'worst check':>42s} {'family':>7s} "
-        f"{'rule only':>9s} {'FAILs/run':>9s} {'inconcl.':>8s} {'at margin':>9s}"
+        f"{'rule only':>9s} {'FAILs/run':>9s} {'inconcl.':>8s} {'at margin':>9s} {'all at margin':>13s}"
     )
     for s in summaries:
         worst = f"{s.worst_check[0]} {_pct(s.worst_check[1])}"
         print(
             f"  {s.policy.label:72s} {_pct(s.per_check_false_alarm):>9s} {worst:>42s} {_pct(s.family_false_alarm):>7s} "
             f"{_pct(s.family_false_alarm_rule):>9s} {s.mean_fails:9.2f} {_pct(s.family_inconclusive):>8s} "
-            f"{_pct(s.boundary_false_alarm):>9s}"
+            f"{_pct(s.boundary_false_alarm):>9s} {_pct(s.family_at_margin):>13s}"
         )
     print(
         "  per check: mean FAIL rate over the blocking checks; family: any blocking FAIL (drop rule or refusal "
         "bound); rule only: the drop rule alone;\n  inconcl.: any blocking check INCONCLUSIVE (the dense model's "
-        "answers alone decide it); at margin: FAIL rate of the overall checks at true drop = margin, rule only"
+        "answers alone decide it); at margin: FAIL rate of the overall checks at true drop = margin, rule only;\n"
+        "  all at margin: any blocking FAIL (rule only) when every dimension of the pool drops by exactly its margin"
     )
 
 
@@ -1354,6 +1369,15 @@ def run_simulation(args: argparse.Namespace) -> None:
     print(f"calibration: family-wise false alarm {x:.3f} (ci), power at 2x margin {weakest:.3f} (ci)")
 
 
+def needed_resamples(policy: Policy) -> int:
+    """Bootstrap resamples for p-values to reach the policy's smallest threshold ((1 + 0) / (B + 1))."""
+    return math.ceil(1 / policy.per_check_alpha()) if policy.rule != "point" else 1
+
+
+def resolvable(policy: Policy, resamples: int) -> bool:
+    return policy.multiplicity != "holm" or resamples + 1 >= needed_resamples(policy)
+
+
 def churn_sweep(args, prepared, thresholds, policies, levels) -> dict:
     """Family-wise false alarm and the weakest dimension's power at 2x margin, ci sizes, for a
     range of churn (the same for every dimension): how much the verdicts depend on the null's noise."""
@@ -1370,12 +1394,19 @@ def churn_sweep(args, prepared, thresholds, policies, levels) -> dict:
         spent += result.seconds
         out[str(value)] = {}
         for policy in policies:
+            if not resolvable(policy, resamples):
+                continue
             summary = summarise(result, policy)
             out[str(value)][policy.key] = (summary.family_false_alarm, min(v[2] for v in summary.power.values()))
     print(f"\n[ci, churn sweep] family-wise false alarm / weakest power at 2x margin ({replicates} replicates x ")
     print(f"{resamples} resamples per churn, {spent:.0f} s); churn = share of items re-drawn, every dimension")
     print(f"  {'policy':24s}" + "".join(f"{'churn ' + str(v):>18s}" for v in values))
     for policy in policies:
+        if not resolvable(policy, resamples):
+            print(
+                f"  {policy.key:24s}  n/a: Holm's smallest threshold needs {needed_resamples(policy)} resamples or more"
+            )
+            continue
         cells = "".join(
             f"{_pct(out[str(v)][policy.key][0]):>9s}/{_pct(out[str(v)][policy.key][1]):>7s}" for v in values
         )
@@ -1488,6 +1519,7 @@ def dump_json(path: Path, results, summaries, churn, source, grown, sweep) -> No
                     "family_inconclusive": s.family_inconclusive,
                     "mean_fails": s.mean_fails,
                     "boundary_false_alarm": s.boundary_false_alarm,
+                    "family_at_margin": s.family_at_margin,
                     "power": s.power,
                     "overall_power": s.overall_power,
                 }
