@@ -136,6 +136,7 @@ class Pool:
     dense_model: str = "dense"
     variant_model: str | None = None
     responses_changed: int | None = None
+    provenance: str = ""  # models' weight fingerprints and the profile of the records
 
     @property
     def n(self) -> int:
@@ -172,6 +173,7 @@ def pools_from_records(folders: Sequence[Path], dense: str, variant: str | None)
     from trustgate.evaluation.records import read_records, record_files
 
     runs: dict[tuple[str, str, str], tuple[list[str], list[str], list[str], dict[str, np.ndarray]]] = {}
+    provenance: dict[tuple[str, str, str], str] = {}
     for folder in folders:
         for path in record_files(Path(folder)):
             if path.name.endswith(".partial"):
@@ -187,6 +189,7 @@ def pools_from_records(folders: Sequence[Path], dense: str, variant: str | None)
             clusters = [item.sample_key or item.id for item in items]
             texts = ["\x1e".join(r) for r in responses]
             runs[key] = (ids, clusters, texts, _outcome_columns(outcomes))
+            provenance[key] = f"{header.get('fingerprint', '')[:12]} profile {header.get('profile')}"
     models = sorted({model for model, _, _ in runs})
     if dense not in models:
         raise SystemExit(f"gate_calibration: no records of model {dense!r} in {', '.join(map(str, folders))}")
@@ -222,6 +225,11 @@ def pools_from_records(folders: Sequence[Path], dense: str, variant: str | None)
                 dense_model=dense,
                 variant_model=variant if paired is not None else None,
                 responses_changed=changed,
+                provenance="; ".join(
+                    f"{m} {provenance[(m, name, scenario)]}"
+                    for m in (dense, variant)
+                    if (m, name, scenario) in provenance
+                ),
             )
         )
     return pools
@@ -247,6 +255,7 @@ def write_extract(pools: Sequence[Pool], out: Path, command: str) -> None:
                 "dense": {k: _compact(v) for k, v in pool.dense.items()},
                 "variant": {k: _compact(v) for k, v in pool.variant.items()} if pool.variant else None,
                 "responses_changed": pool.responses_changed,
+                "provenance": pool.provenance,
             }
         )
     document = {
@@ -286,6 +295,7 @@ def read_extract(path: Path) -> list[Pool]:
                 dense_model=document.get("dense_model") or "dense",
                 variant_model=document.get("variant_model") if raw["variant"] else None,
                 responses_changed=raw.get("responses_changed"),
+                provenance=raw.get("provenance", ""),
             )
         )
     return pools
@@ -806,6 +816,18 @@ def simulate(
 # -- decision policies ----------------------------------------------------------------------------
 
 
+def family_size(blocking: str) -> int:
+    """Blocking checks of a whole run of the gate (every registered dimension), whatever the pool
+    holds: the multiplicity correction of the proposed policy is fixed, so that a -k selection or a
+    partial pool does not loosen it."""
+    from trustgate.dimensions.registry import all_dimensions
+
+    dimensions = all_dimensions()
+    if blocking == "overall":
+        return len(dimensions)
+    return sum(len(d.scenarios) + 1 for d in dimensions.values())
+
+
 @dataclass(frozen=True)
 class Policy:
     """A candidate default: the rule, each check's one-sided error, which checks block, multiplicity."""
@@ -817,13 +839,16 @@ class Policy:
     blocking: str = "all"  # all: every scenario and overall check; overall: one check per dimension
     multiplicity: str = "none"  # none | bonferroni | holm (over the blocking checks, FAMILY_ALPHA)
 
-    def per_check_alpha(self, blocking_checks: int) -> float:
-        if self.multiplicity == "bonferroni":
-            return bonferroni_alpha(FAMILY_ALPHA, blocking_checks)
+    def per_check_alpha(self) -> float:
+        """One-sided level of each check (Holm: its first, smallest, threshold)."""
+        if self.rule == "point":
+            return 0.5
+        if self.multiplicity in ("bonferroni", "holm"):
+            return bonferroni_alpha(FAMILY_ALPHA, family_size(self.blocking))
         return self.alpha
 
 
-def candidate_policies(dimensions: int) -> list[Policy]:
+def candidate_policies(dimensions: int = len(NAMES)) -> list[Policy]:
     return [
         Policy("point", "(a) point, every check blocking (today's default)", "point"),
         Policy("drop_proven", "drop_proven 95%, every check blocking", "drop_proven"),
@@ -850,13 +875,12 @@ def candidate_policies(dimensions: int) -> list[Policy]:
     ]
 
 
-def quantile_levels_for(policies: Sequence[Policy], dimensions: int, checks: int) -> list[float]:
+def quantile_levels_for(policies: Sequence[Policy]) -> list[float]:
     levels = {0.025, 0.975}
     for policy in policies:
         if policy.rule == "point" or policy.multiplicity == "holm":
             continue
-        m = dimensions if policy.blocking == "overall" else checks
-        alpha = policy.per_check_alpha(m)
+        alpha = policy.per_check_alpha()
         levels.add(alpha if policy.rule == "drop_proven" else 1 - alpha)
     return sorted(levels)
 
@@ -877,20 +901,22 @@ def judge(result: SimulationResult, policy: Policy, include_refusal: bool = True
     overall_only = policy.blocking == "overall"
     ids = result.index(overall=True if overall_only else None)
     checks = [result.checks[i] for i in ids]
-    m = len(ids)
     levels = len(result.levels)
     if policy.rule == "point":
         rule = np.stack([c.point > c.margin for c in checks], axis=-1)
     elif policy.multiplicity == "holm":
         p = np.stack([c.p_value for c in checks], axis=-1)  # (levels, R, m)
+        # the whole run's family: checks of dimensions the pool lacks count, never rejected (p = 1)
+        missing = max(0, family_size(policy.blocking) - len(checks))
         rule = np.zeros_like(p, dtype=bool)
         dims = np.array([c.dimension for c in checks])
         for level in range(levels):
             for name in np.unique(dims):
                 mixed = np.where(dims == name, p[level], p[0])
-                rule[level][:, dims == name] = holm_reject(mixed, FAMILY_ALPHA)[:, dims == name]
+                mixed = np.concatenate([mixed, np.ones((mixed.shape[0], missing))], axis=-1)
+                rule[level][:, dims == name] = holm_reject(mixed, FAMILY_ALPHA)[:, : len(checks)][:, dims == name]
     else:
-        alpha = policy.per_check_alpha(m)
+        alpha = policy.per_check_alpha()
         q = alpha if policy.rule == "drop_proven" else 1 - alpha
         position = result.quantile_levels.index(min(result.quantile_levels, key=lambda v: abs(v - q)))
         rule = np.stack([c.quantiles[position] > c.margin for c in checks], axis=-1)
@@ -898,6 +924,17 @@ def judge(result: SimulationResult, policy: Policy, include_refusal: bool = True
     inconclusive = np.stack([c.inconclusive for c in checks], axis=-1)
     fail = rule | refusal if include_refusal else rule
     return Judged(fail=fail, fail_rule=rule, inconclusive=inconclusive, checks=ids)
+
+
+def judge_all_at(result: SimulationResult, policy: Policy, level: int) -> np.ndarray:
+    """(R, checks) drop-rule FAILs of the blocking checks with EVERY dimension at `level` at once."""
+    if policy.multiplicity != "holm":
+        return judge(result, policy).fail_rule[level]
+    ids = result.index(overall=True if policy.blocking == "overall" else None)
+    p = np.stack([result.checks[i].p_value[level] for i in ids], axis=-1)
+    missing = max(0, family_size(policy.blocking) - len(ids))
+    padded = np.concatenate([p, np.ones((p.shape[0], missing))], axis=-1)
+    return holm_reject(padded, FAMILY_ALPHA)[:, : len(ids)]
 
 
 @dataclass
@@ -910,6 +947,7 @@ class Summary:
     family_inconclusive: float  # any blocking check INCONCLUSIVE (identical for every variant)
     mean_fails: float  # blocking FAILs per zero-drop run, on average
     boundary_false_alarm: float  # mean over overall checks of FAIL at true drop = margin (rule only)
+    family_at_margin: float  # any blocking FAIL (rule only) with every dimension exactly at its margin
     power: dict[str, list[float]]  # dimension -> P(a blocking check of it FAILs) per level
     overall_power: dict[str, list[float]]  # dimension -> P(its overall check FAILs) per level
 
@@ -932,6 +970,7 @@ def summarise(result: SimulationResult, policy: Policy) -> Summary:
         ]
     one = result.levels.index(1.0) if 1.0 in result.levels else None
     boundary = float(judged.fail_rule[one][:, is_overall].mean()) if one is not None else float("nan")
+    at_margin = float(judge_all_at(result, policy, one).any(axis=-1).mean()) if one is not None else float("nan")
     return Summary(
         policy=policy,
         per_check_false_alarm=float(per_check.mean()),
@@ -941,6 +980,7 @@ def summarise(result: SimulationResult, policy: Policy) -> Summary:
         family_inconclusive=float(judged.inconclusive.any(axis=-1).mean()),
         mean_fails=float(judged.fail[zero].sum(axis=-1).mean()),
         boundary_false_alarm=boundary,
+        family_at_margin=at_margin,
         power=power,
         overall_power=overall_power,
     )
@@ -993,19 +1033,20 @@ def print_rules_table(summaries: Sequence[Summary], result: SimulationResult) ->
     )
     print(
         f"  {'policy':72s} {'per check':>9s} {'worst check':>42s} {'family':>7s} "
-        f"{'rule only':>9s} {'FAILs/run':>9s} {'inconcl.':>8s} {'at margin':>9s}"
+        f"{'rule only':>9s} {'FAILs/run':>9s} {'inconcl.':>8s} {'at margin':>9s} {'all at margin':>13s}"
     )
     for s in summaries:
         worst = f"{s.worst_check[0]} {_pct(s.worst_check[1])}"
         print(
             f"  {s.policy.label:72s} {_pct(s.per_check_false_alarm):>9s} {worst:>42s} {_pct(s.family_false_alarm):>7s} "
             f"{_pct(s.family_false_alarm_rule):>9s} {s.mean_fails:9.2f} {_pct(s.family_inconclusive):>8s} "
-            f"{_pct(s.boundary_false_alarm):>9s}"
+            f"{_pct(s.boundary_false_alarm):>9s} {_pct(s.family_at_margin):>13s}"
         )
     print(
         "  per check: mean FAIL rate over the blocking checks; family: any blocking FAIL (drop rule or refusal "
         "bound); rule only: the drop rule alone;\n  inconcl.: any blocking check INCONCLUSIVE (the dense model's "
-        "answers alone decide it); at margin: FAIL rate of the overall checks at true drop = margin, rule only"
+        "answers alone decide it); at margin: FAIL rate of the overall checks at true drop = margin, rule only;\n"
+        "  all at margin: any blocking FAIL (rule only) when every dimension of the pool drops by exactly its margin"
     )
 
 
@@ -1060,13 +1101,20 @@ def prepare_all(pools: Sequence[Pool]) -> dict[str, list[Prepared]]:
     return prepared
 
 
-def estimate_churn(prepared: Mapping[str, list[Prepared]], default: float | None) -> dict[str, float]:
+UNPAIRED_CHURN = 0.2  # a dimension with no paired variant in the pool (more than gptq4 showed where measured)
+
+
+def estimate_churn(prepared: Mapping[str, list[Prepared]], fixed: float | None) -> dict[str, float]:
+    """Churn per dimension: `fixed` when given, else the paired variant's moment estimate, else
+    UNPAIRED_CHURN."""
     churn = {}
     for name, preps in prepared.items():
         observed = sum(churn_moment(p)[0] for p in preps)
         expected = sum(churn_moment(p)[1] for p in preps)
-        if default is not None or expected <= 0:
-            churn[name] = default if default is not None else 0.2
+        if fixed is not None:
+            churn[name] = fixed
+        elif expected <= 0:
+            churn[name] = UNPAIRED_CHURN
         else:
             churn[name] = float(min(1.0, observed / expected))
     return churn
@@ -1090,15 +1138,6 @@ def verify_true_drops(prepared, churn, thresholds, seed: int) -> float:
     return worst
 
 
-def per_check_alpha(policy: Policy, result: SimulationResult) -> float:
-    blocking = len(result.index(overall=True if policy.blocking == "overall" else None))
-    if policy.rule == "point":
-        return 0.5
-    if policy.multiplicity == "holm":  # Holm's first step is Bonferroni's threshold
-        return bonferroni_alpha(FAMILY_ALPHA, blocking)
-    return policy.per_check_alpha(blocking)
-
-
 def needed_limits(
     result: SimulationResult,
     policy: Policy,
@@ -1112,7 +1151,7 @@ def needed_limits(
     check's 95% interval width at the 2x level gives its standard error, which falls as 1/sqrt(n)."""
     from statistics import NormalDist
 
-    z = NormalDist().inv_cdf(1 - per_check_alpha(policy, result)) + NormalDist().inv_cdf(power)
+    z = NormalDist().inv_cdf(1 - policy.per_check_alpha()) + NormalDist().inv_cdf(power)
     two = result.levels.index(2.0)
     out = {}
     for name, preps in prepared.items():
@@ -1195,7 +1234,7 @@ def validate(args: argparse.Namespace) -> None:
     mine = {name: prepared[name]}
     dimension = get_dimension(name)
     sizes = profile_sizes(mine, thresholds, "ci", args.release_sizes)
-    bonferroni = FAMILY_ALPHA / len(prepared)
+    bonferroni = FAMILY_ALPHA / family_size("overall")
     confidences = {"95%": 0.95, f"one-sided {bonferroni:.4f}": two_sided_confidence(bonferroni)}
     multipliers = (0.0, 2.0)
     result = simulate(
@@ -1236,7 +1275,7 @@ def validate(args: argparse.Namespace) -> None:
                         if at != label or c.inconclusive:
                             continue
                         refusal = c.refusal_rise > c.max_refusal_rise
-                        fails[(rule, multiplier, check)] += refusal or not decide(
+                        fails[((rule, at), multiplier, check)] += refusal or not decide(
                             rule, c.drop, c.drop_interval, c.margin
                         )
     seconds = time.perf_counter() - started
@@ -1250,7 +1289,7 @@ def validate(args: argparse.Namespace) -> None:
                 c = result.checks[index]
                 fail = c.point[level] > c.margin if rule == "point" else c.quantiles[position][level] > c.margin
                 fail = (fail | (c.refusal_rise[level] > c.max_refusal_rise))[~c.inconclusive]
-                got = fails[(rule, multiplier, check)] / args.validate_replicates
+                got = fails[((rule, at), multiplier, check)] / args.validate_replicates
                 label = f"{name}/{c.scenario}"
                 print(
                     f"  {rule + ' ' + at:34s} {label:30s} {c.true_drop[level]:9.2f} {_pct(fail.mean()):>10s} "
@@ -1273,15 +1312,21 @@ def run_simulation(args: argparse.Namespace) -> None:
         preps = prepared[name]
         changed = [p.pool.responses_changed for p in preps if p.pool.responses_changed is not None]
         n = sum(p.pool.n for p in preps)
+        paired = any(p.pool.variant is not None for p in preps)
         extra = f", responses changed {sum(changed)}/{n}" if changed else ""
+        extra += "" if paired or args.churn is not None else " (no paired variant: the default)"
         effects = [(p.pool.scenario, design_effect(p)) for p in preps]
         effects = [f"{s} {e:.2f}" for s, e in effects if e is not None]
         extra += f"; design effect of sample keys: {', '.join(effects)}" if effects else ""
         print(f"  {name:20s} churn {value:.3f}{extra}")
     mc = verify_true_drops(prepared, churn, thresholds, args.seed)
     print(f"true drop check (real metrics, Monte Carlo on 200k-item populations): max |drop - target| {mc:.3f} points")
-    policies = candidate_policies(len(prepared))
-    levels = quantile_levels_for(policies, len(prepared), checks)
+    policies = candidate_policies()
+    levels = quantile_levels_for(policies)
+    print(
+        f"checks: {checks} in the pool; multiplicity corrections use the whole gate's {family_size('all')} "
+        f"checks ({family_size('overall')} overall)"
+    )
     results = {}
     summaries = {}
     runs = (
@@ -1307,10 +1352,11 @@ def run_simulation(args: argparse.Namespace) -> None:
         for summary in summaries[profile]:
             print(family_line(summary, results[profile]))
     sweep = churn_sweep(args, prepared, thresholds, policies, levels) if args.sweep and "ci" in results else None
-    recommended = next(p for p in policies if p.key == args.recommend)
-    grown = None
+    grown = {}
     if not args.no_grow and "ci" in results:
-        grown = grow_ci_profile(args, prepared, thresholds, churn, results["ci"], recommended, levels)
+        for key in dict.fromkeys([*args.grow.split(","), args.recommend]):
+            policy = next(p for p in policies if p.key == key)
+            grown[key] = grow_ci_profile(args, prepared, thresholds, churn, results["ci"], policy, levels)
     if args.json:
         dump_json(Path(args.json), results, summaries, churn, source, grown, sweep)
     print(f"wall time {time.perf_counter() - started:.0f} s")
@@ -1321,6 +1367,15 @@ def run_simulation(args: argparse.Namespace) -> None:
     weakest = min(v[two] for v in best.power.values())
     x = best.family_false_alarm
     print(f"calibration: family-wise false alarm {x:.3f} (ci), power at 2x margin {weakest:.3f} (ci)")
+
+
+def needed_resamples(policy: Policy) -> int:
+    """Bootstrap resamples for p-values to reach the policy's smallest threshold ((1 + 0) / (B + 1))."""
+    return math.ceil(1 / policy.per_check_alpha()) if policy.rule != "point" else 1
+
+
+def resolvable(policy: Policy, resamples: int) -> bool:
+    return policy.multiplicity != "holm" or resamples + 1 >= needed_resamples(policy)
 
 
 def churn_sweep(args, prepared, thresholds, policies, levels) -> dict:
@@ -1339,12 +1394,19 @@ def churn_sweep(args, prepared, thresholds, policies, levels) -> dict:
         spent += result.seconds
         out[str(value)] = {}
         for policy in policies:
+            if not resolvable(policy, resamples):
+                continue
             summary = summarise(result, policy)
             out[str(value)][policy.key] = (summary.family_false_alarm, min(v[2] for v in summary.power.values()))
     print(f"\n[ci, churn sweep] family-wise false alarm / weakest power at 2x margin ({replicates} replicates x ")
     print(f"{resamples} resamples per churn, {spent:.0f} s); churn = share of items re-drawn, every dimension")
     print(f"  {'policy':24s}" + "".join(f"{'churn ' + str(v):>18s}" for v in values))
     for policy in policies:
+        if not resolvable(policy, resamples):
+            print(
+                f"  {policy.key:24s}  n/a: Holm's smallest threshold needs {needed_resamples(policy)} resamples or more"
+            )
+            continue
         cells = "".join(
             f"{_pct(out[str(v)][policy.key][0]):>9s}/{_pct(out[str(v)][policy.key][1]):>7s}" for v in values
         )
@@ -1365,7 +1427,7 @@ def grow_ci_profile(args, prepared, thresholds, churn, result, policy: Policy, l
     capped = {name: value[2] for name, value in needed.items()}
     ceiling = {name: max(population[(name, p.pool.scenario)] for p in preps) for name, preps in prepared.items()}
     replicates = args.size_replicates or max(100, args.replicates // 4)
-    z_alpha = NormalDist().inv_cdf(1 - per_check_alpha(policy, result))
+    z_alpha = NormalDist().inv_cdf(1 - policy.per_check_alpha())
     z_power = NormalDist().inv_cdf(0.8)
     power: dict[str, float] = {}
     zero_fail: dict[str, float] = {}
@@ -1410,7 +1472,10 @@ def grow_ci_profile(args, prepared, thresholds, churn, result, policy: Policy, l
     print(f"  prompts per model: {sum(now.values())} now, {sum(then.values())} with the needed limits")
     print(f"  family-wise false alarm with them: {family:.3f}")
     weakest = min(power.values())
-    print(f"calibration (needed ci limits): family-wise false alarm {family:.3f}, power at 2x margin {weakest:.3f}")
+    print(
+        f"calibration (needed ci limits, {policy.key}): family-wise false alarm {family:.3f}, "
+        f"power at 2x margin {weakest:.3f}"
+    )
     return {
         "policy": policy.key,
         "limits": {
@@ -1454,6 +1519,7 @@ def dump_json(path: Path, results, summaries, churn, source, grown, sweep) -> No
                     "family_inconclusive": s.family_inconclusive,
                     "mean_fails": s.mean_fails,
                     "boundary_false_alarm": s.boundary_false_alarm,
+                    "family_at_margin": s.family_at_margin,
                     "power": s.power,
                     "overall_power": s.overall_power,
                 }
@@ -1485,6 +1551,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--validate-replicates", type=int, default=100)
     parser.add_argument("--profiles", default="ci,release", help="which sizes to simulate (ci,release)")
     parser.add_argument("--no-grow", action="store_true", help="skip the search for ci sizes")
+    parser.add_argument(
+        "--grow", default="drop_proven_overall", help="policies to size the ci profile for, besides --recommend"
+    )
     parser.add_argument("--sweep", default="0.05,0.15,0.3,0.5", help="churn values of the sensitivity sweep ('' none)")
     parser.add_argument("--sweep-replicates", type=int, default=500)
     parser.add_argument("--sweep-resamples", type=int, default=500)

@@ -150,10 +150,10 @@ def test_drop_proven_false_alarm_is_at_most_its_one_sided_level():
 def test_power_grows_with_the_true_drop():
     pool = binary_pool("utility", "mmlu_5shot", 200, 0.6)
     result = one_check(pool, replicates=300, resamples=200, churn=0.2)
-    for policy in gc.candidate_policies(1):
+    for policy in gc.candidate_policies():
         power = gc.summarise(result, policy).power["utility"]
         assert np.all(np.diff(power) >= 0), (policy.key, power)
-    point = gc.summarise(result, gc.candidate_policies(1)[0]).power["utility"]
+    point = gc.summarise(result, gc.candidate_policies()[0]).power["utility"]
     assert point[0] < 0.5 < point[-1]
 
 
@@ -167,3 +167,11 @@ def test_the_extract_round_trips(tmp_path):
         dimension = get_dimension(before.dimension)
         assert dimension.metric(after.columns()) == pytest.approx(dimension.metric(before.columns()), abs=1e-6)
         np.testing.assert_array_equal(before.cluster, after.cluster)
+
+
+def test_corrections_use_the_whole_gates_family_whatever_the_pool_holds():
+    assert gc.family_size("overall") == 9
+    assert gc.family_size("all") == 49  # 40 scenarios + 9 overall checks
+    by_key = {p.key: p for p in gc.candidate_policies()}
+    assert by_key["overall_bonferroni"].per_check_alpha() == pytest.approx(0.05 / 9)
+    assert by_key["drop_proven"].per_check_alpha() == pytest.approx(0.025)
