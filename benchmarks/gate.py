@@ -6,6 +6,9 @@
 Runs the real gate (`pytest trust_tests`, dense + one variant) three ways in a fresh cache:
 cold (nothing cached), warm (the same command again: generations and checkpoints cached), and
 killed half-way then rerun (the rerun must generate only what the killed run had not committed).
+`--looks-ab` instead runs cold twice, each in its own fresh cache: without early stopping
+(a copy of thresholds.toml with `looks = [1.0]`) and with the repository's looks; it prints
+both wall times, the prompts each generated and their ratio.
 `--reuse-checkpoints` hard-links converted base models and compressed checkpoints from another
 cache, so the cold run measures evaluation rather than compression. Peak memory is the largest
 summed RSS of the pytest process and its children (compression workers included), sampled
@@ -52,7 +55,9 @@ def cached_rows(cache: Path) -> int:
         return 0
 
 
-def run_gate(args: argparse.Namespace, cache: Path, label: str, kill_at_rows: int | None = None) -> dict:
+def run_gate(
+    args: argparse.Namespace, cache: Path, label: str, kill_at_rows: int | None = None, extra: tuple[str, ...] = ()
+) -> dict:
     report = cache.parent / f"report-{label}"
     events = cache.parent / f"events-{label}.jsonl"
     command = [sys.executable, "-m", "pytest", "trust_tests", "-p", "no:cacheprovider", "-q"]
@@ -61,6 +66,7 @@ def run_gate(args: argparse.Namespace, cache: Path, label: str, kill_at_rows: in
     command += ["--trust-report", str(report), "--calibration", "fallback"]
     if args.trust_data:
         command += ["--trust-data", args.trust_data]
+    command += list(extra)
     env = {**os.environ, "TRUSTGATE_CACHE": str(cache), "TRUSTGATE_EVENTS": str(events), "HF_HUB_OFFLINE": "1"}
     started = time.perf_counter()
     child = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -116,10 +122,14 @@ def main() -> None:
     parser.add_argument("--trust-data", default=None)
     parser.add_argument("--reuse-checkpoints", type=Path, default=None)
     parser.add_argument("--skip-resume", action="store_true")
+    parser.add_argument("--looks-ab", action="store_true", help="cold without and with early stopping")
     args = parser.parse_args()
     load = os.getloadavg()
     print(f"gate: dense + {args.model}, -k {args.k}, --limit {args.limit}; load average {load[0]:.2f} at start")
     root = Path(tempfile.mkdtemp(prefix="trustgate-gate-bench-"))
+    if args.looks_ab:
+        looks_ab(args, root)
+        return
     cache = fresh_cache(root, "cache", args.reuse_checkpoints)
     cold = run_gate(args, cache, "cold")
     show(cold)
@@ -138,6 +148,27 @@ def main() -> None:
             f"the rerun generated {rerun['generated']} (expected {cold['rows_after'] - killed['rows_after']})"
         )
     print(f"load average {os.getloadavg()[0]:.2f} at end; work folder {root}")
+
+
+def looks_ab(args: argparse.Namespace, root: Path) -> None:
+    """The same cold run without early stopping and with it; the figures docs/performance.md quotes."""
+    import re
+
+    source = (REPO_ROOT / "thresholds.toml").read_text(encoding="utf-8")
+    without, count = re.subn(r"(?m)^looks = .*$", "looks = [1.0]", source)
+    if count != 1:
+        raise SystemExit("thresholds.toml: expected one `looks = ...` line in [gate]")
+    no_looks = root / "thresholds-no-looks.toml"
+    no_looks.write_text(without, encoding="utf-8")
+    off = run_gate(args, fresh_cache(root, "cache-no-looks", args.reuse_checkpoints), "no looks",
+                   extra=("--thresholds", str(no_looks)))  # fmt: skip
+    show(off)
+    on = run_gate(args, fresh_cache(root, "cache-looks", args.reuse_checkpoints), "looks")
+    show(on)
+    print(
+        f"early stopping: wall {on['seconds']:.0f}s vs {off['seconds']:.0f}s ({on['seconds'] / off['seconds']:.2f}x), "
+        f"prompts generated {on['generated']} vs {off['generated']}; load average {os.getloadavg()[0]:.2f} at end"
+    )
 
 
 if __name__ == "__main__":

@@ -101,8 +101,14 @@ class FakeEvaluator:
     def scenario_data(self, dimension, scenario):
         return dimension.load(None, scenario)
 
-    def run(self, dimension, scenario, model):
-        scores = list(BEHAVIOUR[model.name][scenario])
+    def key_count(self, dimension, scenario):
+        return len(self.scenario_data(dimension, scenario).items)
+
+    def items_at(self, dimension, scenario, keys=None):
+        return self.scenario_data(dimension, scenario).items[:keys]
+
+    def run(self, dimension, scenario, model, keys=None):
+        scores = list(BEHAVIOUR[model.name][scenario])[:keys]
         if model.name not in ("dense", "gptq4"):  # some variants lose more on some dimensions: a distinct radar
             for index in range({"stereotype": 0, "utility": 1, "fairness": 3}[dimension.name]):
                 scores[index] = 0.0

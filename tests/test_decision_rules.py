@@ -3,11 +3,14 @@
 Margin 5 points throughout. The cases:
 - a large clear drop (1000 items, 10 points): every rule fails it;
 - no change at all (400 items): every rule passes it;
-- a small sample with a 10-point drop (10 items, one lost): the rules differ. The point estimate
-  exceeds the margin (point fails), the interval reaches down to 0 so the drop is not proven
-  (drop_proven passes), and it reaches far above 5 so safety is not proven (safety_proven fails);
-- a small sample with no net change but items flipping both ways: point and drop_proven pass,
-  safety_proven fails, because 10 items cannot show the drop is within 5 points.
+- 400 items, 26 lost (a 6.5-point drop, interval about [4, 9]): the rules differ. The estimate
+  exceeds the margin (point fails), the interval reaches below it so the drop is not proven
+  (drop_proven passes), and above it so safety is not proven (safety_proven fails);
+- a tiny sample (10 items): the interval holds the margin and neither point nor drop_proven could
+  catch even twice the margin at n=10, so where they would pass they say INCONCLUSIVE instead
+  (one lost: point fails on its estimate, drop_proven cannot tell; no net change with items
+  flipping both ways: neither can tell); safety_proven fails, since 10 items cannot show the
+  drop is within 5.
 """
 
 from __future__ import annotations
@@ -35,40 +38,46 @@ def policy(rule: str):
     return thresholds.policy("utility", None)
 
 
-def verdicts(dense_scores, variant_scores) -> dict[str, bool]:
+def verdicts(dense_scores, variant_scores) -> dict[str, str]:
     dimension = make_dimension(scenarios=("a",))
     dense = make_runs(dimension, "dense", {"a": dense_scores})
     variant = make_runs(dimension, "gptq3", {"a": variant_scores})
-    return {rule: compare(dimension, OVERALL, dense, variant, policy(rule)).passed for rule in RULES}
+    return {rule: compare(dimension, OVERALL, dense, variant, policy(rule)).verdict for rule in RULES}
 
 
 def test_large_clear_drop_fails_under_every_rule():
     dense = [1.0] * 1000
     variant = [1.0] * 900 + [0.0] * 100
-    assert verdicts(dense, variant) == {"point": False, "drop_proven": False, "safety_proven": False}
+    assert verdicts(dense, variant) == {"point": "FAIL", "drop_proven": "FAIL", "safety_proven": "FAIL"}
 
 
 def test_no_change_passes_under_every_rule():
     scores = [1.0, 0.0] * 200
-    assert verdicts(scores, scores) == {"point": True, "drop_proven": True, "safety_proven": True}
+    assert verdicts(scores, scores) == {"point": "PASS", "drop_proven": "PASS", "safety_proven": "PASS"}
 
 
-def test_small_sample_with_a_large_point_drop_separates_the_rules():
+def test_a_drop_just_above_the_margin_separates_the_rules():
+    dense = [1.0] * 400
+    variant = [1.0] * 374 + [0.0] * 26
+    assert verdicts(dense, variant) == {"point": "FAIL", "drop_proven": "PASS", "safety_proven": "FAIL"}
+
+
+def test_a_tiny_sample_with_a_large_point_drop_fails_on_the_point_and_cannot_be_proven():
     dense = [1.0] * 10
     variant = [1.0] * 9 + [0.0]
-    assert verdicts(dense, variant) == {"point": False, "drop_proven": True, "safety_proven": False}
+    assert verdicts(dense, variant) == {"point": "FAIL", "drop_proven": "INCONCLUSIVE", "safety_proven": "FAIL"}
 
 
-def test_small_sample_without_net_change_is_not_proven_safe():
+def test_a_tiny_sample_without_net_change_is_not_proven_safe():
     dense = [1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0]
     variant = [0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0]
-    assert verdicts(dense, variant) == {"point": True, "drop_proven": True, "safety_proven": False}
+    assert verdicts(dense, variant) == {"point": "INCONCLUSIVE", "drop_proven": "INCONCLUSIVE", "safety_proven": "FAIL"}
 
 
 def test_large_sample_small_drop_is_proven_safe():
     dense = [1.0] * 2000
     variant = [1.0] * 1980 + [0.0] * 20  # a 1-point drop, interval well inside 5
-    assert verdicts(dense, variant) == {"point": True, "drop_proven": True, "safety_proven": True}
+    assert verdicts(dense, variant) == {"point": "PASS", "drop_proven": "PASS", "safety_proven": "PASS"}
 
 
 @pytest.mark.parametrize(

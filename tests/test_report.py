@@ -187,7 +187,9 @@ def test_worst_items_keep_only_ten():
 def test_score_table_shows_scores_intervals_refusals_and_rule():
     result = comparison("magnitude-2:4", [0.0] * 20)[0]
     page = score_table_html(result)
-    for fragment in ("75.00", "50.00", "25.0%", "+25.00", "rule point", "McNemar", "FAIL", "95% interval"):
+    confidence = f"{result.drop_interval.confidence:.0%} interval"  # 99%: Bonferroni over 9 dimensions
+    fragments = ("75.00", "50.00", "25.0%", "+25.00", "rule point", "McNemar", "FAIL", confidence, "early stopping")
+    for fragment in fragments:
         assert fragment in page
 
 
@@ -230,7 +232,9 @@ def test_run_fails_on_the_broken_variant_and_prints_the_table(finished_run):
     folder, process = finished_run
     assert process.returncode == 1, process.stderr[-2000:]
     assert "| model | stereotype | fairness | utility | average |" in process.stdout
-    assert "| magnitude-2:4 | 30.0 (ref 70%) | 22.5 (ref 78%) | 27.5 (ref 72%) | 26.7 |" in process.stdout
+    # magnitude-2:4 stops at the second look (10 of 20 items per scenario): the scores are its items'.
+    assert "| magnitude-2:4 | 50.0 (ref 50%) | 35.0 (ref 65%) | 45.0 (ref 55%) | 43.3 |" in process.stdout
+    assert "stopped early at look 1 of 2 (20 of 40 items): FAIL clear at 99.0% confidence" in process.stdout
     assert (folder / "trust-report" / "summary.md").read_text().count("| gptq3@seeds |") == 1
 
 
@@ -239,7 +243,8 @@ def test_junit_names_say_dimension_scenario_and_variant(finished_run):
     cases = ElementTree.parse(folder / "junit.xml").getroot().iter("testcase")
     outcome = {c.get("name"): c.find("failure") is None for c in cases}
     assert outcome["test_stereotype[gptq4-overall]"] is True
-    assert outcome["test_utility[magnitude-2:4-b]"] is False
+    assert outcome["test_utility[magnitude-2:4-overall]"] is False
+    assert outcome["test_utility[magnitude-2:4-b]"] is True  # a scenario reports; its overall check blocks
     assert outcome["test_fairness[gptq3@seeds-overall]"] is False  # the seed group carries the verdict
     assert outcome["test_fairness[gptq3@seed1-overall]"] is True  # one seed alone is informational
     assert len(outcome) == 3 * 3 * 5  # dimensions x (2 scenarios + overall) x (4 variants + 1 seed group)

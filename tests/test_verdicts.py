@@ -61,21 +61,58 @@ def test_the_verdict_survives_the_trip_through_json():
     assert Comparison.from_dict({**verdict.as_dict(), "verdict": verdict.verdict}) == verdict
 
 
-def test_detectable_drop_of_a_95_percent_interval():
-    # standard error = width / (2 x 1.96); detectable drop = (1.96 + 0.84) x standard error
-    expected = (1.959964 + 0.841621) * 20.0 / (2 * 1.959964)
-    assert detectable_drop(Interval(-10.0, 10.0, 0.95)) == pytest.approx(expected, rel=1e-6)
+def test_detectable_drop_of_a_95_percent_interval_under_each_rule():
+    # standard error = width / (2 x 1.96) = 5.102; point fails once the estimate passes the
+    # margin (+0.84 SE), drop_proven once the lower end does (+1.96 SE more), safety_proven
+    # fails unless the upper end is below it (1.96 SE less).
+    se = 20.0 / (2 * 1.959964)
+    interval = Interval(-10.0, 10.0, 0.95)
+    assert detectable_drop(interval, "point", 5.0) == pytest.approx(5.0 + 0.841621 * se, abs=1e-4)
+    assert detectable_drop(interval, "drop_proven", 5.0) == pytest.approx(5.0 + 2.801585 * se, abs=1e-4)
+    assert detectable_drop(interval, "safety_proven", 5.0) == pytest.approx(5.0 - 1.118343 * se, abs=1e-4)
+    assert detectable_drop(interval, "drop_proven") == pytest.approx(2.801585 * se, rel=1e-6)  # vs zero
     assert math.isnan(detectable_drop(Interval(float("nan"), float("nan"), 0.95)))
+    with pytest.raises(ValueError, match="majority"):
+        detectable_drop(interval, "majority", 5.0)
 
 
-@given(st.floats(0, 50), st.floats(0, 50), st.floats(-20, 20))
-def test_detectable_drop_grows_with_the_interval_and_ignores_its_centre(width, more, centre):
-    narrow = detectable_drop(Interval(centre - width / 2, centre + width / 2, 0.95))
-    wide = detectable_drop(Interval(centre - (width + more) / 2, centre + (width + more) / 2, 0.95))
-    assert 0 <= narrow <= wide + 1e-9
+@given(st.floats(0, 50), st.floats(0, 50), st.floats(-20, 20), st.sampled_from(["point", "drop_proven"]))
+def test_detectable_drop_grows_with_the_interval_and_ignores_its_centre(width, more, centre, rule):
+    narrow = detectable_drop(Interval(centre - width / 2, centre + width / 2, 0.95), rule, 5.0)
+    wide = detectable_drop(Interval(centre - (width + more) / 2, centre + (width + more) / 2, 0.95), rule, 5.0)
+    assert 5.0 <= narrow <= wide + 1e-9
 
 
 def test_more_items_detect_smaller_drops():
     few = check([1.0, 0.0] * 10 + [1.0] * 20, [1.0, 0.0] * 10 + [1.0] * 20)
     many = check(([1.0, 0.0] * 10 + [1.0] * 20) * 10, ([1.0, 0.0] * 10 + [1.0] * 20) * 10)
     assert many.detectable_drop <= few.detectable_drop
+
+
+def test_too_few_items_to_tell_is_inconclusive_not_a_pass():
+    # 8 items, one flipped each way: no net drop, but the interval holds the 5-point margin and
+    # only a drop of more than twice the margin would be caught at n=8.
+    few = check([1.0] * 7 + [0.0], [0.0] + [1.0] * 7, policy(max_refusal_rise=100.0))
+    assert few.verdict == "INCONCLUSIVE" and not few.passed
+    assert "too few items to tell" in few.inconclusive and "raise --limit" in few.inconclusive
+    assert few.detectable_drop > 2 * few.margin
+
+
+def test_too_few_items_never_hides_a_failure():
+    # 8 items, one lost: the point estimate (12.5) fails the rule; the small n does not soften it.
+    lost = check([1.0] * 8, [1.0] * 7 + [0.0], policy(max_refusal_rise=100.0))
+    assert lost.verdict == "FAIL" and lost.inconclusive is None
+
+
+def test_enough_items_to_tell_are_judged():
+    same = check([1.0] * 200, [1.0] * 200)  # no item changed: the interval is [0, 0]
+    assert same.verdict == "PASS" and same.inconclusive is None
+    wrecked = check([1.0] * 8, [0.0] * 8)  # every item lost: the interval lies far above the margin
+    assert wrecked.verdict == "FAIL" and wrecked.inconclusive is None
+
+
+def test_a_refusal_rise_is_a_finding_even_with_few_items():
+    # The variant refuses 3 of 8 more: the score interval cannot tell, the refusal bound can.
+    verdict = check([1.0] * 8, [1.0] * 5 + [0.0] * 3, policy(max_refusal_rise=10.0))
+    assert verdict.verdict == "FAIL" and verdict.inconclusive is None
+    assert any("refusal" in failure for failure in verdict.failures)

@@ -96,7 +96,8 @@ class Evaluator:
         self.generations = GenerationCache(settings.cache_root / "generations.sqlite")
         self._engine_factory = engine_factory or engines_for(settings)
         self._scenario_data: dict[tuple[str, str], ScenarioData] = {}
-        self._runs: dict[tuple[str, str, str], ScenarioRun] = {}
+        self._runs: dict[tuple[str, str, str, int | None], ScenarioRun] = {}
+        self._written: dict[str, int] = {}  # records file -> items it holds (the largest look wins)
         self._engines: dict[str, Engine] = {}
         self._loaded: list[str] = []  # fingerprints holding weights, least recently used first
         self.loads: list[str] = []  # fingerprints loaded by this process, in order
@@ -122,6 +123,16 @@ class Evaluator:
                 max_new_tokens=loaded.max_new_tokens,
             )
         return self._scenario_data[key]
+
+    def key_count(self, dimension: Dimension, scenario: str) -> int:
+        """How many sample keys (items that travel together) the scenario's selection holds."""
+        return len({item.sample_key or item.id for item in self.scenario_data(dimension, scenario).items})
+
+    def items_at(self, dimension: Dimension, scenario: str, keys: int | None = None) -> tuple[Item, ...]:
+        """The first `keys` sample keys of the selection in the gate's fixed hashed order (all
+        when None): a prefix of the full selection, so every look of a check reuses the last."""
+        items = self.scenario_data(dimension, scenario).items
+        return items if keys is None or keys >= self.key_count(dimension, scenario) else select_items(items, keys)
 
     def decoding(self, dimension: Dimension, scenario_data: ScenarioData) -> Decoding:
         size = self.size(dimension)
@@ -161,21 +172,25 @@ class Evaluator:
         engine = self.engine(handle)
         return [Prompt(engine.render(item.messages), item.messages) for item in items]
 
-    def run(self, dimension: Dimension, scenario: str, handle: ModelHandle) -> ScenarioRun:
-        key = (handle.fingerprint, dimension.name, scenario)
+    def run(self, dimension: Dimension, scenario: str, handle: ModelHandle, keys: int | None = None) -> ScenarioRun:
+        """The model's run on the scenario's selection, or on its first `keys` sample keys."""
+        if keys is not None and keys >= self.key_count(dimension, scenario):
+            keys = None
+        key = (handle.fingerprint, dimension.name, scenario, keys)
         if key in self._runs:
             return self._runs[key]
         data = self.scenario_data(dimension, scenario)
+        items = self.items_at(dimension, scenario, keys)
         decoding = self.decoding(dimension, data)
-        responses = self._generate(handle, f"{dimension.name}/{scenario}", self.prompts(handle, data.items), decoding)
-        outcomes = dimension.score_items(data.items, responses)
+        responses = self._generate(handle, f"{dimension.name}/{scenario}", self.prompts(handle, items), decoding)
+        outcomes = dimension.score_items(items, responses)
         columns = outcome_columns(outcomes)
         run = ScenarioRun(
             dimension=dimension.name,
             scenario=scenario,
             model=handle.name,
             fingerprint=handle.fingerprint,
-            items=data.items,
+            items=items,
             responses=tuple(tuple(r) for r in responses),
             outcomes=tuple(outcomes),
             score=dimension.metric(columns),
@@ -186,13 +201,12 @@ class Evaluator:
             refusal_metric=dimension.refusal_metric,
             backend=self.engine(handle).backend,
         )
-        write_records(
-            self.settings.report_dir / "records" / _safe(handle.name) / dimension.name / f"{_safe(scenario)}.jsonl",
-            self.record_header(run),
-            data.items,
-            responses,
-            outcomes,
-        )
+        folder = self.settings.report_dir / "records" / _safe(handle.name) / dimension.name
+        records = folder / f"{_safe(scenario)}.jsonl"
+        if len(items) >= self._written.get(str(records), 0):
+            # Dense stops at different looks for different variants: keep its largest run on disk.
+            write_records(records, self.record_header(run), items, responses, outcomes)
+            self._written[str(records)] = len(items)
         self._runs[key] = run
         return run
 

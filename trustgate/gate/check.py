@@ -8,14 +8,16 @@ module knows nothing of pytest or of how variants are built (it is given a funct
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from trustgate.dimensions.base import Dimension
 from trustgate.evaluation.evaluator import Evaluator, ScenarioRun
-from trustgate.gate.compare import OVERALL, Comparison, compare, compare_seeds
-from trustgate.gate.policy import Thresholds
+from trustgate.gate.compare import OVERALL, Comparison, compare, compare_seeds, refusal_rise_interval
+from trustgate.gate.policy import ResolvedPolicy, Thresholds
 from trustgate.gate.seeds import group_of
+from trustgate.gate.stats import Interval
 from trustgate.models import ModelHandle
 from trustgate.util.errors import MissingDataError
 
@@ -32,6 +34,34 @@ class NoData(MissingDataError):
     """Not one scenario of the check has data."""
 
 
+Look = dict[str, int]  # sample keys per scenario
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Where the sequential run of a (dimension, variant) stopped: the look whose items every
+    check of it is judged on, and, for an early stop, what was clear and at what confidence."""
+
+    look: Look
+    note: str | None = None
+    confidence: float | None = None
+
+
+def interim_decision(comparison: Comparison, refusal_rise: Interval) -> str | None:
+    """At an interim look: "FAIL" when the data prove a drop (or refusal rise) beyond the bound,
+    "PASS" when they prove both within it, None (look further) otherwise. A check that cannot
+    tell (the base model does not answer, too few items) always looks further."""
+    if comparison.inconclusive:
+        return None
+    drop, margin = comparison.drop_interval, comparison.margin
+    if drop.low > margin or refusal_rise.low > comparison.max_refusal_rise:
+        return "FAIL"
+    floor_ok = comparison.floor is None or comparison.variant_score >= comparison.floor
+    if drop.high <= margin and refusal_rise.high <= comparison.max_refusal_rise and floor_ok:
+        return "PASS"
+    return None
+
+
 @dataclass
 class GateCheck:
     evaluator: Evaluator
@@ -40,6 +70,9 @@ class GateCheck:
     variant_model: Callable[[str], ModelHandle]
     seed_groups: Mapping[str, tuple[str, ...]]
     worst_seed: bool = False
+    # The checks the run selected, per dimension: scenario ids and/or OVERALL. None: all of them.
+    selected: Mapping[str, frozenset[str]] | None = None
+    _stops: dict[tuple[str, str, tuple[str, ...]], Stop] = field(default_factory=dict, init=False, repr=False)
 
     def available(self, dimension: Dimension, scenario: str) -> tuple[list[str], dict[str, str]]:
         """The scenarios of the check that have data, and why the others have none."""
@@ -53,19 +86,89 @@ class GateCheck:
                 missing[name] = str(exc)
         return available, missing
 
-    def runs(self, dimension: Dimension, scenarios: list[str], model: ModelHandle) -> dict[str, ScenarioRun]:
-        return {name: self.evaluator.run(dimension, name, model) for name in scenarios}
+    def runs(
+        self, dimension: Dimension, scenarios: list[str], model: ModelHandle, look: Look | None = None
+    ) -> dict[str, ScenarioRun]:
+        return {name: self.evaluator.run(dimension, name, model, (look or {}).get(name)) for name in scenarios}
+
+    def _overall_selected(self, dimension: Dimension) -> bool:
+        return self.selected is None or OVERALL in self.selected.get(dimension.name, frozenset({OVERALL}))
+
+    def _scope(self, dimension: Dimension) -> tuple[str, ...]:
+        """The scenarios whose combined score decides when to stop: every one with data when the
+        dimension's overall check runs, else the selected scenarios."""
+        available, _ = self.available(dimension, OVERALL)
+        if self._overall_selected(dimension):
+            return tuple(available)
+        chosen = self.selected.get(dimension.name, frozenset()) if self.selected else frozenset()
+        return tuple(name for name in available if name in chosen) or tuple(available)
+
+    def _looks(self, dimension: Dimension, scope: tuple[str, ...], policy: ResolvedPolicy) -> list[Look]:
+        """The looks of the sequential run, the last one the whole selection. An interim look
+        where a scenario would have fewer than `min_look_items` items, or no more keys than the
+        look before, is skipped: a metric on a handful of items (fairness needs a few parsed
+        answers per group) says nothing, and a look that judges nothing only spends alpha."""
+        keys = {name: self.evaluator.key_count(dimension, name) for name in scope}
+        looks: list[Look] = []
+        for fraction in policy.looks:
+            look = {name: max(1, math.ceil(fraction * count)) for name, count in keys.items()}
+            if fraction < 1.0:
+                fewest = min(len(self.evaluator.items_at(dimension, name, n)) for name, n in look.items())
+                if fewest < policy.min_look_items or (looks and look == looks[-1]) or look == keys:
+                    continue
+            looks.append(look)
+        return looks
+
+    def stop(self, dimension: Dimension, variant: str) -> Stop:
+        """Run the (dimension, variant) in looks and stop at the first that is clear either way.
+
+        Interim looks spend `interim_alpha` evenly (Bonferroni over the looks), so stopping
+        early adds at most that to the chance of a wrong verdict; the last look is judged as a
+        run without looks would be. Seed groups are judged on every item (no interim looks).
+        """
+        scope = self._scope(dimension)
+        memo = (dimension.name, variant, scope)
+        if memo in self._stops:
+            return self._stops[memo]
+        judged = OVERALL if len(scope) > 1 or self._overall_selected(dimension) else scope[0]
+        policy = self.thresholds.policy(dimension.name, None if judged == OVERALL else judged, judged_alone=True)
+        looks = self._looks(dimension, scope, policy)
+        stop = Stop(looks[-1])
+        if len(looks) > 1 and variant not in self.seed_groups:
+            confidence = 1.0 - policy.interim_alpha / (len(looks) - 1)
+            interim = policy.model_copy(update={"confidence": confidence})
+            total = sum(len(self.evaluator.items_at(dimension, name)) for name in scope)
+            for number, look in enumerate(looks[:-1], start=1):
+                dense = self.runs(dimension, list(scope), self.base_model, look)
+                compressed = self.runs(dimension, list(scope), self.variant_model(variant), look)
+                comparison = compare(dimension, judged, dense, compressed, interim)
+                decision = interim_decision(comparison, refusal_rise_interval(dimension, dense, compressed, interim))
+                if decision:
+                    stop = Stop(
+                        look,
+                        f"stopped early at look {number} of {len(looks)} ({comparison.n_items} of {total} items): "
+                        f"{decision} clear at {confidence:.1%} confidence",
+                        confidence,
+                    )
+                    break
+        self._stops[memo] = stop
+        return stop
 
     def check(self, dimension: Dimension, scenario: str, variant: str) -> CheckResult:
         """Score dense and variant on the same items and judge the drop; NoData when nothing can be scored."""
         available, missing = self.available(dimension, scenario)
         if not available:
             raise NoData(f"{dimension.name}/{scenario}", "no data", "; ".join(missing.values()))
-        policy = self.thresholds.policy(dimension.name, None if scenario == OVERALL else scenario)
-        dense = self.runs(dimension, available, self.base_model)
+        alone = scenario != OVERALL and not self._overall_selected(dimension)
+        policy = self.thresholds.policy(dimension.name, None if scenario == OVERALL else scenario, judged_alone=alone)
+        stop = self.stop(dimension, variant)
+        if stop.note and (scenario == OVERALL or alone):
+            policy = policy.model_copy(update={"confidence": stop.confidence})  # the stopping check's own verdict
+        dense = self.runs(dimension, available, self.base_model, stop.look)
         if variant in self.seed_groups:
             seeds = {
-                name: self.runs(dimension, available, self.variant_model(name)) for name in self.seed_groups[variant]
+                name: self.runs(dimension, available, self.variant_model(name), stop.look)
+                for name in self.seed_groups[variant]
             }
             comparison = compare_seeds(dimension, scenario, variant, dense, seeds, policy, self.worst_seed)
             worst = min(comparison.seeds, key=lambda seed: seed[1])[0]  # the lowest-scoring seed
@@ -74,8 +177,10 @@ class GateCheck:
             if group_of(variant, self.seed_groups):
                 # One seed of a group: reported, but the group's test carries the verdict.
                 policy = policy.model_copy(update={"tier": "informational"})
-            compressed = self.runs(dimension, available, self.variant_model(variant))
+            compressed = self.runs(dimension, available, self.variant_model(variant), stop.look)
             comparison = compare(dimension, scenario, dense, compressed, policy)
+        if stop.note:
+            comparison = dataclasses.replace(comparison, stopped=stop.note)
         if missing:
             note = "missing scenarios: " + ", ".join(sorted(missing))
             comparison = dataclasses.replace(comparison, partial="; ".join(p for p in (comparison.partial, note) if p))

@@ -26,7 +26,7 @@ from trustgate.gate.stats import (
     seed_spread,
 )
 
-__all__ = ["OVERALL", "Comparison", "compare", "compare_seeds"]
+__all__ = ["OVERALL", "Comparison", "compare", "compare_seeds", "refusal_rise_interval"]
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,8 @@ class Comparison:
     seeds: tuple[tuple[str, float, float], ...] = ()  # (variant, score, refusal %) per seed
     seed_sd: float | None = None
     inconclusive: str | None = None  # why the items cannot tell (then neither PASS nor FAIL)
-    detectable_drop: float = float("nan")  # smallest true drop detected with 80% power at this n
+    detectable_drop: float = float("nan")  # smallest true drop this rule fails with 80% power at this n
+    stopped: str | None = None  # the check's items came from an early look of a sequential run
 
     @property
     def refusal_rise(self) -> float:
@@ -103,6 +104,8 @@ class Comparison:
         )
         if self.inconclusive:
             text += f"; INCONCLUSIVE: {self.inconclusive}"
+        if self.stopped:
+            text += f"; {self.stopped}"
         if self.seeds:
             text += f"; judged on the {self.judged}, seed sd {self.seed_sd:.2f}"
         if self.partial:
@@ -147,10 +150,14 @@ def _mcnemar(dense: Mapping[str, ScenarioRun], variant: Mapping[str, ScenarioRun
     return None
 
 
+def _score_failure(policy: ResolvedPolicy, drop: float, interval: Interval) -> str | None:
+    if decide(policy.rule, drop, interval, policy.margin):
+        return None
+    return f"drop {drop:.2f} exceeds margin {policy.margin:.2f} under rule {policy.rule}"
+
+
 def _failures(policy: ResolvedPolicy, drop: float, interval: Interval, score: float, refusal_rise: float) -> list[str]:
-    failures = []
-    if not decide(policy.rule, drop, interval, policy.margin):
-        failures.append(f"drop {drop:.2f} exceeds margin {policy.margin:.2f} under rule {policy.rule}")
+    failures = [failure] if (failure := _score_failure(policy, drop, interval)) else []
     if policy.floor is not None and score < policy.floor:
         failures.append(f"variant score {score:.2f} below floor {policy.floor:.2f}")
     if refusal_rise > policy.max_refusal_rise:
@@ -170,14 +177,46 @@ def _base_answer_rate(dimension: Dimension, dense: Mapping[str, ScenarioRun]) ->
     return float(100.0 * (1.0 - np.mean(refusals))) if refusals.size else 0.0
 
 
-def _inconclusive(dimension: Dimension, dense: Mapping[str, ScenarioRun], policy: ResolvedPolicy) -> str | None:
+def _inconclusive(
+    dimension: Dimension,
+    dense: Mapping[str, ScenarioRun],
+    policy: ResolvedPolicy,
+    interval: Interval,
+    detectable: float,
+    failed: bool,
+) -> str | None:
+    """Why the check cannot tell, or None. The base model not answering wins over everything;
+    too few items only replaces a PASS (`failed`: the rule, the floor or the refusal bound
+    already failed the check, a finding in itself)."""
     answered = _base_answer_rate(dimension, dense)
     if answered is not None and answered < policy.min_base_answer_rate - 1e-9:  # 4 of 40 is 10%, not 9.99...
         return (
             f"the base model does not answer this scenario (scorable answers {answered:.1f}% of items, "
             f"at least {policy.min_base_answer_rate:.1f}% needed); nothing the variant does can be compared"
         )
+    straddles = interval.low <= policy.margin < interval.high
+    if straddles and not failed and policy.margin > 0 and detectable > 2 * policy.margin:
+        return (
+            f"too few items to tell: the interval {interval} holds the margin {policy.margin:.2f}, and at this n "
+            f"rule {policy.rule} would catch only a drop of {detectable:.2f} (80% power), more than twice the "
+            "margin; raise --limit or use --profile release"
+        )
     return None
+
+
+def refusal_rise_interval(
+    dimension: Dimension, dense: Mapping[str, ScenarioRun], variant: Mapping[str, ScenarioRun], policy: ResolvedPolicy
+) -> Interval:
+    """Paired bootstrap interval of the refusal/no-answer rise (variant - dense, points), the
+    scenarios combined as their scores are."""
+
+    def refusal(strata: Mapping[str, Mapping[str, np.ndarray]]) -> float:
+        rates = {name: dimension.refusal_metric(columns) for name, columns in strata.items()}
+        return float(dimension.combine(rates))
+
+    args = {"resamples": policy.bootstrap_resamples, "confidence": policy.confidence, "seed": policy.seed}
+    fall = paired_bootstrap_drop(refusal, _strata(dense), _strata(variant), **args)  # dense - variant
+    return Interval(-fall.high, -fall.low, fall.confidence)
 
 
 def _passed(failures: Sequence[str], inconclusive: str | None, policy: ResolvedPolicy) -> bool:
@@ -205,7 +244,8 @@ def compare(
     drop_interval = paired_bootstrap_drop(statistic, dense_strata, variant_strata, **args)
     dense_refusal, variant_refusal = _refusal(dimension, dense), _refusal(dimension, variant)
     failures = _failures(policy, drop, drop_interval, variant_score, variant_refusal - dense_refusal)
-    inconclusive = _inconclusive(dimension, dense, policy)
+    detectable = detectable_drop(drop_interval, policy.rule, policy.margin)
+    inconclusive = _inconclusive(dimension, dense, policy, drop_interval, detectable, bool(failures))
     first_dense, first_variant = next(iter(dense.values())), next(iter(variant.values()))
     return Comparison(
         dimension=dimension.name,
@@ -233,7 +273,7 @@ def compare(
         dense_fingerprint=first_dense.fingerprint,
         variant_fingerprint=first_variant.fingerprint,
         inconclusive=inconclusive,
-        detectable_drop=detectable_drop(drop_interval),
+        detectable_drop=detectable,
     )
 
 
@@ -289,6 +329,8 @@ def compare_seeds(
         drop, mcnemar = worst.dense_score - score, None
         variant_interval = _seed_mean_interval(statistic, strata, args)
     failures = _failures(policy, drop, drop_interval, score, refusal - worst.dense_refusal)
+    detectable = detectable_drop(drop_interval, policy.rule, policy.margin)
+    inconclusive = _inconclusive(dimension, dense, policy, drop_interval, detectable, bool(failures))
     spread = seed_spread([c.variant_score for c in per_seed.values()])
     return dataclasses.replace(
         worst,
@@ -298,12 +340,13 @@ def compare_seeds(
         drop=drop,
         drop_interval=drop_interval,
         variant_refusal=refusal,
-        passed=_passed(failures, worst.inconclusive, policy),
+        passed=_passed(failures, inconclusive, policy),
+        inconclusive=inconclusive,
         failures=tuple(failures),
         mcnemar_p=mcnemar,
         variant_fingerprint="",
         judged=f"worst seed ({worst.variant})" if worst_seed else f"mean of {spread.n} seeds",
         seeds=tuple((name, c.variant_score, c.variant_refusal) for name, c in per_seed.items()),
         seed_sd=spread.sd,
-        detectable_drop=detectable_drop(drop_interval),
+        detectable_drop=detectable,
     )

@@ -10,8 +10,9 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from trustgate.dimensions.registry import NAMES
 from trustgate.evaluation.profiles import EvaluationSize, Profile, check_dimension_names
 from trustgate.evaluation.profiles import Strict as _Strict
 from trustgate.util.errors import TrustgateError
@@ -28,6 +29,7 @@ class ScenarioPolicy(_Strict):
 
 class DimensionPolicy(ScenarioPolicy):
     tier: Literal["blocking", "informational"] = "blocking"
+    scenario_checks: Literal["informational", "blocking"] | None = None
     required: bool = True  # a selected test of it skipped for missing data fails the session
     scenarios: dict[str, ScenarioPolicy] = Field(default_factory=dict)
 
@@ -42,6 +44,19 @@ class GateDefaults(_Strict):
     worst_seed: bool = False
     inconclusive: Literal["fail", "warn"] = "fail"
     min_base_answer_rate: float = Field(default=10.0, ge=0, le=100)
+    scenario_checks: Literal["informational", "blocking"] = "informational"
+    multiplicity: Literal["bonferroni", "none"] = "bonferroni"
+    family_alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    looks: tuple[float, ...] = (1.0,)
+    interim_alpha: float = Field(default=0.01, gt=0, lt=0.5)
+    min_look_items: int = Field(default=10, ge=1)
+
+    @field_validator("looks")
+    @classmethod
+    def _looks_end_at_the_whole_run(cls, looks: tuple[float, ...]) -> tuple[float, ...]:
+        if not looks or looks[-1] != 1.0 or any(not 0 < f <= 1 for f in looks) or list(looks) != sorted(set(looks)):
+            raise ValueError("looks must be increasing fractions in (0, 1] ending with 1.0, e.g. [0.25, 0.5, 1.0]")
+        return looks
 
 
 class ResolvedPolicy(_Strict):
@@ -57,6 +72,9 @@ class ResolvedPolicy(_Strict):
     seed: int
     inconclusive: Literal["fail", "warn"] = "fail"
     min_base_answer_rate: float = 10.0
+    looks: tuple[float, ...] = (1.0,)
+    interim_alpha: float = 0.01
+    min_look_items: int = 10
 
 
 class Thresholds(_Strict):
@@ -69,7 +87,13 @@ class Thresholds(_Strict):
         check_dimension_names(self.dimensions, "dimensions")
         return self
 
-    def policy(self, dimension: str, scenario: str | None = None) -> ResolvedPolicy:
+    def policy(self, dimension: str, scenario: str | None = None, judged_alone: bool = False) -> ResolvedPolicy:
+        """The settings of one check: a scenario (`scenario`) or the dimension overall (None).
+
+        A scenario check is informational under `scenario_checks = "informational"` unless it is
+        `judged_alone` (its dimension's overall check is not in the run, so nothing else gates it).
+        Blocking checks share the family-wise error `family_alpha` under `multiplicity = "bonferroni"`.
+        """
         dim = self.dimensions.get(dimension, DimensionPolicy())
         scen = dim.scenarios.get(scenario, ScenarioPolicy()) if scenario else ScenarioPolicy()
 
@@ -80,18 +104,38 @@ class Thresholds(_Strict):
                     return value
             return getattr(self.gate, field, None)
 
+        tier = dim.tier
+        scenario_checks = dim.scenario_checks or self.gate.scenario_checks
+        if scenario is not None and not judged_alone and scenario_checks == "informational":
+            tier = "informational"
         return ResolvedPolicy(
             margin=pick("margin"),
             floor=pick("floor"),
             rule=pick("rule"),
             max_refusal_rise=pick("max_refusal_rise"),
-            tier=dim.tier,
-            confidence=self.gate.confidence,
+            tier=tier,
+            confidence=self.check_confidence(),
             bootstrap_resamples=self.gate.bootstrap_resamples,
             seed=self.gate.seed,
             inconclusive=self.gate.inconclusive,
             min_base_answer_rate=self.gate.min_base_answer_rate,
+            looks=self.gate.looks,
+            interim_alpha=self.gate.interim_alpha,
+            min_look_items=self.gate.min_look_items,
         )
+
+    def family_size(self) -> int:
+        """The blocking dimensions: one overall check each is the family a variant is judged on."""
+        return sum(1 for name in NAMES if self.dimensions.get(name, DimensionPolicy()).tier == "blocking")
+
+    def check_confidence(self) -> float:
+        """The two-sided confidence of a check's interval: `confidence`, or under Bonferroni the one
+        whose lower end is the one-sided level family_alpha / (blocking dimensions) bound."""
+        if self.gate.multiplicity == "none" or self.family_size() == 0:
+            return self.gate.confidence
+        from trustgate.gate.multiplicity import bonferroni_alpha, two_sided_confidence
+
+        return two_sided_confidence(bonferroni_alpha(self.gate.family_alpha, self.family_size()))
 
     def required(self, dimension: str) -> bool:
         return self.dimensions.get(dimension, DimensionPolicy()).required

@@ -153,16 +153,37 @@ def is_binary(values: np.ndarray) -> bool:
     return bool(np.all((values == 0) | (values == 1)))
 
 
-def detectable_drop(interval: Interval, power: float = 0.8) -> float:
-    """The smallest true drop the run's items detect with `power` at the interval's confidence
-    (normal approximation: the bootstrap interval's width gives the standard error)."""
-    from statistics import NormalDist
-
+def standard_error(interval: Interval) -> float:
+    """The normal-approximation standard error behind a two-sided percentile interval."""
     if not (math.isfinite(interval.low) and math.isfinite(interval.high)):
         return float("nan")
-    z = NormalDist().inv_cdf((1 + interval.confidence) / 2)
-    standard_error = (interval.high - interval.low) / (2 * z)
-    return float((z + NormalDist().inv_cdf(power)) * standard_error)
+    return float((interval.high - interval.low) / (2 * _normal_quantile((1 + interval.confidence) / 2)))
+
+
+def _normal_quantile(p: float) -> float:
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(p)
+
+
+def detectable_drop(interval: Interval, rule: str = "point", margin: float = 0.0, power: float = 0.8) -> float:
+    """The smallest true drop that `rule` FAILS with probability `power` at this run's items.
+
+    Normal approximation, the bootstrap interval's width giving the standard error SE:
+    point fails when the estimate exceeds the margin, so d = margin + z_power * SE;
+    drop_proven needs the lower end above it, d = margin + (z_c + z_power) * SE;
+    safety_proven fails unless the upper end is below it, d = margin - (z_c - z_power) * SE
+    (z_c the interval's one-sided quantile). With margin 0 and drop_proven this is the classic
+    minimum detectable effect of a test against zero.
+    """
+    se = standard_error(interval)
+    if not math.isfinite(se):
+        return float("nan")
+    z_c, z_power = _normal_quantile((1 + interval.confidence) / 2), _normal_quantile(power)
+    offsets = {"point": 0.0, "drop_proven": z_c, "safety_proven": -z_c}
+    if rule not in offsets:
+        raise ValueError(f"unknown decision rule {rule!r}")
+    return float(margin + (offsets[rule] + z_power) * se)
 
 
 def decide(rule: str, drop: float, interval: Interval, margin: float) -> bool:

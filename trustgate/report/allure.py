@@ -60,7 +60,8 @@ def score_table_html(c: Comparison) -> str:
         ("items (paired)", str(c.n_items)),
         ("judged on", c.judged),
         ("verdict", c.verdict + "".join(f"; {html.escape(f)}" for f in (*c.failures, *filter(None, [c.inconclusive])))),
-        ("detectable drop (80% power at this n)", f"{c.detectable_drop:.2f} points"),
+        ("detectable drop (the smallest the rule fails with 80% power at this n)", f"{c.detectable_drop:.2f} points"),
+        ("early stopping", html.escape(c.stopped) if c.stopped else "ran every look"),
     ]
     if c.partial:
         facts.append(("partial", html.escape(c.partial)))

@@ -38,7 +38,7 @@ class RunSummary:
     def table_lines(self) -> list[str]:
         header = (
             f"{'dimension/scenario':<34} {'variant':<18} {'dense':>7} {'variant':>7} {'drop':>7} "
-            f"{'95% CI':>17} {'refusal d/v %':>14} {'allowed':>7} {'detect':>7}  verdict"
+            f"{'drop CI':>17} {'refusal d/v %':>14} {'allowed':>7} {'detect':>7} {'n':>5}  verdict"
         )
         lines = [header, "-" * len(header)]
         for c in sorted(self.comparisons, key=lambda c: (c.dimension, c.scenario, c.variant)):
@@ -47,13 +47,16 @@ class RunSummary:
                 verdict += f" ({c.judged})"
             if c.partial:
                 verdict += " (partial)"
+            if c.stopped:
+                verdict += " (stopped early)"
             interval = c.drop_interval
             lines.append(
                 f"{c.dimension + '/' + c.scenario:<34} {c.variant:<18} {c.dense_score:7.2f} "
                 f"{c.variant_score:7.2f} {c.drop:+7.2f} [{interval.low:6.2f},{interval.high:6.2f}] "
-                f"{c.dense_refusal:6.1f}/{c.variant_refusal:<6.1f} {c.margin:7.2f} {c.detectable_drop:7.2f}  {verdict}"
+                f"{c.dense_refusal:6.1f}/{c.variant_refusal:<6.1f} {c.margin:7.2f} {c.detectable_drop:7.2f} "
+                f"{c.n_items:5d}  {verdict}"
             )
-            lines.extend(f"    {reason}" for reason in (*c.failures, *([c.inconclusive] if c.inconclusive else [])))
+            lines.extend(f"    {reason}" for reason in (*c.failures, *filter(None, [c.inconclusive, c.stopped])))
         return lines
 
     def overall_scores(self) -> dict[str, dict[str, dict[str, float]]]:

@@ -1,0 +1,141 @@
+"""Early stopping: a check runs in looks over growing prefixes of its items and stops when the
+answer is clear, with the scenario checks judged on the same items as their dimension."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.synthetic import handle, make_dimension, make_items, make_run
+from trustgate.dimensions.base import Item
+from trustgate.evaluation.evaluator import select_items
+from trustgate.gate.check import GateCheck
+from trustgate.gate.compare import OVERALL
+from trustgate.gate.policy import Thresholds
+
+N = 40  # items per scenario; two scenarios
+DIMENSION = make_dimension("stereotype", scenarios=("a", "b"), n=N)
+ALL_RIGHT = [1.0] * N
+# Item scores per model and scenario. "wrecked" loses every item (the score, not the refusal
+# rate: its wrong answers are not refusals here); "borderline" loses half of 3 items in 40 in
+# each scenario, one in each look.
+BORDERLINE = [0.5 if index in (0, 13, 26) else 1.0 for index in range(N)]
+BEHAVIOUR = {
+    "dense": {"a": ALL_RIGHT, "b": ALL_RIGHT},
+    "same": {"a": ALL_RIGHT, "b": ALL_RIGHT},
+    "wrecked": {"a": [0.5] * N, "b": [0.5] * N},
+    "borderline": {"a": BORDERLINE, "b": BORDERLINE},
+}
+
+
+class CountingEvaluator:
+    """Serves BEHAVIOUR's runs on prefixes of the items and counts the items each model generated."""
+
+    def __init__(self) -> None:
+        self.generated: dict[str, int] = {}
+        self._seen: set[tuple[str, str, str, int]] = set()
+
+    def scenario_data(self, dimension, scenario):
+        return dimension.load(None, scenario)
+
+    def key_count(self, dimension, scenario):
+        return len(self.scenario_data(dimension, scenario).items)
+
+    def items_at(self, dimension, scenario, keys=None):
+        return self.scenario_data(dimension, scenario).items[:keys]
+
+    def run(self, dimension, scenario, model, keys=None):
+        scores = BEHAVIOUR[model.name][scenario][:keys]
+        for index in range(len(scores)):  # the generation cache: an item is generated once
+            if (model.name, dimension.name, scenario, index) not in self._seen:
+                self._seen.add((model.name, dimension.name, scenario, index))
+                self.generated[model.name] = self.generated.get(model.name, 0) + 1
+        return make_run(dimension, scenario, model.name, scores)
+
+
+def gate(selected=None, **gate_keys) -> tuple[GateCheck, CountingEvaluator]:
+    raw = {
+        "gate": {"margin": 5.0, "max_refusal_rise": 100.0, "bootstrap_resamples": 1000,
+                 "looks": [0.25, 0.5, 1.0], "min_look_items": 10, **gate_keys},
+        "profiles": {},
+    }  # fmt: skip
+    evaluator = CountingEvaluator()
+    check = GateCheck(
+        evaluator=evaluator,
+        thresholds=Thresholds.model_validate(raw),
+        base_model=handle("dense"),
+        variant_model=handle,
+        seed_groups={},
+        selected=selected,
+    )
+    return check, evaluator
+
+
+def test_a_wrecked_variant_fails_at_the_first_look():
+    check, evaluator = gate()
+    overall = check.check(DIMENSION, OVERALL, "wrecked").comparison
+    assert overall.verdict == "FAIL" and overall.n_items == 20  # 10 of 40 keys in each scenario
+    assert overall.stopped.startswith("stopped early at look 1 of 3 (20 of 80 items): FAIL clear")
+    assert evaluator.generated == {"dense": 20, "wrecked": 20}
+
+
+def test_a_variant_identical_to_dense_passes_without_running_every_item():
+    check, evaluator = gate()
+    overall = check.check(DIMENSION, OVERALL, "same").comparison
+    assert overall.verdict == "PASS" and "PASS clear at 99.5% confidence" in overall.stopped
+    assert evaluator.generated["same"] < 2 * N
+
+
+def test_an_unclear_variant_runs_every_look_and_is_judged_as_without_looks():
+    check, evaluator = gate()
+    overall = check.check(DIMENSION, OVERALL, "borderline").comparison
+    assert overall.stopped is None and overall.n_items == 2 * N
+    without_looks, _ = gate(looks=[1.0])
+    assert without_looks.check(DIMENSION, OVERALL, "borderline").comparison == overall
+    assert evaluator.generated == {"dense": 2 * N, "borderline": 2 * N}
+
+
+def test_scenario_checks_are_judged_on_the_items_their_dimension_stopped_at():
+    check, evaluator = gate()
+    scenario = check.check(DIMENSION, "a", "wrecked").comparison
+    assert scenario.n_items == 10 and scenario.stopped and scenario.tier == "informational"
+    assert scenario.passed  # informational: the overall check carries the verdict
+    assert check.check(DIMENSION, OVERALL, "wrecked").comparison.n_items == 20
+    assert evaluator.generated == {"dense": 20, "wrecked": 20}  # one sequential run for both
+
+
+def test_a_scenario_selected_alone_is_judged_alone_and_blocks():
+    check, evaluator = gate(selected={"stereotype": frozenset({"a"})})
+    scenario = check.check(DIMENSION, "a", "wrecked").comparison
+    assert scenario.tier == "blocking" and scenario.verdict == "FAIL"
+    assert evaluator.generated == {"dense": 10, "wrecked": 10}  # the first look of a alone; b never runs
+
+
+def test_interim_looks_too_small_to_judge_are_skipped():
+    check, _ = gate(min_look_items=25)  # the looks of 10 and 20 items per scenario are skipped
+    overall = check.check(DIMENSION, OVERALL, "wrecked").comparison
+    assert overall.stopped is None and overall.n_items == 2 * N
+
+
+def test_scenario_checks_block_when_the_policy_says_so():
+    check, _ = gate(scenario_checks="blocking")
+    assert not check.check(DIMENSION, "a", "wrecked").comparison.passed
+
+
+@st.composite
+def items_with_shared_keys(draw) -> tuple[Item, ...]:
+    keys = draw(st.lists(st.integers(0, 30), min_size=1, max_size=60))
+    return tuple(Item(id=f"i{i}", messages=(("user", "q"),), sample_key=f"k{k}") for i, k in enumerate(keys))
+
+
+@given(items_with_shared_keys(), st.integers(1, 40), st.integers(1, 40))
+def test_a_smaller_look_is_a_prefix_of_a_larger_one(items, small, large):
+    small, large = min(small, large), max(small, large)
+    assert select_items(select_items(items, large), small) == select_items(items, small)
+    assert {i.id for i in select_items(items, small)} <= {i.id for i in select_items(items, large)}
+
+
+def test_the_selection_keeps_the_items_of_a_key_together():
+    items = make_items("a", 6)
+    assert select_items(items, 3) == select_items(items, 3)  # deterministic
+    assert len(select_items(items, 3)) == 3
