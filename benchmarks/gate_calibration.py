@@ -1254,6 +1254,16 @@ def new_candidates(settings: GateSettings) -> list[Policy]:
                 look_minimum="per_scenario",
             )
         )
+    base = next(p for p in out if p.key == "point_bonf_looks")
+    out.append(
+        dataclasses.replace(
+            base,
+            key="point_bonf_looks_per_scenario10",
+            label=base.label + ", >= 10 items per scenario",
+            look_minimum="per_scenario",
+            min_look_items=10,
+        )
+    )
     return out
 
 
@@ -1674,9 +1684,9 @@ def print_candidates_table(summaries: Sequence[Summary], result: SimulationResul
         ("items generated at 2x margin", lambda s, d: s.items[d][two]),
     ):
         print(f"\n[{result.profile}] per dimension: {title}")
-        print(f"  {'dimension':20s}" + "".join(f"{s.policy.key[:18]:>19s}" for s in summaries))
-        for d in dims:
-            print(f"  {d:20s}" + "".join(f"{_pct(pick(s, d)):>19s}" for s in summaries))
+        print(f"  {'policy':34s}" + "".join(f"{d[:17]:>18s}" for d in dims))
+        for sm in summaries:
+            print(f"  {sm.policy.key:34s}" + "".join(f"{_pct(pick(sm, d)):>18s}" for d in dims))
 
 
 def print_power_table(summary: Summary, result: SimulationResult) -> None:
@@ -1736,7 +1746,7 @@ def prepare_all(pools: Sequence[Pool]) -> dict[str, list[Prepared]]:
     return prepared
 
 
-RECOMMENDED = "drop_proven_bonf_looks"  # the candidate the calibration recommends (docs/calibration.md)
+RECOMMENDED = "point_bonf_looks_per_scenario"  # the candidate the calibration recommends (docs/calibration.md)
 UNPAIRED_CHURN = 0.2  # a dimension with no paired variant in the pool (more than gptq4 showed where measured)
 
 
@@ -2076,7 +2086,7 @@ def validate_looks(args: argparse.Namespace) -> None:
             )
     if args.docs:
         section = (
-            f"`{name}`, ci sizes, churn {churn[name]:.3f}: simulation {args.replicates} replicates x "
+            f"`{name}` (pool `{source}`), ci sizes, churn {churn[name]:.3f}: simulation {args.replicates} replicates x "
             f"{args.resamples} resamples ({result.seconds:.0f} s; interim looks: normal approximation from "
             f"{args.interim_resamples} resamples) / exact, compare() {args.validate_replicates} replicates x "
             f"{args.resamples} resamples ({seconds:.0f} s). Cells: simulated / compare().\n\n"
@@ -2473,16 +2483,18 @@ def markdown_sections(results, summaries, churn, prepared, grown, sweep, setting
             )
         )
         dims = list(chosen[0].power) if chosen else []
-        rows = []
-        for d in dims:
-            rows.append(
-                [d, str(result.checks[result.index(dimension=d, overall=True)[0]].n_items)]
-                + [
-                    f"{_mpct(sm.power[d][two])} / {_mpct(sm.inconclusive[d][two])} / {_mpct(sm.items[d][zero])}"
-                    for sm in chosen
-                ]
-            )
-        out[f"dimensions-{profile}"] = _md_table(["dimension", "items"] + [f"`{sm.policy.key}`" for sm in chosen], rows)
+        rows = [
+            [f"`{sm.policy.key}`"]
+            + [
+                f"{_mpct(sm.power[d][two])} / {_mpct(sm.inconclusive[d][two])} / {_mpct(sm.items[d][zero])}"
+                for d in dims
+            ]
+            for sm in chosen
+        ]
+        items_row = [str(result.checks[result.index(dimension=d, overall=True)[0]].n_items) for d in dims]
+        out[f"dimensions-{profile}"] = _md_table(
+            ["policy"] + [f"{d} ({n} items)" for d, n in zip(dims, items_row, strict=True)], rows
+        )
         rows = []
         for sm in summaries[profile]:
             rows.append([
@@ -2689,9 +2701,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--grow", default="", help="more policies to size the ci profile for, besides --recommend and the default"
     )
-    parser.add_argument("--sweep", default="0.05,0.15,0.3,0.5", help="churn values of the sensitivity sweep ('' none)")
-    parser.add_argument("--sweep-replicates", type=int, default=500)
-    parser.add_argument("--sweep-resamples", type=int, default=500)
+    parser.add_argument("--sweep", default="0.05,0.2,0.5", help="churn values of the sensitivity sweep ('' none)")
+    parser.add_argument("--sweep-replicates", type=int, default=400)
+    parser.add_argument("--sweep-resamples", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=WORKERS, help="processes: dimensions simulated in parallel")
     parser.add_argument("--json", default=None, help="also write the figures as JSON")
