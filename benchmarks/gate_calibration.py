@@ -68,7 +68,7 @@ EXTRACT_FORMAT = "trustgate-calibration-pool/1"
 MULTIPLIERS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)  # true drop, in units of the dimension's margin
 FAMILY_ALPHA = 0.05
 WORKERS = 2  # processes for simulate() (dimensions in parallel); --workers
-INTERIM_RESAMPLES = 250  # interim looks: normal approximation from this many resamples (0: percentiles)
+INTERIM_RESAMPLES = 0  # interim looks: 0 = percentiles of the full resamples; N = normal approximation from N
 
 
 # -- metric layouts: the columns a metric reads and how it groups items -------------------------
@@ -2025,11 +2025,15 @@ def validate_looks(args: argparse.Namespace) -> None:
     sizes = profile_sizes(mine, thresholds, "ci", args.release_sizes)
     multipliers = (0.0, 2.0)
     looks = looks_for(policies)
-    result = simulate(
-        mine, thresholds, "ci", sizes, churn, args.replicates, args.resamples, args.seed,
-        quantile_levels_for(policies), multipliers, looks=looks, interim_levels=interim_levels_for(policies),
-        interim_resamples=args.interim_resamples,
-    )  # fmt: skip
+    results = [
+        simulate(
+            mine, thresholds, "ci", sizes, churn, args.replicates, args.resamples, args.seed,
+            quantile_levels_for(policies), multipliers, looks=looks, interim_levels=interim_levels_for(policies),
+            interim_resamples=interim,
+        )
+        for interim in (0, args.interim_resamples or 250)
+    ]  # fmt: skip
+    result = results[0]
     print(f"validate looks {name}: pool {source}, churn {churn[name]:.3f}, ci sizes, true drop 0 and 2x margin")
     print(f"  simulation: {args.replicates} replicates x {args.resamples} resamples ({result.seconds:.0f} s)")
     preps = prepared[name]
@@ -2065,31 +2069,35 @@ def validate_looks(args: argparse.Namespace) -> None:
     print(f"  compare(): {args.validate_replicates} replicates x {args.resamples} resamples ({seconds:.0f} s)")
     print(f"  {'policy':28s} {'true drop':>9s} {'':>12s} {'FAIL':>7s} {'INCONCL.':>8s} {'PASS':>7s} {'items':>7s}")
     overall = result.index(dimension=name, overall=True)
-    rows = []
+    rows: list[list[str]] = []
+
+    def rates(res: SimulationResult, policy: Policy, level: int) -> tuple[float, ...]:
+        judged = judge(res, policy)
+        k = judged.checks.index(res.index(dimension=name, overall=True)[0])
+        generated = items_generated(res, policy, judged)[name]
+        fail, inc = judged.fail[level][:, k].mean(), judged.inconclusive[level][:, k].mean()
+        return fail, inc, 1 - fail - inc, generated[level].mean() / full
+
     for policy in policies:
-        judged = judge(result, policy)
-        k = judged.checks.index(overall[0])
-        generated = items_generated(result, policy, judged)[name]
         for level, multiplier in enumerate(multipliers):
-            fail = judged.fail[level][:, k]
-            inc = judged.inconclusive[level][:, k]
-            sim = (fail.mean(), inc.mean(), 1 - fail.mean() - inc.mean(), generated[level].mean() / full)
+            sim, sim_percentile = rates(results[0], policy, level), rates(results[1], policy, level)
             cell = counts[(policy.key, multiplier)]
             n = args.validate_replicates
             exact = (cell["FAIL"] / n, cell["INCONCLUSIVE"] / n, cell["PASS"] / n, cell["items"] / n)
             drop = result.checks[overall[0]].true_drop[level]
-            for label, values in (("simulated", sim), ("compare()", exact)):
+            for label, values in (("simulated", sim), ("normal", sim_percentile), ("compare()", exact)):
                 print(f"  {policy.key:28s} {drop:9.2f} {label:>12s} " + " ".join(f"{_pct(v):>7s}" for v in values))
             rows.append(
                 [f"`{policy.key}`", f"{drop:.2f}"]
-                + [f"{_mpct(a)} / {_mpct(b)}" for a, b in zip(sim, exact, strict=True)]
+                + [f"{_mpct(a)} / {_mpct(b)} / {_mpct(c)}" for a, b, c in zip(sim, sim_percentile, exact, strict=True)]
             )
     if args.docs:
         section = (
             f"`{name}` (pool `{source}`), ci sizes, churn {churn[name]:.3f}: simulation {args.replicates} replicates x "
-            f"{args.resamples} resamples ({result.seconds:.0f} s; interim looks: normal approximation from "
-            f"{args.interim_resamples} resamples) / exact, compare() {args.validate_replicates} replicates x "
-            f"{args.resamples} resamples ({seconds:.0f} s). Cells: simulated / compare().\n\n"
+            f"{args.resamples} resamples ({result.seconds:.0f} s) / exact, compare() {args.validate_replicates} "
+            f"replicates x {args.resamples} resamples ({seconds:.0f} s). Cells: simulated (percentile intervals at "
+            "every look, the default) / simulated with the interim looks' normal approximation from "
+            f"{args.interim_resamples or 250} resamples / compare().\n\n"
             + _md_table(["policy", "true drop", "FAIL", "INCONCLUSIVE", "PASS", "items generated"], rows)
         )
         _replace_sections(Path(args.docs), {f"validation-{name}": section})
@@ -2145,7 +2153,9 @@ def run_simulation(args: argparse.Namespace) -> None:
         sizes = profile_sizes(prepared, thresholds, profile, args.release_sizes)
         result = simulate(
             prepared, thresholds, profile, sizes, churn, replicates, resamples, args.seed + len(results), levels,
-            looks=looks, interim_levels=interim_levels, interim_resamples=args.interim_resamples,
+            looks=looks, interim_levels=interim_levels,
+            interim_resamples=resamples if profile == "release" and args.release_interval == "normal"
+            else args.interim_resamples,
             normal_final=profile == "release" and args.release_interval == "normal",
         )  # fmt: skip
         results[profile] = result
@@ -2682,7 +2692,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--interim-resamples", type=int, default=INTERIM_RESAMPLES,
-        help="interim looks: resamples of the normal approximation (0: percentiles of --resamples, slower)",
+        help="interim looks: 0 (default) percentiles of --resamples, as the last look; N: a normal approximation "
+        "from N resamples (faster, more conservative on small skewed looks)",
     )  # fmt: skip
     parser.add_argument("--release-sizes", choices=("embedded", "pool"), default="embedded")
     parser.add_argument("--churn", type=float, default=None, help="fixed churn instead of the estimate")
