@@ -1746,7 +1746,7 @@ def prepare_all(pools: Sequence[Pool]) -> dict[str, list[Prepared]]:
     return prepared
 
 
-RECOMMENDED = "point_bonf_looks_per_scenario"  # the candidate the calibration recommends (docs/calibration.md)
+RECOMMENDED = "point_bonf_looks_per_scenario10"  # the candidate the calibration recommends (docs/calibration.md)
 UNPAIRED_CHURN = 0.2  # a dimension with no paired variant in the pool (more than gptq4 showed where measured)
 
 
@@ -1961,9 +1961,12 @@ def exact_sequential_verdict(dimension, dense, variant, policy: Policy, threshol
 
     base = thresholds.policy(dimension.name)
     scenarios = list(dense)
-    interim = [
-        j for j, f in enumerate(policy.looks[:-1]) if sum(prefixes[s][j] for s in scenarios) >= policy.min_look_items
-    ]
+
+    def scope(j: int) -> int:
+        counts = [prefixes[s][j] for s in scenarios]
+        return sum(counts) if policy.look_minimum == "total" else min(counts)
+
+    interim = [j for j in range(len(policy.looks) - 1) if scope(j) >= policy.min_look_items]
 
     def refusal_statistic(strata):
         return float(dimension.combine({s: 100.0 * float(np.mean(c["refusal"])) for s, c in strata.items()}))
@@ -2679,6 +2682,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     mode.add_argument("--extract", nargs="+", metavar="DIR", help="write the compact pool from records folders")
     parser.add_argument("--records", nargs="+", metavar="DIR", help="records folders (default: the shipped extract)")
     parser.add_argument("--out", default=str(DEFAULT_EXTRACT), help="--extract: where to write")
+    parser.add_argument("--dimensions", default=None, help="--extract: only these dimensions (complete ones)")
     parser.add_argument("--pool", default=str(DEFAULT_EXTRACT), help="the extract to simulate on without --records")
     parser.add_argument("--dense", default="dense", help="the dense model's name in the records")
     parser.add_argument("--variant", default=None, help="a paired variant in the records, for the churn")
@@ -2723,6 +2727,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.extract:
         pools = pools_from_records([Path(d) for d in args.extract], args.dense, args.variant)
         command = "python benchmarks/gate_calibration.py --extract " + " ".join(args.extract)
+        if args.dimensions:
+            keep = args.dimensions.split(",")
+            pools = [p for p in pools if p.dimension in keep]
+            command += f" --dimensions {args.dimensions}"
         write_extract(pools, Path(args.out), command)
         size = Path(args.out).stat().st_size
         print(f"wrote {args.out}: {len(pools)} scenarios, {sum(p.n for p in pools)} items, {size / 1024:.0f} KiB")
