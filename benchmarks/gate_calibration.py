@@ -2255,7 +2255,8 @@ def grow_ci_profile(
     """The ci limits that reach 80% power at 2x margin under `policy`: a normal approximation from
     the overall check's interval width, simulated, and refined (up to three times) from the
     simulated power where it fell short; while the family-wise false alarm exceeds 0.05, the
-    dimensions that block zero-drop runs more than 0.05 / dimensions grow by half too. Dimensions
+    dimensions that block zero-drop runs more than 0.05 / dimensions grow too (normal approximation
+    of the zero-drop block rate Phi(-c / SE) brought to 0.05 / dimensions). Dimensions
     are simulated independently, so the family-wise false alarm combines them: 1 - prod(1 - P(the
     dimension blocks: FAIL or blocking INCONCLUSIVE, at zero drop))."""
     from statistics import NormalDist
@@ -2315,8 +2316,12 @@ def grow_ci_profile(
             grown = math.ceil(limits[name] * ((z_alpha + z_power) / max(z_alpha + z_now, 0.1)) ** 2)
             limits[name] = min(ceiling[name], max(grown, limits[name] + 1))
             capped[name] = limits[name] >= ceiling[name]
-        for name in noisy:
-            limits[name] = min(ceiling[name], max(math.ceil(1.5 * limits[name]), limits[name] + 1))
+        share = FAMILY_ALPHA / len(prepared)
+        for name in noisy:  # P(block at zero) ~ Phi(-c / SE): scale L by (z_share / z_now)^2, at least 1.25
+            z_now = NormalDist().inv_cdf(1 - min(max(zero_blocked[name], 1e-4), 0.5))
+            factor = (NormalDist().inv_cdf(1 - share) / max(z_now, 0.1)) ** 2
+            grown = math.ceil(limits[name] * min(max(factor, 1.25), 16.0))
+            limits[name] = min(ceiling[name], max(grown, limits[name] + 1))
             capped[name] = limits[name] >= ceiling[name]
     now = items_of(prepared, profile_sizes(prepared, thresholds, "ci", args.release_sizes))
     then = items_of(prepared, sizes_with_limits(prepared, population, limits))
@@ -2349,7 +2354,7 @@ def grow_ci_profile(
         "limits": {
             name: {"now": thresholds.evaluation_size("ci", name).limit, "needed": limits[name]} for name in limits
         },
-        "capped": capped,
+        "capped": {name: bool(value) for name, value in capped.items()},
         "items_now": now,
         "items_needed": then,
         "power_now": {name: current.power[name][two] for name in prepared},
@@ -2384,6 +2389,15 @@ def _summary_json(s: Summary) -> dict:
     }
 
 
+def _plain(value):
+    """numpy scalars and arrays as JSON values."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
 def dump_json(path: Path, results, summaries, churn, source, grown, sweep, settings=None, seconds=None, args=None):
     document = {
         "source": source,
@@ -2414,7 +2428,7 @@ def dump_json(path: Path, results, summaries, churn, source, grown, sweep, setti
             ],
             "policies": [_summary_json(s) for s in summaries[profile]],
         }
-    path.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    path.write_text(json.dumps(document, indent=1, default=_plain), encoding="utf-8")
 
 
 def _mpct(value: float) -> str:
