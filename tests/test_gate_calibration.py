@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
+
 import numpy as np
 import pytest
 
@@ -66,13 +69,18 @@ def test_drawn_items_score_as_the_dimensions_real_metric(kind):
     dimension = get_dimension(pool.dimension)
     prep = gc.prepare(pool, dimension)
     rng = np.random.default_rng(1)
-    draws = gc.simulate_chunk(prep, rng, replicates=5, clusters=pool.n, churn=0.0, shares=[0.0, 1.0], resamples=20)
-    for r in range(5):
-        picked = {key: values[draws.items[r]] for key, values in pool.columns().items()}
-        real = dimension.metric(picked)
-        assert draws.point[0, r] == pytest.approx(real, abs=1e-4)
-        assert draws.point[1, r] == pytest.approx(real, abs=1e-4)  # share 0, no churn: the dense model
-    assert np.all(np.isfinite(draws.boot))
+    looks = (0.25, 0.5, 1.0)
+    draws = gc.simulate_chunk(
+        prep, rng, replicates=5, clusters=pool.n, churn=0.0, shares=[0.0, 1.0], resamples=20, looks=looks
+    )
+    for look, m in zip(draws.looks, gc.look_items(prep, pool.n, looks), strict=True):
+        assert look.n == m
+        for r in range(5):  # each look scores the first m drawn items
+            picked = {key: values[draws.items[r][:m]] for key, values in pool.columns().items()}
+            real = dimension.metric(picked)
+            assert look.point[0, r] == pytest.approx(real, abs=1e-4)
+            assert look.point[1, r] == pytest.approx(real, abs=1e-4)  # share 0, no churn: the dense model
+        assert np.all(np.isfinite(look.boot))
 
 
 @pytest.mark.parametrize("kind", sorted(POOLS))
@@ -140,7 +148,7 @@ def test_drop_proven_false_alarm_is_at_most_its_one_sided_level():
     pool = binary_pool("utility", "mmlu_5shot", 200, 0.6)
     result = one_check(pool, replicates=1000, resamples=400, churn=0.3, multipliers=(0.0, 1.0, 2.0))
     check = result.checks[0]  # the scenario; utility's overall is the same single scenario
-    low = check.quantiles[0]
+    low = result.quantile(check, 0.025)
     error = 3 * np.sqrt(0.025 * 0.975 / 1000)
     assert np.mean(low[0] > check.margin) <= 0.025  # zero true drop: far inside the margin
     assert np.mean(low[1] > check.margin) <= 0.025 + error  # true drop = margin: the test's level
@@ -149,10 +157,13 @@ def test_drop_proven_false_alarm_is_at_most_its_one_sided_level():
 
 def test_power_grows_with_the_true_drop():
     pool = binary_pool("utility", "mmlu_5shot", 200, 0.6)
-    result = one_check(pool, replicates=300, resamples=200, churn=0.2)
-    for policy in gc.candidate_policies():
+    policies = gc.candidate_policies()
+    result = one_check_looks(pool, policies, churn=0.2, replicates=300, resamples=200, multipliers=gc.MULTIPLIERS)
+    for policy in policies:
+        if not gc.resolvable(policy, 200):
+            continue
         power = gc.summarise(result, policy).power["utility"]
-        assert np.all(np.diff(power) >= 0), (policy.key, power)
+        assert np.all(np.diff(power) >= -0.01), (policy.key, power)
     point = gc.summarise(result, gc.candidate_policies()[0]).power["utility"]
     assert point[0] < 0.5 < point[-1]
 
@@ -175,3 +186,275 @@ def test_corrections_use_the_whole_gates_family_whatever_the_pool_holds():
     by_key = {p.key: p for p in gc.candidate_policies()}
     assert by_key["overall_bonferroni"].per_check_alpha() == pytest.approx(0.05 / 9)
     assert by_key["drop_proven"].per_check_alpha() == pytest.approx(0.025)
+
+
+# -- the new gate policy: looks, statistical INCONCLUSIVE, the policy read from thresholds.toml -----
+
+ALPHA = 0.01  # interim_alpha of the policies below
+
+
+def looks_policy(rule="drop_proven", looks=(0.25, 0.5, 1.0), min_look_items=20, multiplicity="none", **kw):
+    return gc.Policy(
+        "t", "test", rule, blocking="overall", multiplicity=multiplicity, looks=looks, interim_alpha=ALPHA,
+        min_look_items=min_look_items, statistical_inconclusive=True, family=9, **kw,
+    )  # fmt: skip
+
+
+def made_check(final: dict[float, float], point: float, interim: list[dict[float, float]] | None = None,
+               look_items=(30, 60), rise=0.0, rise_se=0.0, answered=50.0, refusal_rise=0.0, smallest=None):  # fmt: skip
+    """A one-check SimulationResult, one level and one replicate, with the given drop quantiles."""
+    levels = sorted(final)
+    interim = interim or []
+    smallest = smallest or look_items
+    looks = []
+    for j, quantiles in enumerate(interim):
+        q = sorted(quantiles)
+        looks.append(
+            gc.LookStats(
+                fraction=(0.25, 0.5)[j],
+                n_items=look_items[j],
+                smallest_scenario=smallest[j],
+                quantile_levels=tuple(q),
+                quantiles=np.array([[[quantiles[v]]] for v in q]),
+                point=np.array([[point]]),
+                variant_score=np.array([[50.0]]),
+                refusal_rise=np.array([[rise]]),
+                refusal_se=np.array([[rise_se]]),
+                answered=np.array([answered]),
+            )
+        )
+    check = gc.CheckStats(
+        dimension="utility", scenario="overall", margin=5.0, max_refusal_rise=10.0, true_drop=np.array([0.0]),
+        point=np.array([[point]]), quantiles=np.array([[[final[v]]] for v in levels]), p_value=np.array([[1.0]]),
+        refusal_rise=np.array([[refusal_rise]]), inconclusive=np.array([False]), width=np.array([[1.0]]),
+        n_items=look_items[-1] * 2, variant_score=np.array([[50.0]]), looks=looks,
+    )  # fmt: skip
+    schedule = (0.25, 0.5, 1.0)[-(len(interim) + 1) :] if interim else (1.0,)
+    if len(interim) == 1:
+        schedule = (0.25, 1.0)
+    return gc.SimulationResult("ci", (0.0,), tuple(levels), [check], 1, 1, 0.0, looks=schedule)
+
+
+def verdict(result, policy):
+    fail, _, inconclusive, stop, overridable = gc.judge_check(result, result.checks[0], policy, policy.rule)
+    name = "FAIL" if fail[0, 0] else "INCONCLUSIVE" if inconclusive[0, 0] else "PASS"
+    return name, int(stop[0, 0]), bool(overridable[0, 0])
+
+
+def test_look_items_take_the_first_keys_rounded_up():
+    pool = gc.Pool("utility", "mmlu_5shot", {}, {"score": np.zeros(40), "refusal": np.zeros(40)}, None,
+                   np.repeat(np.arange(20), 2))  # fmt: skip
+    prep = gc.prepare(pool, get_dimension("utility"))
+    assert gc.look_items(prep, 48, (0.25, 0.5, 1.0)) == [24, 48, 96]  # 12, 24, 48 keys of 2 items
+    assert gc.look_items(prep, 5, (0.25, 0.5, 1.0)) == [4, 6, 10]  # ceil(1.25) = 2, ceil(2.5) = 3 keys
+
+
+@pytest.mark.parametrize(
+    "interval, point, rule, expected",
+    [
+        ((2.0, 7.0), 4.5, "drop_proven", "PASS"),  # straddles; detectable 5 + 2.80 x 1.28 = 8.6 <= 10
+        ((0.0, 9.0), 4.5, "drop_proven", "INCONCLUSIVE"),  # detectable 5 + 2.80 x 2.30 = 11.4 > 10
+        ((0.0, 4.9), 2.5, "drop_proven", "PASS"),  # does not straddle: proven within the margin
+        ((5.1, 20.0), 12.0, "drop_proven", "FAIL"),
+        ((0.0, 9.0), 4.5, "point", "PASS"),  # point: detectable 5 + 0.84 x 2.30 = 6.9
+        ((-5.0, 20.0), 4.5, "point", "INCONCLUSIVE"),  # 5 + 0.84 x 6.38 = 10.4 > 10
+        ((-5.0, 20.0), 7.5, "point", "FAIL"),  # the rule fails: INCONCLUSIVE only replaces a PASS
+    ],
+)
+def test_statistical_inconclusive_at_the_last_look(interval, point, rule, expected):
+    result = made_check({0.025: interval[0], 0.975: interval[1]}, point)
+    name, _, overridable = verdict(result, looks_policy(rule, looks=(1.0,)))
+    assert name == expected
+    assert overridable == (expected == "FAIL" and rule == "point")
+
+
+def test_statistical_inconclusive_uses_the_multiplicity_adjusted_interval():
+    alpha = 0.05 / 9
+    # at 95% [0, 9] is INCONCLUSIVE under drop_proven; the Bonferroni interval used here is [1, 6]
+    result = made_check({0.025: 0.0, 0.975: 9.0, alpha: 1.0, 1 - alpha: 6.0}, 3.5)
+    assert verdict(result, looks_policy(looks=(1.0,), multiplicity="bonferroni"))[0] == "PASS"
+    assert verdict(result, looks_policy(looks=(1.0,), multiplicity="none"))[0] == "INCONCLUSIVE"
+
+
+def test_interim_alpha_is_split_over_the_interim_looks_taken():
+    final = {0.025: 0.0, 0.975: 4.0}
+    a1, a2 = ALPHA / 2, ALPHA / 4  # k = 1: alpha/2 a side; k = 2: alpha/4 a side
+    look = {a2: 4.0, a1: 6.0, 1 - a1: 14.0, 1 - a2: 15.0}
+    # two interim looks with enough items: the first uses alpha/4, whose low end 4 <= margin: go on
+    result = made_check(final, 10.0, [look, look], look_items=(30, 60, 120))
+    assert verdict(result, looks_policy())[:2] == ("PASS", 2)  # never proven either way: the last look decides
+    # the first look below min_look_items is skipped: one interim look taken, at alpha/2: low 6 > 5, FAIL
+    result = made_check(final, 10.0, [look, look], look_items=(10, 60, 120))
+    assert verdict(result, looks_policy())[:2] == ("FAIL", 1)
+    result = made_check(final, 10.0, [look, look], look_items=(30, 60, 120))
+    assert verdict(result, looks_policy(looks=(0.25, 1.0)))[:2] == ("FAIL", 0)
+
+
+def test_an_interim_pass_needs_the_refusal_bound_and_the_dense_answers():
+    final = {0.025: 0.0, 0.975: 4.0}
+    look = {ALPHA / 2: -3.0, 1 - ALPHA / 2: 3.0}
+    policy = looks_policy(looks=(0.25, 1.0))
+    assert verdict(made_check(final, 0.0, [look]), policy)[:2] == ("PASS", 0)
+    z = 2.5758293035489  # the interim refusal interval: rise +- z x se
+    assert verdict(made_check(final, 0.0, [look], rise=2.0, rise_se=8.0 / z + 0.01), policy)[1] == 1
+    assert verdict(made_check(final, 0.0, [look], rise=2.0, rise_se=8.0 / z - 0.01), policy)[:2] == ("PASS", 0)
+    assert verdict(made_check(final, 0.0, [look], rise=12.0, rise_se=1.0), policy)[1] == 1  # low 9.4: go on
+    assert verdict(made_check(final, 0.0, [look], rise=14.0, rise_se=1.0), policy)[:2] == ("FAIL", 0)
+    assert verdict(made_check(final, 0.0, [look], answered=5.0), policy)[1] == 1  # the dense model must answer
+    assert verdict(made_check(final, 0.0, [{ALPHA / 2: 5.5, 1 - ALPHA / 2: 9.0}]), policy)[:2] == ("FAIL", 0)
+
+
+def wide_pool(n=400, seed=0):
+    return binary_pool("utility", "mmlu_5shot", n, 0.6, seed)
+
+
+def test_a_wrecked_variant_fails_at_the_first_look_and_an_identical_one_passes_there():
+    pool = wide_pool()
+    prepared = gc.prepare_all([pool])
+    thresholds = THRESHOLDS.model_copy(deep=True)
+    sizes = {("utility", "mmlu_5shot"): 400}
+    policy = looks_policy(rule="point", looks=(0.25, 0.5, 1.0))
+    result = gc.simulate(
+        prepared, thresholds, "ci", sizes, {"utility": 0.0}, 50, 300, seed=1,
+        quantile_levels=gc.quantile_levels_for([policy]), multipliers=(0.0, 20.0),
+        looks=policy.looks, interim_levels=gc.interim_levels_for([policy]),
+    )  # fmt: skip
+    summary = gc.summarise(result, policy)
+    judged = gc.judge(result, policy)
+    assert np.all(judged.stop[0] == 0) and not judged.fail[0].any()  # identical: PASS at 25%
+    assert np.all(judged.stop[1] == 0) and judged.fail[1].all()  # 60-point drop: FAIL at 25%
+    assert summary.items["utility"] == pytest.approx([0.25, 0.25])
+    fixed = gc.summarise(result, dataclasses.replace(policy, looks=(1.0,)))
+    assert fixed.items["utility"] == pytest.approx([1.0, 1.0])
+
+
+def test_looks_keep_the_false_alarm_and_save_items():
+    pool = wide_pool(400)
+    on = looks_policy(rule="drop_proven", multiplicity="none")
+    off = dataclasses.replace(on, looks=(1.0,))
+    result = one_check_looks(pool, [on, off], churn=0.05, replicates=600, resamples=400)
+    s_on, s_off = gc.summarise(result, on), gc.summarise(result, off)
+    error = 3 * np.sqrt(0.03 * 0.97 / 600)
+    assert s_on.power["utility"][1] <= 0.025 + ALPHA / 2 + error  # at the margin: final + interim one-sided
+    assert s_on.items_total[0] < 0.9  # zero drop on 400 items: many runs stop early
+    assert s_off.items_total[0] == 1.0
+    assert abs(s_on.power["utility"][2] - s_off.power["utility"][2]) < 0.1
+
+
+def one_check_looks(pool, policies, churn, replicates, resamples, multipliers=(0.0, 1.0, 2.0)):
+    prepared = gc.prepare_all([pool])
+    sizes = gc.profile_sizes(prepared, THRESHOLDS, "ci", "pool")
+    return gc.simulate(
+        prepared, THRESHOLDS, "ci", sizes, {pool.dimension: churn}, replicates, resamples, seed=5,
+        quantile_levels=gc.quantile_levels_for(policies), multipliers=multipliers,
+        looks=gc.looks_for(policies), interim_levels=gc.interim_levels_for(policies),
+    )  # fmt: skip
+
+
+NEW_KEYS = """
+scenario_checks = "blocking"
+multiplicity = "none"
+looks = [0.5, 1.0]
+interim_alpha = 0.02
+min_look_items = 12
+"""
+
+
+def thresholds_with(tmp_path, gate_lines: str, rule: str = "drop_proven"):
+    text = (gc.REPO_ROOT / "thresholds.toml").read_text(encoding="utf-8")
+    text = text.replace('rule = "point"\n', f'rule = "{rule}"\n' + gate_lines, 1)
+    path = tmp_path / "thresholds.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_default_policy_is_read_from_thresholds_toml(tmp_path):
+    _, settings = gc.load_gate(thresholds_with(tmp_path, NEW_KEYS))
+    policy = gc.policy_from_settings(settings)
+    assert (policy.rule, policy.blocking, policy.multiplicity) == ("drop_proven", "all", "none")
+    assert policy.looks == (0.5, 1.0) and policy.interim_alpha == 0.02 and policy.min_look_items == 12
+    assert policy.interval_alpha() == pytest.approx(0.025)  # confidence 0.95, no correction
+    assert set(settings.source.values()) == {"thresholds.toml"} - set() or "thresholds.toml" in settings.source.values()
+    # keys the file leaves out: the issue's defaults (Bonferroni over the 9 blocking dimensions, looks on)
+    _, settings = gc.load_gate(thresholds_with(tmp_path, "", rule="point"))
+    policy = gc.policy_from_settings(settings)
+    assert (policy.rule, policy.blocking, policy.multiplicity) == ("point", "overall", "bonferroni")
+    assert policy.interval_alpha() == pytest.approx(0.05 / 9) and policy.looks == (0.25, 0.5, 1.0)
+    with pytest.raises(SystemExit, match="multiplicity"):
+        gc.load_gate(thresholds_with(tmp_path, 'multiplicity = "holm"\n'))
+    with pytest.raises(SystemExit, match="looks"):
+        gc.load_gate(thresholds_with(tmp_path, "looks = [0.5, 0.9]\n"))
+
+
+def test_the_last_line_reports_the_thresholds_policy(tmp_path, capsys):
+    pools = [wide_pool(120, seed=3)]
+    extract = tmp_path / "pool.json.gz"
+    gc.write_extract(pools, extract, "test")
+    common = ["--simulate", "--pool", str(extract), "--replicates", "200", "--resamples", "200", "--profiles", "ci",
+              "--no-grow", "--sweep", "", "--release-sizes", "pool"]  # fmt: skip
+    lines = {}
+    for rule in ("point", "drop_proven"):
+        path = thresholds_with(tmp_path, 'multiplicity = "none"\n', rule=rule)
+        gc.main([*common, "--thresholds", str(path)])
+        out = capsys.readouterr().out.strip().splitlines()
+        assert any(f"rule {rule}, scenario checks informational, multiplicity none" in line for line in out)
+        last = out[-1]
+        assert re_line.fullmatch(last), last
+        default = next(line for line in out if line.startswith("default [ci]"))
+        x = float(default.split("false alarm ")[1].split(",")[0])
+        y = float(default.split("min ")[1].split(" ")[0])
+        assert last == f"calibration: family-wise false alarm {x:.3f} (ci), power at 2x margin {y:.3f} (ci)"
+        lines[rule] = last
+    assert lines["point"] != lines["drop_proven"]  # 120 items: point detects more than drop_proven
+
+
+re_line = re.compile(r"calibration: family-wise false alarm \d\.\d{3} \(ci\), power at 2x margin \d\.\d{3} \(ci\)")
+
+
+def test_the_exact_sequential_verdict_stops_at_the_first_look():
+    pool = wide_pool(160, seed=2)
+    dimension = get_dimension("utility")
+    prep = gc.prepare(pool, dimension)
+    rng = np.random.default_rng(0)
+    policy = looks_policy(rule="drop_proven", looks=(0.25, 1.0), min_look_items=20)
+    prefixes = {"mmlu_5shot": gc.look_items(prep, 160, policy.looks)}
+    same = gc.synthetic_runs(prep, dimension, rng, 160, 0.0, 0.0)
+    wrecked = gc.synthetic_runs(prep, dimension, rng, 160, 0.0, 1.0)
+    for (dense, variant), expected in ((same, "PASS"), (wrecked, "FAIL")):
+        got = gc.exact_sequential_verdict(
+            dimension, {"mmlu_5shot": dense}, {"mmlu_5shot": variant}, policy, THRESHOLDS, prefixes, 300
+        )
+        assert got == (expected, 0)
+
+
+def test_min_look_items_per_scenario_skips_a_look_with_a_small_scenario():
+    final = {0.025: 0.0, 0.975: 4.0}
+    look = {ALPHA / 2: 0.0, 1 - ALPHA / 2: 0.0}  # a degenerate look: every resample gives drop 0
+    result = made_check(final, 0.0, [look], look_items=(22, 88), smallest=(2, 8))
+    total = looks_policy(looks=(0.25, 1.0))
+    per_scenario = dataclasses.replace(total, look_minimum="per_scenario")
+    assert verdict(result, total)[:2] == ("PASS", 0)  # 22 items in all: the look is taken, and passes
+    assert verdict(result, per_scenario)[:2] == ("PASS", 1)  # 2 items in a scenario: skipped
+
+
+def test_fairness_on_few_items_per_setting_passes_a_degenerate_first_look():
+    # 11 settings x 8 items: the first look holds 2 items a setting, below fairness's 3 parsed answers,
+    # so both models score 100 and the look PASSes whatever the variant does (as the gate would)
+    pools = [fairness_pool(8, seed=k) for k in range(11)]
+    for k, pool in enumerate(pools):
+        pool.scenario = get_dimension("fairness").scenarios[k]
+        pool.dense["parsed"] = np.ones(8)  # every answer parsed, none refused
+        pool.dense["refusal"] = np.zeros(8)
+        pool.dense["prediction"] = pool.dense["score"]
+    prepared = gc.prepare_all(pools)
+    sizes = {("fairness", p.scenario): 8 for p in pools}
+    total = looks_policy(rule="point", looks=(0.25, 1.0))
+    per_scenario = dataclasses.replace(total, look_minimum="per_scenario")
+    result = gc.simulate(
+        prepared, THRESHOLDS, "ci", sizes, {"fairness": 0.2}, 100, 200, seed=2,
+        quantile_levels=gc.quantile_levels_for([total]), multipliers=(0.0, 2.0),
+        looks=total.looks, interim_levels=gc.interim_levels_for([total]),
+    )  # fmt: skip
+    assert gc.summarise(result, total).items["fairness"] == pytest.approx([0.25, 0.25])
+    assert gc.summarise(result, total).power["fairness"][1] == 0.0
+    assert gc.summarise(result, per_scenario).items["fairness"] == pytest.approx([1.0, 1.0])
