@@ -1052,7 +1052,7 @@ NEW_GATE_KEYS: dict[str, object] = {
     "family_alpha": 0.05,
     "looks": (0.25, 0.5, 1.0),
     "interim_alpha": 0.01,
-    "min_look_items": 20,
+    "min_look_items": 10,
 }
 CHOICES = {"scenario_checks": ("informational", "blocking"), "multiplicity": ("bonferroni", "none")}
 
@@ -1114,7 +1114,14 @@ def load_gate(path: Path) -> tuple[Thresholds, GateSettings]:
     gate = dict(raw.get("gate", {}))
     known = set(GateDefaults.model_fields)
     extra = {key: gate.pop(key) for key in list(gate) if key in NEW_GATE_KEYS and key not in known}
-    thresholds = Thresholds.model_validate({**raw, "gate": gate})
+    from pydantic import ValidationError
+
+    try:
+        thresholds = Thresholds.model_validate({**raw, "gate": gate})
+    except ValidationError as exc:  # the gate's own validation: name the key, as the gate does
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise SystemExit(f"gate_calibration: {path}: {where}: {first['msg']} (got {first.get('input')!r})") from exc
     values, source = {}, {}
     for key, fallback in NEW_GATE_KEYS.items():
         if key in extra or key in raw.get("gate", {}):
@@ -1201,6 +1208,7 @@ def policy_from_settings(settings: GateSettings, key: str = "default") -> Policy
         looks=settings.looks,
         interim_alpha=settings.interim_alpha,
         min_look_items=settings.min_look_items,
+        look_minimum="per_scenario",  # as trustgate.gate.check counts it
         statistical_inconclusive=True,
         inconclusive_blocks=settings.inconclusive == "fail",
         family_alpha=settings.family_alpha,

@@ -47,7 +47,7 @@ class GateDefaults(_Strict):
     scenario_checks: Literal["informational", "blocking"] = "informational"
     multiplicity: Literal["bonferroni", "none"] = "bonferroni"
     family_alpha: float = Field(default=0.05, gt=0, lt=0.5)
-    looks: tuple[float, ...] = (1.0,)
+    looks: tuple[float, ...] = (0.25, 0.5, 1.0)
     interim_alpha: float = Field(default=0.01, gt=0, lt=0.5)
     min_look_items: int = Field(default=10, ge=1)
 
@@ -72,7 +72,7 @@ class ResolvedPolicy(_Strict):
     seed: int
     inconclusive: Literal["fail", "warn"] = "fail"
     min_base_answer_rate: float = 10.0
-    looks: tuple[float, ...] = (1.0,)
+    looks: tuple[float, ...] = (0.25, 0.5, 1.0)
     interim_alpha: float = 0.01
     min_look_items: int = 10
 
