@@ -148,8 +148,9 @@ def test_embedded_model_sabotaged_variant_fails_while_dense_passes(
     assert not overall["passed"]
     assert any("refusal/no-answer rate rose" in f for f in overall["failures"])
     for (variant, scenario), verdict in verdicts.items():
-        if variant == str(sabotaged) and verdict["dense_refusal"] <= 100 - 10 - 1e-9:
-            assert not verdict["passed"], scenario
+        if variant == str(sabotaged) and scenario != "overall" and verdict["dense_refusal"] <= 100 - 10 - 1e-9:
+            # A scenario reports its finding (WARN); the dimension's overall check is what blocks.
+            assert verdict["verdict"] == "WARN" and verdict["failures"] and verdict["tier"] == "informational", scenario
     assert "FAIL stereotype/overall" in run.output
 
 
