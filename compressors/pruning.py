@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import re
 from typing import Any
 
 import torch
 
-from compressors.layers import EXCLUDED, compressible_linears
+from compressors.layers import EXCLUDED, compressible_linears, kept_blocks_regex
 from compressors.variants import VariantSpec
 
 MAGNITUDE = "trustgate_magnitude_pruning"  # the recipe key of our own method
@@ -25,18 +26,20 @@ def mask_structure(spec: VariantSpec) -> str:
 def pruning_recipe(spec: VariantSpec, model: torch.nn.Module) -> dict[str, Any]:
     """The recipe of a pruned variant: llm-compressor's schema for SparseGPT and Wanda; for
     magnitude pruning our own entry, which carries a digest of the code that applies it."""
+    kept = kept_blocks_regex(spec, model)  # a remedy's blocks stay dense
     if spec.method == "magnitude":
-        return {
-            MAGNITUDE: {
-                "sparsity": spec.sparsity,
-                "structure": list(spec.structure) if spec.structure else None,
-                "exclude": list(EXCLUDED),
-                "code": magnitude_code_digest(),
-            }
+        settings = {
+            "sparsity": spec.sparsity,
+            "structure": list(spec.structure) if spec.structure else None,
+            "exclude": list(EXCLUDED),
+            "code": magnitude_code_digest(),
         }
+        return {MAGNITUDE: {**settings, "kept": kept} if kept else settings}
     targets = sorted({f"re:.*\\.{name.split('.')[-1]}$" for name, _ in compressible_linears(model)})
     modifier = "SparseGPTModifier" if spec.method == "sparsegpt" else "WandaPruningModifier"
     settings = {"sparsity": spec.sparsity, "mask_structure": mask_structure(spec), "targets": targets}
+    if kept:
+        settings["ignore"] = [f"re:{kept}"]
     return {"default_stage": {"default_modifiers": {modifier: settings}}}
 
 
@@ -62,7 +65,10 @@ def magnitude_mask(weight: torch.Tensor, sparsity: float, structure: tuple[int, 
 def magnitude_prune(model: torch.nn.Module, settings: dict[str, Any]) -> None:
     """Apply a magnitude-pruning recipe entry (see `pruning_recipe`) in place."""
     structure = tuple(settings["structure"]) if settings["structure"] else None
-    for _, linear in compressible_linears(model):
+    kept = settings.get("kept")
+    for name, linear in compressible_linears(model):
+        if kept and re.match(kept, name):
+            continue
         linear.weight.mul_(magnitude_mask(linear.weight, settings["sparsity"] or 0.0, structure))
 
 

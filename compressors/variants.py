@@ -1,13 +1,16 @@
 """The variant grammar of DESIGN.md section 4, parsed into frozen, hashable specs.
 
 dense | gptq{3,4,8} | awq{3,4,8} | {magnitude,sparsegpt,wanda}-{2:4,1:2,4:8,<percent>}
-followed by optional @seedN and +calN, in any order; or a local path / hub id.
+followed by optional @seedN and +calN, in any order; a local path / hub id; or recipe:PATH, a
+remedy recipe (a plain variant with some decoder blocks kept at higher precision, as
+`trustgate.remedy` writes it).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+import tomllib
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -26,8 +29,10 @@ DEFAULT_SEED = 0
 VALID_CHOICES = (
     "dense, gptq3/gptq4/gptq8, awq3/awq4/awq8, "
     "magnitude|sparsegpt|wanda-{2:4,1:2,4:8,50}, each optionally with @seedN and +calN, "
-    "or a checkpoint folder / hub id"
+    "a checkpoint folder / hub id, or recipe:PATH (a remedy recipe)"
 )
+RECIPE_PREFIX = "recipe:"
+RECIPE_KEYS = {"variant", "kept_blocks", "found"}  # `found`: how the remedy found it (not read)
 
 _QUANT = re.compile(r"^(?P<method>gptq|awq)(?P<bits>\d+)$")
 _PRUNE = re.compile(r"^(?P<method>magnitude|sparsegpt|wanda)-(?:(?P<n>\d+):(?P<m>\d+)|(?P<percent>\d+))$")
@@ -46,6 +51,9 @@ class VariantSpec:
     seed: int = DEFAULT_SEED
     calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES
     checkpoint: str | None = None
+    # A remedy: these decoder blocks stay at 8 bits (quantized variants) or dense (pruned ones).
+    kept_blocks: tuple[int, ...] = ()
+    plain: str | None = None  # the plain variant's name, for a remedy recipe
 
     @property
     def is_dense(self) -> bool:
@@ -57,8 +65,23 @@ class VariantSpec:
 
     @property
     def family(self) -> str:
-        """The method with its setting but without seed or calibration size."""
-        return self.name.split("@")[0].split("+")[0]
+        """The method with its setting but without seed or calibration size (and, for a remedy
+        recipe, how many blocks it keeps)."""
+        family = (self.plain or self.name).split("@")[0].split("+")[0]
+        return f"{family}-keep{len(self.kept_blocks)}" if self.kept_blocks else family
+
+    @property
+    def kept_precision(self) -> str:
+        """What a kept block stays at: 8-bit groups for a quantized variant, dense for a pruned one."""
+        return "int8" if self.bits else "dense"
+
+    def keeping(self, blocks: tuple[int, ...]) -> VariantSpec:
+        """This plain variant with `blocks` kept at higher precision (a remedy probe)."""
+        kept = tuple(sorted(set(blocks)))
+        if not kept:
+            return self
+        listed = ",".join(str(b) for b in kept)
+        return replace(self, name=f"{self.name}~keep[{listed}]", kept_blocks=kept, plain=self.name)
 
     @property
     def unseeded_name(self) -> str:
@@ -91,6 +114,8 @@ def parse_variant(name: str) -> VariantSpec:
         raise _bad(name, "empty variant name")
     if text == "dense":
         return VariantSpec(name="dense", method="dense")
+    if text.startswith(RECIPE_PREFIX):
+        return parse_recipe(text)
     local = user_path(text)
     if local.exists():
         return VariantSpec(name=text, method="checkpoint", checkpoint=str(local.resolve()))
@@ -127,6 +152,29 @@ def parse_variant(name: str) -> VariantSpec:
             "calibration_samples": DEFAULT_CALIBRATION_SAMPLES if cal is None else cal,
         }
     )
+
+
+def parse_recipe(text: str) -> VariantSpec:
+    """`recipe:PATH`: the plain variant the file names, with its kept blocks."""
+    path = user_path(text[len(RECIPE_PREFIX) :])
+    fix = "pass the remedy.toml that `pytest --remedy` wrote (variant = ..., kept_blocks = [...])"
+    try:
+        recipe = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TrustgateError(f"--model {text}", f"cannot read the recipe ({exc.strerror or exc})", fix) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise TrustgateError(f"--model {text}", f"not valid TOML ({exc})", fix) from None
+    unknown = sorted(set(recipe) - RECIPE_KEYS)
+    blocks = recipe.get("kept_blocks")
+    if unknown or not isinstance(recipe.get("variant"), str) or not isinstance(blocks, list):
+        why = f"unknown keys {unknown}" if unknown else "it needs `variant` (a string) and `kept_blocks` (a list)"
+        raise TrustgateError(f"--model {text}", why, fix)
+    if not all(isinstance(b, int) and not isinstance(b, bool) and b >= 0 for b in blocks):
+        raise TrustgateError(f"--model {text}", f"kept_blocks must be block numbers >= 0, not {blocks}", fix)
+    plain = parse_variant(recipe["variant"])
+    if plain.method in ("dense", "checkpoint") or plain.kept_blocks:
+        raise TrustgateError(f"--model {text}", f"{recipe['variant']} is not a variant trustgate compresses", fix)
+    return replace(plain, name=text, kept_blocks=tuple(sorted(set(blocks))), plain=plain.name)
 
 
 def parse_variants(names: list[str]) -> list[VariantSpec]:

@@ -48,8 +48,13 @@ def _calibration_dataset(texts: list[str], tokenizer: Any, max_seq_length: int) 
 def run(job: dict[str, Any]) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    raw = job["spec"]
     spec = VariantSpec(
-        **{**job["spec"], "structure": tuple(job["spec"]["structure"]) if job["spec"]["structure"] else None}
+        **{
+            **raw,
+            "structure": tuple(raw["structure"]) if raw["structure"] else None,
+            "kept_blocks": tuple(raw.get("kept_blocks") or ()),
+        }
     )
     out = Path(job["out"])
     started = time.perf_counter()

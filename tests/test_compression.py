@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from compressors import compressed_model, parse_variant
+from compressors import compressed_model, parse_variant, recipe_for
 from compressors.calibration import fallback_calibration
 from compressors.layers import group_size_for, targets_by_group_size
 from compressors.pruning import magnitude_mask
-from compressors.verify import compression_problems, max_distinct_per_group
+from compressors.verify import compression_problems, max_distinct_per_group, max_grid_span
 from trustgate.models import ModelHandle, load_model, weights_fingerprint
+from trustgate.util.errors import TrustgateError
 
 
 @pytest.mark.parametrize(("width", "size"), [(576, 64), (1536, 128), (4096, 128), (96, 32), (5120, 128), (100, 4)])
@@ -59,7 +60,16 @@ def test_group_targets_follow_each_layer_width(tiny_base: ModelHandle) -> None:
 
 @pytest.mark.parametrize(
     "variant",
-    ["gptq3+cal8", "gptq4+cal8", "awq4+cal8", "sparsegpt-2:4+cal8", "wanda-50+cal8", "wanda-1:2+cal8", "magnitude-4:8"],
+    [
+        "gptq3+cal8",
+        "gptq4+cal8",
+        "gptq8+cal8",
+        "awq4+cal8",
+        "sparsegpt-2:4+cal8",
+        "wanda-50+cal8",
+        "wanda-1:2+cal8",
+        "magnitude-4:8",
+    ],
 )
 def test_each_method_compresses_every_layer(variant: str, tiny_base: ModelHandle, cache_root: Path) -> None:
     spec = parse_variant(variant)
@@ -76,6 +86,40 @@ def test_dense_weights_posing_as_a_variant_fail_verification(variant: str, tiny_
     model, _ = load_model(tiny_base.path, "cpu")
     problems = compression_problems(model, parse_variant(variant))
     assert len(problems) == 2 * 7  # every Linear of both layers is flagged
+
+
+def test_an_8_bit_grid_is_recognised_in_small_groups_whose_values_never_touch() -> None:
+    # 32 weights on 256 levels: neighbouring levels rarely both occur, so the smallest gap is a
+    # few grid steps; every gap is still a whole number of steps.
+    levels = torch.tensor([[-120, -97, -60, -33, -3, 0, 5, 14, 35, 61, 90, 127] * 2 + [2, 4, 6, 8, 10, 12, 16, 18]])
+    scale = 0.0123
+    assert max_grid_span(levels.float() * scale, 32) == pytest.approx(247, abs=0.01)
+    torch.manual_seed(0)
+    assert max_grid_span(torch.randn(8, 32), 32) == float("inf")  # dense floats sit on no grid
+
+
+@pytest.mark.parametrize("variant", ["gptq3+cal8", "awq4+cal8", "wanda-2:4+cal8", "magnitude-2:4"])
+def test_a_remedy_keeps_its_blocks_at_higher_precision(variant: str, tiny_base: ModelHandle, cache_root: Path) -> None:
+    plain = parse_variant(variant)
+    spec = plain.keeping((1,))
+    assert spec.kept_blocks == (1,) and spec.plain == variant and spec.family.endswith("-keep1")
+    handle, metadata = compressed_model(spec, tiny_base, cache_root / "compression-test", calibration_source="fallback")
+    model, _ = load_model(handle.path, "cpu")
+    assert compression_problems(model, spec) == []  # block 0 as the plain variant, block 1 at 8 bits or dense
+    as_plain = compression_problems(model, plain)
+    assert len(as_plain) == 7 and all(".layers.1." in problem for problem in as_plain)
+    assert metadata["recipe"] != recipe_for(plain, model)
+
+
+def test_keeping_no_block_is_the_plain_variant() -> None:
+    plain = parse_variant("gptq3")
+    assert plain.keeping(()) is plain
+
+
+def test_a_kept_block_the_model_does_not_have_is_named(tiny_base: ModelHandle) -> None:
+    model, _ = load_model(tiny_base.path, "cpu")
+    with pytest.raises(TrustgateError, match=r"blocks \[5\] do not exist: the base model has 2 decoder blocks"):
+        recipe_for(parse_variant("gptq4").keeping((0, 5)), model)
 
 
 def test_offline_calibration_is_seeded_and_reported() -> None:

@@ -91,3 +91,34 @@ def test_repeated_variants_are_deduplicated_in_order() -> None:
 def test_any_text_parses_or_fails_with_a_usage_error(text: str) -> None:
     with contextlib.suppress(TrustgateError):
         parse_variant(text)
+
+
+def test_a_remedy_recipe_is_its_plain_variant_with_kept_blocks(tmp_path) -> None:
+    recipe = tmp_path / "remedy.toml"
+    recipe.write_text('variant = "gptq3+cal16@seed1"\nkept_blocks = [7, 2, 7]\n[found]\nverdict = "REMEDY"\n')
+    spec = parse_variant(f"recipe:{recipe}")
+    assert (spec.method, spec.bits, spec.seed, spec.calibration_samples) == ("gptq", 3, 1, 16)
+    assert spec.kept_blocks == (2, 7) and spec.plain == "gptq3+cal16@seed1" and spec.name == f"recipe:{recipe}"
+    assert spec.family == "gptq3-keep2" and spec.kept_precision == "int8"
+    assert parse_variant("wanda-2:4").keeping((3, 1)).name == "wanda-2:4~keep[1,3]"
+    assert parse_variant("wanda-2:4").keeping((3,)).kept_precision == "dense"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("variant = 'gptq3'\nkept_blocks = [1]\nextra = 1\n", "unknown keys ['extra']"),
+        ("variant = 'gptq3'\n", "it needs `variant` (a string) and `kept_blocks` (a list)"),
+        ("variant = 'gptq3'\nkept_blocks = [-1]\n", "kept_blocks must be block numbers >= 0"),
+        ("variant = 'dense'\nkept_blocks = [1]\n", "dense is not a variant trustgate compresses"),
+        ("variant = 'gptq3\n", "not valid TOML"),
+        ("variant = 'gptq5'\nkept_blocks = [1]\n", "5-bit is not offered"),
+    ],
+)
+def test_a_malformed_recipe_names_the_file_and_the_problem(tmp_path, text: str, problem: str) -> None:
+    recipe = tmp_path / "remedy.toml"
+    recipe.write_text(text)
+    with pytest.raises(TrustgateError) as caught:
+        parse_variant(f"recipe:{recipe}")
+    assert problem in str(caught.value)
+    assert str(recipe) in str(caught.value) or "gptq5" in str(caught.value)

@@ -2,6 +2,7 @@
 base model, hub downloads (safetensors only), devices and dtypes. The one part of trustgate
 besides `util` that `compressors/` imports."""
 
+from trustgate.models.blocks import block_index, blocks_pattern, decoder_blocks
 from trustgate.models.checkpoints import (
     EMBEDDED_BASE_MODEL,
     ModelHandle,
@@ -24,8 +25,11 @@ from trustgate.models.loading import (
 __all__ = [
     "EMBEDDED_BASE_MODEL",
     "ModelHandle",
+    "block_index",
+    "blocks_pattern",
     "check_base_model_name",
     "check_device",
+    "decoder_blocks",
     "download_from_hub",
     "embedded_base_model",
     "embedded_gguf_path",
