@@ -79,6 +79,9 @@ def test_a_base_model_that_never_answers_is_inconclusive_never_a_pass(
         (["--engine", "openai", "--model", "dense"], "--engine openai: no --engine-url for dense"),
         (["--engine", "openai", "--engine-url", "awq4=http://h:1"], "awq4 is not a model of this run"),
         (["--engine", "vllm", "--vllm-python", "/nonexistent/python"], "--vllm-python /nonexistent/python: no such"),
+        (["--remedy", "--remedy-probes", "0"], "--remedy-probes 0: must be positive"),
+        (["--remedy", "--remedy-max-size", "-5"], "--remedy-max-size -5.0: must be 0 or more percent"),
+        (["--model", "recipe:/nonexistent/remedy.toml"], "--model recipe:/nonexistent/remedy.toml: cannot read"),
     ],
 )
 def test_user_errors_end_with_a_usage_error_naming_the_culprit(run_gate, args: list[str], culprit: str) -> None:

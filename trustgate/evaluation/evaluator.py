@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,7 @@ from trustgate.evaluation.engines import EngineFactory, engines_for
 from trustgate.evaluation.profiles import EvaluationSettings, EvaluationSize
 from trustgate.evaluation.records import write_records
 from trustgate.models import ModelHandle
-from trustgate.util.errors import TrustgateError
+from trustgate.util.errors import MissingDataError, TrustgateError
 from trustgate.util.storage import digest, locked
 
 
@@ -80,7 +81,8 @@ class Evaluator:
     """Session-wide: data, caches and engines shared by every test of a run.
 
     At most `max_loaded_models` engines hold weights at once; the dense base (`keep_loaded`,
-    its fingerprint), which every variant's test needs, is released last.
+    its fingerprint), which every variant's test needs, is released last. `part` keeps a part of
+    every scenario's selection (a remedy searches on one part and confirms on the other).
     """
 
     def __init__(
@@ -89,8 +91,10 @@ class Evaluator:
         keep_loaded: str | None = None,
         engine_factory: EngineFactory | None = None,
         max_loaded_models: int = 2,
+        part: Callable[[tuple[Item, ...]], tuple[Item, ...]] | None = None,
     ) -> None:
         self.settings = settings
+        self.part = part
         self.keep_loaded = keep_loaded
         self.max_loaded_models = max_loaded_models
         self.generations = GenerationCache(settings.cache_root / "generations.sqlite")
@@ -116,8 +120,16 @@ class Evaluator:
                     "check the data folder; an empty scenario is never scored as a pass",
                 )
             limit = self.settings.limit if self.settings.limit is not None else self.size(dimension).limit
+            items = select_items(loaded.items, limit)
+            if self.part is not None:
+                items = self.part(items)
+                if not items:
+                    raise MissingDataError(
+                        f"{dimension.name}/{scenario}", "too few items to split into search and held-out parts",
+                        "raise --limit",
+                    )  # fmt: skip
             self._scenario_data[key] = ScenarioData(
-                items=select_items(loaded.items, limit),
+                items=items,
                 source=loaded.source,
                 partial=loaded.partial,
                 max_new_tokens=loaded.max_new_tokens,

@@ -128,6 +128,7 @@ class TrustReporter:
 
         self.config = config
         self.summary: RunSummary = RunSummary()
+        self.remedy: list[str] = []  # --remedy: its terminal lines
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call":
@@ -152,6 +153,12 @@ class TrustReporter:
         if self.blocking_gaps() and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         self.write_summary()
+        settings = self.config.stash[SETTINGS]
+        if settings.remedy is not None and session.exitstatus != pytest.ExitCode.INTERRUPTED:
+            from trustgate.plugin.remedy import remedies
+
+            # Advice beside the verdict: the run's exit status stays the gate's.
+            self.remedy = remedies(settings, self.summary.comparisons) or ["no gate check ran: nothing to remedy"]
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self.summary.not_gated:
@@ -165,16 +172,19 @@ class TrustReporter:
                     "and fails. Provide the data, deselect them (-k), or allow it: `required = false` under "
                     "[dimensions.<name>] in thresholds.toml, or --allow-ungated."
                 )
-        if not self.summary.comparisons:
-            return
-        terminalreporter.section("trustgate")
-        for line in self.summary.markdown().splitlines():
-            terminalreporter.write_line(line)
-        terminalreporter.write_line("")
-        for line in self.summary.table_lines():
-            terminalreporter.write_line(line)
-        report_dir = self.config.stash[SETTINGS].evaluation.report_dir
-        terminalreporter.write_line(f"summary: {report_dir / 'summary.md'}, {report_dir / 'summary.json'}")
+        if self.summary.comparisons:
+            terminalreporter.section("trustgate")
+            for line in self.summary.markdown().splitlines():
+                terminalreporter.write_line(line)
+            terminalreporter.write_line("")
+            for line in self.summary.table_lines():
+                terminalreporter.write_line(line)
+            report_dir = self.config.stash[SETTINGS].evaluation.report_dir
+            terminalreporter.write_line(f"summary: {report_dir / 'summary.md'}, {report_dir / 'summary.json'}")
+        if self.remedy:
+            terminalreporter.section("trustgate: remedy")
+            for line in self.remedy:
+                terminalreporter.write_line(line)
 
     def write_summary(self) -> None:
         if not (self.summary.comparisons or self.summary.not_gated):

@@ -152,6 +152,38 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="N",
         help="--engine vllm: context length the server allows (default: the model's own)",
     )
+    group.addoption(
+        "--remedy",
+        dest="trust_remedy",
+        action="store_true",
+        help="after the gate, for each variant that failed: find the fewest decoder blocks to keep at "
+        "8 bits (quantized) or dense (pruned) so that it passes, confirmed on held-out items; writes "
+        "a recipe for --model recipe:PATH (README: Remedy search)",
+    )
+    group.addoption(
+        "--remedy-probes", dest="trust_remedy_probes", type=int, default=8, metavar="N",
+        help="--remedy: compressions to try per variant (default 8)",
+    )  # fmt: skip
+    group.addoption(
+        "--remedy-minutes", dest="trust_remedy_minutes", type=float, default=50.0, metavar="M",
+        help="--remedy: minutes per variant for the ranking and the probes; the confirmation comes after (default 50)",
+    )  # fmt: skip
+    group.addoption(
+        "--remedy-max-size", dest="trust_remedy_max_size", type=float, default=100.0, metavar="PERCENT",
+        help="--remedy: largest size increase over the plain variant (default 100)",
+    )  # fmt: skip
+    group.addoption(
+        "--remedy-rank-items", dest="trust_remedy_rank_items", type=int, default=4, metavar="N",
+        help="--remedy: items measured per block restored (default 4)",
+    )  # fmt: skip
+    group.addoption(
+        "--remedy-rank-blocks", dest="trust_remedy_rank_blocks", type=int, metavar="N",
+        help="--remedy: blocks measured by forward passes, largest free signal first (default all)",
+    )  # fmt: skip
+    group.addoption(
+        "--remedy-prompt-tokens", dest="trust_remedy_prompt_tokens", type=int, default=384, metavar="N",
+        help="--remedy: a measured prompt keeps its last N tokens (default 384)",
+    )  # fmt: skip
 
 
 def given(config: pytest.Config) -> list[str]:

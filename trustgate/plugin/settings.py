@@ -23,6 +23,46 @@ CALIBRATION_SOURCES = ("auto", "c4", "fallback")
 
 
 @dataclass(frozen=True)
+class RemedySettings:
+    """--remedy and its budgets, checked at configure time."""
+
+    probes: int
+    minutes: float
+    max_size_increase: float
+    rank_items: int
+    rank_blocks: int | None
+    prompt_tokens: int
+
+
+def remedy_settings(option: Any) -> RemedySettings | None:
+    if not option.trust_remedy:
+        return None
+    counts = {
+        "--remedy-probes": option.trust_remedy_probes,
+        "--remedy-rank-items": option.trust_remedy_rank_items,
+        "--remedy-prompt-tokens": option.trust_remedy_prompt_tokens,
+        "--remedy-minutes": option.trust_remedy_minutes,
+    }
+    if option.trust_remedy_rank_blocks is not None:
+        counts["--remedy-rank-blocks"] = option.trust_remedy_rank_blocks
+    for flag, value in counts.items():
+        if value <= 0:
+            raise TrustgateError(f"{flag} {value}", "must be positive", f"pass a positive {flag}")
+    if option.trust_remedy_max_size < 0:
+        raise TrustgateError(
+            f"--remedy-max-size {option.trust_remedy_max_size}", "must be 0 or more percent", "pass e.g. 100"
+        )
+    return RemedySettings(
+        probes=option.trust_remedy_probes,
+        minutes=option.trust_remedy_minutes,
+        max_size_increase=option.trust_remedy_max_size,
+        rank_items=option.trust_remedy_rank_items,
+        rank_blocks=option.trust_remedy_rank_blocks,
+        prompt_tokens=option.trust_remedy_prompt_tokens,
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     variants: tuple[VariantSpec, ...]
     base_model: str
@@ -32,6 +72,7 @@ class Settings:
     worst_seed: bool
     evaluation: EvaluationSettings
     allow_ungated: bool = False  # checks skipped for missing data leave the session green
+    remedy: RemedySettings | None = None  # --remedy: search a remedy for each failing variant
 
 
 def engine_settings(option: Any, models: list[str]) -> EngineSettings:
@@ -131,4 +172,5 @@ def build_settings(option: Any) -> Settings:
         worst_seed=policy.gate.worst_seed or bool(option.trust_worst_seed),
         evaluation=evaluation,
         allow_ungated=bool(option.trust_allow_ungated),
+        remedy=remedy_settings(option),
     )

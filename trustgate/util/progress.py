@@ -86,3 +86,8 @@ def heartbeat(description: str) -> Iterator[None]:
         stop.set()
         thread.join()
         print(f"[trustgate] {description}: done in {time.perf_counter() - started:.0f}s", file=stream, flush=True)
+
+
+def say(message: str) -> None:
+    """One progress line (long work that is not a loop: a search's steps)."""
+    print(f"[trustgate] {message}", file=_stream(), flush=True)
