@@ -41,6 +41,55 @@ RESPONSES = (
 ITEMS_PER_SCENARIO = 3
 
 
+# The stages of the data flow, lowest first: a subpackage imports its own layer and those below.
+LAYERS = {
+    "util": 1,
+    "data": 2,
+    "models": 2,
+    "engine": 3,
+    "dimensions": 3,
+    "judges": 3,
+    "evaluation": 4,
+    "gate": 5,
+    "report": 5,
+    "remedy": 6,
+    "plugin": 7,
+}
+
+
+def _imports(path: Path) -> list[str]:
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+    return names
+
+
+def test_imports_point_one_way_down_the_data_flow():
+    assert set(LAYERS) == {p.name for p in (ROOT / "trustgate").iterdir() if (p / "__init__.py").is_file()}
+    upward = []
+    for path in (ROOT / "trustgate").rglob("*.py"):
+        parts = path.relative_to(ROOT / "trustgate").parts
+        if len(parts) < 2:
+            continue  # the package's own API and command-line modules sit above every stage
+        for name in _imports(path):
+            target = name.split(".")[1] if name.startswith("trustgate.") else None
+            if target in LAYERS and LAYERS[target] > LAYERS[parts[0]]:
+                upward.append(f"{path.relative_to(ROOT)} imports {name}")
+            if name.split(".")[0] in ("compressors", "fixtures") and parts[0] != "plugin":
+                upward.append(f"{path.relative_to(ROOT)} imports {name} (only trustgate.plugin may)")
+    assert upward == []
+
+
+def test_compressors_import_only_models_and_util_of_trustgate():
+    for path in (ROOT / "compressors").rglob("*.py"):
+        for name in _imports(path):
+            if name.startswith("trustgate"):
+                assert name.split(".")[1] in ("models", "util"), f"{path.relative_to(ROOT)} imports {name}"
+
+
 def test_the_registry_lists_each_dimension_once_with_labels():
     assert len(set(NAMES)) == len(NAMES) == len(REGISTRY)
     assert all(e.title and e.label and e.summary for e in REGISTRY)
