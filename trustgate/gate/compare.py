@@ -233,8 +233,15 @@ def compare(
     dense: Mapping[str, ScenarioRun],
     variant: Mapping[str, ScenarioRun],
     policy: ResolvedPolicy,
+    *,
+    score_intervals: bool = True,
 ) -> Comparison:
-    """Compare one scenario (one run each) or the dimension overall (all available scenarios)."""
+    """Compare one scenario (one run each) or the dimension overall (all available scenarios).
+
+    `score_intervals=False` leaves the dense and variant score intervals NaN: an interim look of a
+    sequential run decides on the drop interval alone, and those two bootstraps would be half
+    its bootstrap work per look. Everything else is computed as for a verdict.
+    """
     _check_paired(dense, variant)
     statistic = _statistic(dimension, scenario)
     dense_strata, variant_strata = _strata(dense), _strata(variant)
@@ -247,14 +254,15 @@ def compare(
     detectable = detectable_drop(drop_interval, policy.rule, policy.margin)
     inconclusive = _inconclusive(dimension, dense, policy, drop_interval, detectable, bool(failures))
     first_dense, first_variant = next(iter(dense.values())), next(iter(variant.values()))
+    skipped = Interval(float("nan"), float("nan"), policy.confidence)
     return Comparison(
         dimension=dimension.name,
         scenario=scenario,
         variant=first_variant.model,
         dense_score=dense_score,
         variant_score=variant_score,
-        dense_interval=bootstrap_interval(statistic, dense_strata, **args),
-        variant_interval=bootstrap_interval(statistic, variant_strata, **args),
+        dense_interval=bootstrap_interval(statistic, dense_strata, **args) if score_intervals else skipped,
+        variant_interval=bootstrap_interval(statistic, variant_strata, **args) if score_intervals else skipped,
         drop=drop,
         drop_interval=drop_interval,
         dense_refusal=dense_refusal,
