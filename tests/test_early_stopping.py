@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import trustgate.gate.compare as compare_module
-from tests.synthetic import handle, make_dimension, make_items, make_run
+from tests.synthetic import FakeEvaluator, handle, make_dimension, make_items, make_run
 from trustgate.dimensions.base import Item
 from trustgate.evaluation.evaluator import select_items
 from trustgate.gate.check import GateCheck, interim_decision
@@ -32,21 +32,12 @@ BEHAVIOUR = {
 }
 
 
-class CountingEvaluator:
+class CountingEvaluator(FakeEvaluator):
     """Serves BEHAVIOUR's runs on prefixes of the items and counts the items each model generated."""
 
     def __init__(self) -> None:
         self.generated: dict[str, int] = {}
         self._seen: set[tuple[str, str, str, int]] = set()
-
-    def scenario_data(self, dimension, scenario):
-        return dimension.load(None, scenario)
-
-    def key_count(self, dimension, scenario):
-        return len(self.scenario_data(dimension, scenario).items)
-
-    def items_at(self, dimension, scenario, keys=None):
-        return self.scenario_data(dimension, scenario).items[:keys]
 
     def run(self, dimension, scenario, model, keys=None):
         scores = BEHAVIOUR[model.name][scenario][:keys]
