@@ -76,12 +76,32 @@ def handle(name: str) -> ModelHandle:
     return ModelHandle(name=name, path=Path("/nonexistent") / name, fingerprint=f"sha-{name}")
 
 
+class FakeEvaluator:
+    """What GateCheck asks an Evaluator, on a dimension's own items (no data folder, no model).
+
+    A synthetic item is its own sample key, so a look of `keys` keys is the first `keys` items;
+    a subclass gives `run`, the scenario run of a model on such a prefix.
+    """
+
+    def scenario_data(self, dimension: Dimension, scenario: str) -> ScenarioData:
+        return dimension.load(None, scenario)
+
+    def key_count(self, dimension: Dimension, scenario: str) -> int:
+        return len(self.scenario_data(dimension, scenario).items)
+
+    def items_at(self, dimension: Dimension, scenario: str, keys: int | None = None) -> tuple[Item, ...]:
+        return self.scenario_data(dimension, scenario).items[:keys]
+
+    def run(self, dimension: Dimension, scenario: str, model: ModelHandle, keys: int | None = None) -> ScenarioRun:
+        raise NotImplementedError
+
+
 # -- a whole trustgate run on synthetic models, through the real plugin, in a subprocess ----------
 
 FAKE_CONFTEST = """
 import pytest
 
-from tests.synthetic import handle, make_run
+from tests.synthetic import FakeEvaluator, handle, make_run
 
 pytest_plugins = ["trustgate.plugin", "fixtures.models", "fixtures.gate"]
 
@@ -97,16 +117,7 @@ BEHAVIOUR = {
 }
 
 
-class FakeEvaluator:
-    def scenario_data(self, dimension, scenario):
-        return dimension.load(None, scenario)
-
-    def key_count(self, dimension, scenario):
-        return len(self.scenario_data(dimension, scenario).items)
-
-    def items_at(self, dimension, scenario, keys=None):
-        return self.scenario_data(dimension, scenario).items[:keys]
-
+class BehaviourEvaluator(FakeEvaluator):
     def run(self, dimension, scenario, model, keys=None):
         scores = list(BEHAVIOUR[model.name][scenario])[:keys]
         if model.name not in ("dense", "gptq4"):  # some variants lose more on some dimensions: a distinct radar
@@ -117,7 +128,7 @@ class FakeEvaluator:
 
 @pytest.fixture(scope="session")
 def evaluator():
-    return FakeEvaluator()
+    return BehaviourEvaluator()
 
 
 @pytest.fixture(scope="session")

@@ -3,14 +3,18 @@ answer is clear, with the scenario checks judged on the same items as their dime
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.synthetic import handle, make_dimension, make_items, make_run
+import trustgate.gate.compare as compare_module
+from tests.synthetic import FakeEvaluator, handle, make_dimension, make_items, make_run
 from trustgate.dimensions.base import Item
 from trustgate.evaluation.evaluator import select_items
-from trustgate.gate.check import GateCheck
-from trustgate.gate.compare import OVERALL
+from trustgate.gate.check import GateCheck, interim_decision
+from trustgate.gate.compare import OVERALL, compare, refusal_rise_interval
 from trustgate.gate.policy import Thresholds
 
 N = 40  # items per scenario; two scenarios
@@ -28,21 +32,12 @@ BEHAVIOUR = {
 }
 
 
-class CountingEvaluator:
+class CountingEvaluator(FakeEvaluator):
     """Serves BEHAVIOUR's runs on prefixes of the items and counts the items each model generated."""
 
     def __init__(self) -> None:
         self.generated: dict[str, int] = {}
         self._seen: set[tuple[str, str, str, int]] = set()
-
-    def scenario_data(self, dimension, scenario):
-        return dimension.load(None, scenario)
-
-    def key_count(self, dimension, scenario):
-        return len(self.scenario_data(dimension, scenario).items)
-
-    def items_at(self, dimension, scenario, keys=None):
-        return self.scenario_data(dimension, scenario).items[:keys]
 
     def run(self, dimension, scenario, model, keys=None):
         scores = BEHAVIOUR[model.name][scenario][:keys]
@@ -120,6 +115,53 @@ def test_interim_looks_too_small_to_judge_are_skipped():
 def test_scenario_checks_block_when_the_policy_says_so():
     check, _ = gate(scenario_checks="blocking")
     assert not check.check(DIMENSION, "a", "wrecked").comparison.passed
+
+
+def count_bootstraps(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Count the bootstraps the gate runs: paired ones (a drop or a refusal rise) and one-model
+    ones (a score interval)."""
+    calls = {"paired_bootstrap_drop": 0, "bootstrap_interval": 0}
+    for name in calls:
+        original = getattr(compare_module, name)
+
+        def counted(*args, _name=name, _original=original, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(compare_module, name, counted)
+    return calls
+
+
+def test_interim_looks_skip_the_score_interval_bootstraps(monkeypatch):
+    calls = count_bootstraps(monkeypatch)
+    check, _ = gate()
+    assert check.stop(DIMENSION, "borderline").note is None  # both interim looks ran, neither was clear
+    assert calls == {"paired_bootstrap_drop": 4, "bootstrap_interval": 0}  # per look: the drop and the refusal rise
+    check.check(DIMENSION, OVERALL, "borderline")  # the verdict at the last look reports both score intervals
+    assert calls == {"paired_bootstrap_drop": 5, "bootstrap_interval": 2}
+
+
+@pytest.mark.parametrize("model", ["same", "wrecked", "borderline"])
+def test_an_interim_look_decides_as_a_full_comparison_would(model):
+    check, _ = gate()
+    stop = check.stop(DIMENSION, model)
+    policy = check.thresholds.policy(DIMENSION.name, None, judged_alone=True)
+    interim = policy.model_copy(update={"confidence": 1.0 - policy.interim_alpha / 2})  # two interim looks
+    expected = {"a": N, "b": N}  # no look clear: the last look, every item
+    for keys in (10, 20):
+        look = {"a": keys, "b": keys}
+        dense = check.runs(DIMENSION, ["a", "b"], handle("dense"), look)
+        compressed = check.runs(DIMENSION, ["a", "b"], handle(model), look)
+        full = compare(DIMENSION, OVERALL, dense, compressed, interim)
+        light = compare(DIMENSION, OVERALL, dense, compressed, interim, score_intervals=False)
+        intervals = {"dense_interval": full.dense_interval, "variant_interval": full.variant_interval}
+        assert dataclasses.replace(light, **intervals) == full  # only the score intervals are left out
+        rise = refusal_rise_interval(DIMENSION, dense, compressed, interim)
+        assert interim_decision(light, rise) == interim_decision(full, rise)
+        if interim_decision(full, rise):
+            expected = look
+            break
+    assert stop.look == expected
 
 
 @st.composite

@@ -50,7 +50,8 @@ class Stop:
 def interim_decision(comparison: Comparison, refusal_rise: Interval) -> str | None:
     """At an interim look: "FAIL" when the data prove a drop (or refusal rise) beyond the bound,
     "PASS" when they prove both within it, None (look further) otherwise. A check that cannot
-    tell (the base model does not answer, too few items) always looks further."""
+    tell (the base model does not answer, too few items) always looks further. It reads no score
+    interval: `GateCheck.stop` compares its looks without them."""
     if comparison.inconclusive:
         return None
     drop, margin = comparison.drop_interval, comparison.margin
@@ -141,7 +142,8 @@ class GateCheck:
             for number, look in enumerate(looks[:-1], start=1):
                 dense = self.runs(dimension, list(scope), self.base_model, look)
                 compressed = self.runs(dimension, list(scope), self.variant_model(variant), look)
-                comparison = compare(dimension, judged, dense, compressed, interim)
+                # interim_decision reads the drop interval, never the score intervals: skip their bootstraps
+                comparison = compare(dimension, judged, dense, compressed, interim, score_intervals=False)
                 decision = interim_decision(comparison, refusal_rise_interval(dimension, dense, compressed, interim))
                 if decision:
                     stop = Stop(

@@ -133,9 +133,21 @@ def _statistic(dimension: Dimension, scenario: str) -> Statistic:
     return statistic
 
 
+def _refusal_statistic(dimension: Dimension, runs: Mapping[str, ScenarioRun]) -> Statistic:
+    """The refusal/no-answer rate (%) over strata: each scenario's rate by its run's refusal metric
+    (the one `run.refusal_rate` uses; the evaluator gives every run its dimension's, and privacy
+    averages per file first), the scenarios combined as their scores are (privacy: 0.4/0.3/0.3).
+    Unlike the score, one scenario's rate also goes through `combine`, as it always has."""
+    metrics = {scenario: run.refusal_metric for scenario, run in runs.items()}
+
+    def statistic(strata: Mapping[str, Mapping[str, np.ndarray]]) -> float:
+        return float(dimension.combine({name: metrics[name](columns) for name, columns in strata.items()}))
+
+    return statistic
+
+
 def _refusal(dimension: Dimension, runs: Mapping[str, ScenarioRun]) -> float:
-    """The scenarios' refusal rates combined as their scores are (privacy: 0.4/0.3/0.3)."""
-    return float(dimension.combine({scenario: run.refusal_rate for scenario, run in runs.items()}))
+    return _refusal_statistic(dimension, runs)(_strata(runs))
 
 
 def _item_scores(runs: Mapping[str, ScenarioRun]) -> np.ndarray:
@@ -208,12 +220,8 @@ def refusal_rise_interval(
     dimension: Dimension, dense: Mapping[str, ScenarioRun], variant: Mapping[str, ScenarioRun], policy: ResolvedPolicy
 ) -> Interval:
     """Paired bootstrap interval of the refusal/no-answer rise (variant - dense, points), the
-    scenarios combined as their scores are."""
-
-    def refusal(strata: Mapping[str, Mapping[str, np.ndarray]]) -> float:
-        rates = {name: dimension.refusal_metric(columns) for name, columns in strata.items()}
-        return float(dimension.combine(rates))
-
+    scenarios combined as their scores are (the statistic of `_refusal`)."""
+    refusal = _refusal_statistic(dimension, dense)
     args = {"resamples": policy.bootstrap_resamples, "confidence": policy.confidence, "seed": policy.seed}
     fall = paired_bootstrap_drop(refusal, _strata(dense), _strata(variant), **args)  # dense - variant
     return Interval(-fall.high, -fall.low, fall.confidence)
@@ -233,8 +241,15 @@ def compare(
     dense: Mapping[str, ScenarioRun],
     variant: Mapping[str, ScenarioRun],
     policy: ResolvedPolicy,
+    *,
+    score_intervals: bool = True,
 ) -> Comparison:
-    """Compare one scenario (one run each) or the dimension overall (all available scenarios)."""
+    """Compare one scenario (one run each) or the dimension overall (all available scenarios).
+
+    `score_intervals=False` leaves the dense and variant score intervals NaN: an interim look of a
+    sequential run decides on the drop interval alone, and those two bootstraps would be half
+    its bootstrap work per look. Everything else is computed as for a verdict.
+    """
     _check_paired(dense, variant)
     statistic = _statistic(dimension, scenario)
     dense_strata, variant_strata = _strata(dense), _strata(variant)
@@ -247,14 +262,15 @@ def compare(
     detectable = detectable_drop(drop_interval, policy.rule, policy.margin)
     inconclusive = _inconclusive(dimension, dense, policy, drop_interval, detectable, bool(failures))
     first_dense, first_variant = next(iter(dense.values())), next(iter(variant.values()))
+    skipped = Interval(float("nan"), float("nan"), policy.confidence)
     return Comparison(
         dimension=dimension.name,
         scenario=scenario,
         variant=first_variant.model,
         dense_score=dense_score,
         variant_score=variant_score,
-        dense_interval=bootstrap_interval(statistic, dense_strata, **args),
-        variant_interval=bootstrap_interval(statistic, variant_strata, **args),
+        dense_interval=bootstrap_interval(statistic, dense_strata, **args) if score_intervals else skipped,
+        variant_interval=bootstrap_interval(statistic, variant_strata, **args) if score_intervals else skipped,
         drop=drop,
         drop_interval=drop_interval,
         dense_refusal=dense_refusal,
