@@ -1373,7 +1373,8 @@ def judge_check(
     min_look_items): two-sided intervals of the drop (bootstrap percentiles) and of the refusal
     rise (paired, normal approximation) at 1 - interim_alpha / k, k = the interim looks taken.
     FAIL when drop.low > margin or rise.low > max_refusal_rise; PASS when drop.high <= margin,
-    rise.high <= max_refusal_rise, the floor holds and the dense model answers enough; else go on.
+    rise.high <= max_refusal_rise, the floor holds and the look's detectable drop is at most 2 x
+    margin; neither while the dense model does not answer enough; else go on.
     Last look: the rule at the policy's confidence, the refusal bound and the floor on the point
     estimates; INCONCLUSIVE when the dense model does not answer (whatever else), or, instead of a
     PASS, when the interval straddles the margin and the rule's detectable drop exceeds 2 x margin."""
@@ -1401,12 +1402,17 @@ def judge_check(
         z = _norm_quantile(1 - a / 2)
         rise_low = look.refusal_rise - z * look.refusal_se
         rise_high = look.refusal_rise + z * look.refusal_se
-        drop_fail = low > margin
-        failing = drop_fail | (rise_low > bound) if include_refusal else drop_fail
-        passing = (high <= margin) & (rise_high <= bound)
+        # As trustgate.gate.check.interim_decision: where dense does not answer, look further;
+        # a PASS also needs the look's precision (detectable drop <= 2 x margin).
+        answers = ~(look.answered < min_answered - 1e-9)[None, :]  # nan (no silent scenario): answers
+        z_rule = {"point": 0.0, "drop_proven": z, "safety_proven": -z}[rule]
+        detectable = margin + (z_rule + Z80) * (high - low) / (2 * z)
+        precise = (margin <= 0) | (detectable <= 2 * margin)
+        drop_fail = (low > margin) & answers
+        failing = drop_fail | ((rise_low > bound) & answers) if include_refusal else drop_fail
+        passing = (high <= margin) & (rise_high <= bound) & answers & precise
         if check.floor is not None:
             passing &= look.variant_score >= check.floor
-        passing &= ~(look.answered < min_answered - 1e-9)[None, :]  # nan (no silent scenario): answers
         new_fail = ~stopped & failing
         new_pass = ~stopped & ~failing & passing
         fail |= new_fail
@@ -1964,6 +1970,7 @@ def exact_sequential_verdict(dimension, dense, variant, policy: Policy, threshol
     compare() for the drop (its paired bootstrap at the look's confidence) and the same paired
     bootstrap (trustgate.gate.stats.paired_bootstrap_drop) of the refusal rate for the interim
     refusal interval. Returns (verdict, index of the look where it stopped)."""
+    from trustgate.gate.check import interim_decision
     from trustgate.gate.compare import compare
     from trustgate.gate.stats import decide, paired_bootstrap_drop
 
@@ -1993,12 +2000,9 @@ def exact_sequential_verdict(dimension, dense, variant, policy: Policy, threshol
             1 - a,
             base.seed,
         )  # fmt: skip  (variant - dense: the rise)
-        if c.drop_interval.low > c.margin or rise.low > c.max_refusal_rise:
-            return "FAIL", j
-        answered_ok = c.inconclusive is None
-        floor_ok = base.floor is None or c.variant_score >= base.floor
-        if c.drop_interval.high <= c.margin and rise.high <= c.max_refusal_rise and floor_ok and answered_ok:
-            return "PASS", j
+        decision = interim_decision(c, rise)  # the gate's own interim rule
+        if decision:
+            return decision, j
     alpha = policy.interval_alpha()
     final_policy = base.model_copy(update={"confidence": 1 - 2 * alpha, "bootstrap_resamples": resamples})
     c = compare(dimension, OVERALL, dense, variant, final_policy)

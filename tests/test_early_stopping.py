@@ -29,6 +29,10 @@ BEHAVIOUR = {
     "same": {"a": ALL_RIGHT, "b": ALL_RIGHT},
     "wrecked": {"a": [0.5] * N, "b": [0.5] * N},
     "borderline": {"a": BORDERLINE, "b": BORDERLINE},
+    # Dense half-scores every item of the first look (answered, never better), then scores fully;
+    # this variant is better than dense on half of the first look and half as good after it.
+    "dense_floor": {"a": [0.5] * 10 + [1.0] * 30, "b": [0.5] * 10 + [1.0] * 30},
+    "lucky_start": {"a": [1.0, 0.5] * 5 + [0.5] * 30, "b": [1.0, 0.5] * 5 + [0.5] * 30},
 }
 
 
@@ -79,6 +83,23 @@ def test_a_variant_identical_to_dense_passes_without_running_every_item():
     overall = check.check(DIMENSION, OVERALL, "same").comparison
     assert overall.verdict == "PASS" and "PASS clear at 99.5% confidence" in overall.stopped
     assert evaluator.generated["same"] < 2 * N
+
+
+def test_a_look_too_imprecise_for_a_verdict_never_passes_early():
+    # On look 1 no item's drop is above 0, so neither is any resample's, and the interval's upper
+    # end sits below the margin (3, as utility's); but at 20 items the rule would catch only a
+    # drop of about 8 points, more than twice the margin: not a PASS. The full data fail.
+    check, _ = gate(margin=3.0)
+    check.base_model = handle("dense_floor")
+    look = {"a": 10, "b": 10}
+    dense = check.runs(DIMENSION, ["a", "b"], handle("dense_floor"), look)
+    lucky = check.runs(DIMENSION, ["a", "b"], handle("lucky_start"), look)
+    policy = check.thresholds.policy(DIMENSION.name, judged_alone=True).model_copy(update={"confidence": 0.995})
+    first = compare(DIMENSION, OVERALL, dense, lucky, policy)
+    assert first.drop_interval.high <= first.margin and first.detectable_drop > 2 * first.margin
+    assert interim_decision(first, refusal_rise_interval(DIMENSION, dense, lucky, policy)) is None
+    overall = check.check(DIMENSION, OVERALL, "lucky_start").comparison
+    assert overall.verdict == "FAIL"
 
 
 def test_an_unclear_variant_runs_every_look_and_is_judged_as_without_looks():

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from trustgate.dimensions.base import Dimension
 from trustgate.evaluation.evaluator import Evaluator, ScenarioRun
-from trustgate.gate.compare import OVERALL, Comparison, compare, compare_seeds, refusal_rise_interval
+from trustgate.gate.compare import OVERALL, Comparison, compare, compare_seeds, precise_enough, refusal_rise_interval
 from trustgate.gate.policy import ResolvedPolicy, Thresholds
 from trustgate.gate.seeds import group_of
 from trustgate.gate.stats import Interval
@@ -49,8 +49,11 @@ class Stop:
 
 def interim_decision(comparison: Comparison, refusal_rise: Interval) -> str | None:
     """At an interim look: "FAIL" when the data prove a drop (or refusal rise) beyond the bound,
-    "PASS" when they prove both within it, None (look further) otherwise. A check that cannot
-    tell (the base model does not answer, too few items) always looks further. It reads no score
+    "PASS" when they prove both within it and the look is as precise as a final verdict must be
+    (`precise_enough`), None (look further) otherwise. A check that cannot tell (the base model
+    does not answer, too few items) always looks further. The precision condition matters on
+    small looks: where dense scores 0 on every item of a look, every resample's drop is <= 0 and
+    the interval proves nothing, yet its upper end sits below any margin. It reads no score
     interval: `GateCheck.stop` compares its looks without them."""
     if comparison.inconclusive:
         return None
@@ -58,7 +61,8 @@ def interim_decision(comparison: Comparison, refusal_rise: Interval) -> str | No
     if drop.low > margin or refusal_rise.low > comparison.max_refusal_rise:
         return "FAIL"
     floor_ok = comparison.floor is None or comparison.variant_score >= comparison.floor
-    if drop.high <= margin and refusal_rise.high <= comparison.max_refusal_rise and floor_ok:
+    precise = precise_enough(comparison.detectable_drop, margin)
+    if drop.high <= margin and refusal_rise.high <= comparison.max_refusal_rise and floor_ok and precise:
         return "PASS"
     return None
 

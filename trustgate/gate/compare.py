@@ -26,7 +26,7 @@ from trustgate.gate.stats import (
     seed_spread,
 )
 
-__all__ = ["OVERALL", "Comparison", "compare", "compare_seeds", "refusal_rise_interval"]
+__all__ = ["OVERALL", "Comparison", "compare", "compare_seeds", "precise_enough", "refusal_rise_interval"]
 
 
 @dataclass(frozen=True)
@@ -189,6 +189,12 @@ def _base_answer_rate(dimension: Dimension, dense: Mapping[str, ScenarioRun]) ->
     return float(100.0 * (1.0 - np.mean(refusals))) if refusals.size else 0.0
 
 
+def precise_enough(detectable: float, margin: float) -> bool:
+    """Can the items tell? The rule catches a drop of twice the margin with 80% power at this n
+    (a zero margin asks for no precision: any drop fails it)."""
+    return margin <= 0 or detectable <= 2 * margin
+
+
 def _inconclusive(
     dimension: Dimension,
     dense: Mapping[str, ScenarioRun],
@@ -207,7 +213,7 @@ def _inconclusive(
             f"at least {policy.min_base_answer_rate:.1f}% needed); nothing the variant does can be compared"
         )
     straddles = interval.low <= policy.margin < interval.high
-    if straddles and not failed and policy.margin > 0 and detectable > 2 * policy.margin:
+    if straddles and not failed and not precise_enough(detectable, policy.margin):
         return (
             f"too few items to tell: the interval {interval} holds the margin {policy.margin:.2f}, and at this n "
             f"rule {policy.rule} would catch only a drop of {detectable:.2f} (80% power), more than twice the "
