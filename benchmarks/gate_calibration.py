@@ -1072,6 +1072,7 @@ class GateSettings:
     min_look_items: int
     blocking_dimensions: int  # m of the Bonferroni correction over the overall checks
     source: dict[str, str] = field(default_factory=dict)  # key -> "thresholds.toml" or "default"
+    too_few_items: tuple[tuple[str, str], ...] = ()  # (profile, "fail" | "warn") where a profile sets it
 
     def describe(self) -> str:
         looks = "off" if len(self.looks) == 1 else "[" + ", ".join(f"{f:g}" for f in self.looks) + "]"
@@ -1085,6 +1086,7 @@ class GateSettings:
         return (
             f"rule {self.rule}, scenario checks {self.scenario_checks}, multiplicity {self.multiplicity}"
             f"{correction}, looks {looks}, inconclusive {self.inconclusive}"
+            + "".join(f", too few items at {profile}: {mode}" for profile, mode in self.too_few_items)
         )
 
 
@@ -1149,6 +1151,11 @@ def load_gate(path: Path) -> tuple[Thresholds, GateSettings]:
         min_look_items=int(values["min_look_items"]),
         blocking_dimensions=family_size("overall", thresholds),
         source=source,
+        too_few_items=tuple(
+            (name, str(profile.too_few_items))
+            for name, profile in thresholds.profiles.items()
+            if getattr(profile, "too_few_items", None)
+        ),
     )
     return thresholds, settings
 
@@ -1170,6 +1177,8 @@ class Policy:
     look_minimum: str = "total"  # min_look_items counts the scope's items ("total") or each scenario's
     statistical_inconclusive: bool = False  # INCONCLUSIVE when the interval straddles the margin
     inconclusive_blocks: bool = True  # inconclusive = "fail"
+    # per profile: does an INCONCLUSIVE for too few items block (default: as inconclusive_blocks)
+    too_few_items_blocks: tuple[tuple[str, bool], ...] = ()
     family_alpha: float = FAMILY_ALPHA
     family: int | None = None  # m of the correction (None: the whole gate's blocking checks)
     per_check_rules: bool = False  # each check's rule from thresholds.toml (the default policy)
@@ -1188,11 +1197,20 @@ class Policy:
         """One-sided level of the drop rule (point: the estimate itself, 0.5)."""
         return 0.5 if self.rule == "point" else self.interval_alpha()
 
+    def interim_level(self, looks_taken: int) -> float:
+        """Two-sided alpha of one interim look: interim_alpha over the interim looks taken and,
+        under a family-wise correction, over the family too (trustgate.gate.policy.interim_confidence)."""
+        family = self.m if self.multiplicity in ("bonferroni", "holm") else 1
+        return self.interim_alpha / (looks_taken * family)
+
+    def too_few_blocks(self, profile: str) -> bool:
+        return dict(self.too_few_items_blocks).get(profile, self.inconclusive_blocks)
+
     def interim_quantiles(self) -> set[float]:
-        """The quantiles an interim look may need: alpha / k two-sided, k = the interim looks taken."""
+        """The quantiles an interim look may need: interim_level(k) two-sided, k = the looks taken."""
         out: set[float] = set()
         for k in range(1, len(self.looks)):
-            a = self.interim_alpha / k
+            a = self.interim_level(k)
             out |= {a / 2, 1 - a / 2}
         return out
 
@@ -1211,6 +1229,7 @@ def policy_from_settings(settings: GateSettings, key: str = "default") -> Policy
         look_minimum="per_scenario",  # as trustgate.gate.check counts it
         statistical_inconclusive=True,
         inconclusive_blocks=settings.inconclusive == "fail",
+        too_few_items_blocks=tuple((profile, mode == "fail") for profile, mode in settings.too_few_items),
         family_alpha=settings.family_alpha,
         family=settings.blocking_dimensions if settings.scenario_checks == "informational" else None,
         per_check_rules=True,
@@ -1245,6 +1264,9 @@ def new_candidates(settings: GateSettings) -> list[Policy]:
                         min_look_items=settings.min_look_items,
                         statistical_inconclusive=True,
                         inconclusive_blocks=settings.inconclusive == "fail",
+                        too_few_items_blocks=tuple(
+                            (profile, mode == "fail") for profile, mode in settings.too_few_items
+                        ),
                         family_alpha=settings.family_alpha,
                         family=settings.blocking_dimensions,
                     )
@@ -1367,7 +1389,7 @@ def judge_check(
     include_refusal: bool = True,
 ) -> tuple[np.ndarray, ...]:
     """One check's verdict at each (level, replicate), with the policy's looks:
-    (fail, fail_rule, inconclusive, stop, overridable).
+    (fail, fail_rule, inconclusive, stop, overridable, too_few); too_few: the INCONCLUSIVE for too few items.
 
     Interim looks (all but the last; skipped when the check's scope holds fewer than
     min_look_items): two-sided intervals of the drop (bootstrap percentiles) and of the refusal
@@ -1397,7 +1419,7 @@ def judge_check(
     min_answered = check.min_base_answer_rate
     for j in interim:
         look = check.looks[j]
-        a = policy.interim_alpha / len(interim)
+        a = policy.interim_level(len(interim))
         low, high = look.quantile(a / 2), look.quantile(1 - a / 2)
         z = _norm_quantile(1 - a / 2)
         rise_low = look.refusal_rise - z * look.refusal_se
@@ -1446,9 +1468,10 @@ def judge_check(
         statistical = (low <= margin) & (margin < high) & (detectable > 2 * margin)
     fail |= going & ~base & fails
     fail_rule |= going & ~base & rule_fail
-    inconclusive = going & (base | (~fails & statistical))
+    too_few = going & ~base & ~fails & statistical
+    inconclusive = (going & base) | too_few
     overridable = going & ~base & fails & statistical
-    return fail, fail_rule, inconclusive, stop, overridable
+    return fail, fail_rule, inconclusive, stop, overridable, too_few
 
 
 def _holm_rule(result: SimulationResult, policy: Policy, checks: list[CheckStats]) -> np.ndarray:
@@ -1489,8 +1512,11 @@ def judge(result: SimulationResult, policy: Policy, include_refusal: bool = True
     if not parts:
         empty = np.zeros((levels, replicates, 0), dtype=bool)
         return Judged(empty, empty, empty, empty, empty.astype(np.int8), empty, ids)
-    fail, fail_rule, inconclusive, stop, overridable = (np.stack(x, axis=-1) for x in zip(*parts, strict=True))
-    blocked = fail | (inconclusive & policy.inconclusive_blocks)
+    stacked = (np.stack(x, axis=-1) for x in zip(*parts, strict=True))
+    fail, fail_rule, inconclusive, stop, overridable, too_few = stacked
+    # The base model not answering blocks as `inconclusive` says; too few items as the profile does.
+    blocked = fail | (inconclusive & ~too_few & policy.inconclusive_blocks)
+    blocked |= too_few & policy.too_few_blocks(result.profile)
     return Judged(fail, fail_rule, inconclusive, blocked, stop, overridable, ids)
 
 
@@ -1987,7 +2013,7 @@ def exact_sequential_verdict(dimension, dense, variant, policy: Policy, threshol
         return float(dimension.combine({s: 100.0 * float(np.mean(c["refusal"])) for s, c in strata.items()}))
 
     for j in interim:
-        a = policy.interim_alpha / len(interim)
+        a = policy.interim_level(len(interim))
         d = {s: _prefix_run(r, prefixes[s][j], dimension) for s, r in dense.items()}
         v = {s: _prefix_run(r, prefixes[s][j], dimension) for s, r in variant.items()}
         look_policy = base.model_copy(update={"confidence": 1 - a, "bootstrap_resamples": resamples})

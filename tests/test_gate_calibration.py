@@ -236,7 +236,7 @@ def made_check(final: dict[float, float], point: float, interim: list[dict[float
 
 
 def verdict(result, policy):
-    fail, _, inconclusive, stop, overridable = gc.judge_check(result, result.checks[0], policy, policy.rule)
+    fail, _, inconclusive, stop, overridable, _ = gc.judge_check(result, result.checks[0], policy, policy.rule)
     name = "FAIL" if fail[0, 0] else "INCONCLUSIVE" if inconclusive[0, 0] else "PASS"
     return name, int(stop[0, 0]), bool(overridable[0, 0])
 
@@ -367,7 +367,7 @@ def thresholds_with(tmp_path, gate_lines: str, rule: str = "drop_proven"):
     """The repository's thresholds.toml without its issue-11 [gate] keys, plus `gate_lines`."""
     text = (gc.REPO_ROOT / "thresholds.toml").read_text(encoding="utf-8")
     text = re.sub(rf"(?m)^({'|'.join(NEW_KEY_NAMES)}) = .*\n", "", text)
-    text = text.replace('rule = "point"\n', f'rule = "{rule}"\n' + gate_lines, 1)
+    text = re.sub(r'(?m)^rule = "\w+"\n', lambda _: f'rule = "{rule}"\n' + gate_lines, text, count=1)
     path = tmp_path / "thresholds.toml"
     path.write_text(text, encoding="utf-8")
     return path

@@ -234,7 +234,7 @@ def test_run_fails_on_the_broken_variant_and_prints_the_table(finished_run):
     assert "| model | stereotype | fairness | utility | average |" in process.stdout
     # magnitude-2:4 stops at the second look (10 of 20 items per scenario): the scores are its items'.
     assert "| magnitude-2:4 | 50.0 (ref 50%) | 35.0 (ref 65%) | 45.0 (ref 55%) | 43.3 |" in process.stdout
-    assert "stopped early at look 1 of 2 (20 of 40 items): FAIL clear at 99.0% confidence" in process.stdout
+    assert "stopped early at look 1 of 2 (20 of 40 items): FAIL clear at 99.89% confidence" in process.stdout
     assert (folder / "trust-report" / "summary.md").read_text().count("| gptq3@seeds |") == 1
 
 

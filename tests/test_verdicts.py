@@ -98,6 +98,22 @@ def test_too_few_items_to_tell_is_inconclusive_not_a_pass():
     assert few.detectable_drop > 2 * few.margin
 
 
+def test_a_profile_can_let_too_few_items_report_while_a_silent_base_model_still_blocks():
+    raw = {
+        "gate": {"margin": 5.0, "max_refusal_rise": 100.0, "bootstrap_resamples": 500},
+        "profiles": {"ci": {"too_few_items": "warn"}, "release": {}},
+    }
+    thresholds = Thresholds.model_validate(raw)
+    at_ci = thresholds.policy("stereotype", profile="ci")
+    at_release = thresholds.policy("stereotype", profile="release")
+    assert (at_ci.too_few_items, at_release.too_few_items) == ("warn", "fail")
+    few = check([1.0] * 7 + [0.0], [0.0] + [1.0] * 7, at_ci)
+    assert few.verdict == "INCONCLUSIVE" and few.passed and "too few items to tell" in few.inconclusive
+    assert not check([1.0] * 7 + [0.0], [0.0] + [1.0] * 7, at_release).passed
+    silent = check(SILENT, [1.0] * 40, at_ci)
+    assert silent.verdict == "INCONCLUSIVE" and not silent.passed  # nothing was gated: fail closed
+
+
 def test_too_few_items_never_hides_a_failure():
     # 8 items, one lost: the point estimate (12.5) fails the rule; the small n does not soften it.
     lost = check([1.0] * 8, [1.0] * 7 + [0.0], policy(max_refusal_rise=100.0))

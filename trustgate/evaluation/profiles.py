@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -34,6 +35,10 @@ class EvaluationSize(Strict):
 class Profile(Strict):
     description: str = ""
     batch_size: int = Field(default=32, ge=1)
+    # A check INCONCLUSIVE for too few items: "fail" blocks, "warn" reports it (None: as [gate]
+    # inconclusive). Precision is a matter of size, so the profile says; the base model not
+    # answering is not, and always follows [gate] inconclusive.
+    too_few_items: Literal["fail", "warn"] | None = None
     dimensions: dict[str, EvaluationSize] = Field(default_factory=dict)
 
     @model_validator(mode="after")

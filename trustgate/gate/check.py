@@ -77,6 +77,7 @@ class GateCheck:
     worst_seed: bool = False
     # The checks the run selected, per dimension: scenario ids and/or OVERALL. None: all of them.
     selected: Mapping[str, frozenset[str]] | None = None
+    profile: str | None = None  # the evaluation profile (whether too few items block)
     _stops: dict[tuple[str, str, tuple[str, ...]], Stop] = field(default_factory=dict, init=False, repr=False)
 
     def available(self, dimension: Dimension, scenario: str) -> tuple[list[str], dict[str, str]]:
@@ -127,20 +128,23 @@ class GateCheck:
     def stop(self, dimension: Dimension, variant: str) -> Stop:
         """Run the (dimension, variant) in looks and stop at the first that is clear either way.
 
-        Interim looks spend `interim_alpha` evenly (Bonferroni over the looks), so stopping
-        early adds at most that to the chance of a wrong verdict; the last look is judged as a
-        run without looks would be. Seed groups are judged on every item (no interim looks).
+        Interim looks spend `interim_alpha` evenly (Bonferroni over the looks and, under
+        Bonferroni, over the blocking dimensions), so stopping early adds at most that to the
+        family-wise chance of a wrong verdict; the last look is judged as a run without looks
+        would be. Seed groups are judged on every item (no interim looks).
         """
         scope = self._scope(dimension)
         memo = (dimension.name, variant, scope)
         if memo in self._stops:
             return self._stops[memo]
         judged = OVERALL if len(scope) > 1 or self._overall_selected(dimension) else scope[0]
-        policy = self.thresholds.policy(dimension.name, None if judged == OVERALL else judged, judged_alone=True)
+        policy = self.thresholds.policy(
+            dimension.name, None if judged == OVERALL else judged, judged_alone=True, profile=self.profile
+        )
         looks = self._looks(dimension, scope, policy)
         stop = Stop(looks[-1])
         if len(looks) > 1 and variant not in self.seed_groups:
-            confidence = 1.0 - policy.interim_alpha / (len(looks) - 1)
+            confidence = self.thresholds.interim_confidence(len(looks) - 1)
             interim = policy.model_copy(update={"confidence": confidence})
             total = sum(len(self.evaluator.items_at(dimension, name)) for name in scope)
             for number, look in enumerate(looks[:-1], start=1):
@@ -153,7 +157,7 @@ class GateCheck:
                     stop = Stop(
                         look,
                         f"stopped early at look {number} of {len(looks)} ({comparison.n_items} of {total} items): "
-                        f"{decision} clear at {confidence:.1%} confidence",
+                        f"{decision} clear at {confidence:.2%} confidence",
                         confidence,
                     )
                     break
@@ -166,7 +170,9 @@ class GateCheck:
         if not available:
             raise NoData(f"{dimension.name}/{scenario}", "no data", "; ".join(missing.values()))
         alone = scenario != OVERALL and not self._overall_selected(dimension)
-        policy = self.thresholds.policy(dimension.name, None if scenario == OVERALL else scenario, judged_alone=alone)
+        policy = self.thresholds.policy(
+            dimension.name, None if scenario == OVERALL else scenario, judged_alone=alone, profile=self.profile
+        )
         stop = self.stop(dimension, variant)
         if stop.note and (scenario == OVERALL or alone):
             policy = policy.model_copy(update={"confidence": stop.confidence})  # the stopping check's own verdict

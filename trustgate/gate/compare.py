@@ -202,23 +202,26 @@ def _inconclusive(
     interval: Interval,
     detectable: float,
     failed: bool,
-) -> str | None:
-    """Why the check cannot tell, or None. The base model not answering wins over everything;
-    too few items only replaces a PASS (`failed`: the rule, the floor or the refusal bound
-    already failed the check, a finding in itself)."""
+) -> tuple[str, str] | None:
+    """Why the check cannot tell, with the setting ("fail" or "warn") that decides whether that
+    blocks; None when it can. The base model not answering wins over everything (`inconclusive`);
+    too few items only replaces a PASS (`failed`: the rule, the floor or the refusal bound already
+    failed the check, a finding in itself) and blocks as the profile's `too_few_items` says."""
     answered = _base_answer_rate(dimension, dense)
     if answered is not None and answered < policy.min_base_answer_rate - 1e-9:  # 4 of 40 is 10%, not 9.99...
-        return (
+        why = (
             f"the base model does not answer this scenario (scorable answers {answered:.1f}% of items, "
             f"at least {policy.min_base_answer_rate:.1f}% needed); nothing the variant does can be compared"
         )
+        return why, policy.inconclusive
     straddles = interval.low <= policy.margin < interval.high
     if straddles and not failed and not precise_enough(detectable, policy.margin):
-        return (
+        why = (
             f"too few items to tell: the interval {interval} holds the margin {policy.margin:.2f}, and at this n "
             f"rule {policy.rule} would catch only a drop of {detectable:.2f} (80% power), more than twice the "
             "margin; raise --limit or use --profile release"
         )
+        return why, policy.too_few_items
     return None
 
 
@@ -233,11 +236,11 @@ def refusal_rise_interval(
     return Interval(-fall.high, -fall.low, fall.confidence)
 
 
-def _passed(failures: Sequence[str], inconclusive: str | None, policy: ResolvedPolicy) -> bool:
+def _passed(failures: Sequence[str], inconclusive: tuple[str, str] | None, policy: ResolvedPolicy) -> bool:
     if policy.tier == "informational":
         return True
     if inconclusive:
-        return policy.inconclusive == "warn"
+        return inconclusive[1] == "warn"
     return not failures
 
 
@@ -294,7 +297,7 @@ def compare(
         partial="; ".join(sorted({r.partial for r in dense.values() if r.partial})) or None,
         dense_fingerprint=first_dense.fingerprint,
         variant_fingerprint=first_variant.fingerprint,
-        inconclusive=inconclusive,
+        inconclusive=inconclusive[0] if inconclusive else None,
         detectable_drop=detectable,
     )
 
@@ -363,7 +366,7 @@ def compare_seeds(
         drop_interval=drop_interval,
         variant_refusal=refusal,
         passed=_passed(failures, inconclusive, policy),
-        inconclusive=inconclusive,
+        inconclusive=inconclusive[0] if inconclusive else None,
         failures=tuple(failures),
         mcnemar_p=mcnemar,
         variant_fingerprint="",

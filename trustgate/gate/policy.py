@@ -71,6 +71,7 @@ class ResolvedPolicy(_Strict):
     bootstrap_resamples: int
     seed: int
     inconclusive: Literal["fail", "warn"] = "fail"
+    too_few_items: Literal["fail", "warn"] = "fail"  # the profile's, else `inconclusive`
     min_base_answer_rate: float = 10.0
     looks: tuple[float, ...] = (0.25, 0.5, 1.0)
     interim_alpha: float = 0.01
@@ -87,8 +88,11 @@ class Thresholds(_Strict):
         check_dimension_names(self.dimensions, "dimensions")
         return self
 
-    def policy(self, dimension: str, scenario: str | None = None, judged_alone: bool = False) -> ResolvedPolicy:
-        """The settings of one check: a scenario (`scenario`) or the dimension overall (None).
+    def policy(
+        self, dimension: str, scenario: str | None = None, judged_alone: bool = False, profile: str | None = None
+    ) -> ResolvedPolicy:
+        """The settings of one check: a scenario (`scenario`) or the dimension overall (None), in
+        the evaluation `profile` (which says whether too few items block).
 
         A scenario check is informational under `scenario_checks = "informational"` unless it is
         `judged_alone` (its dimension's overall check is not in the run, so nothing else gates it).
@@ -118,11 +122,23 @@ class Thresholds(_Strict):
             bootstrap_resamples=self.gate.bootstrap_resamples,
             seed=self.gate.seed,
             inconclusive=self.gate.inconclusive,
+            too_few_items=self.too_few_items(profile),
             min_base_answer_rate=self.gate.min_base_answer_rate,
             looks=self.gate.looks,
             interim_alpha=self.gate.interim_alpha,
             min_look_items=self.gate.min_look_items,
         )
+
+    def too_few_items(self, profile: str | None) -> Literal["fail", "warn"]:
+        chosen = self.profiles[profile].too_few_items if profile in self.profiles else None
+        return chosen or self.gate.inconclusive
+
+    def interim_confidence(self, interim_looks: int) -> float:
+        """The two-sided confidence of an interim look: `interim_alpha` spent evenly over the
+        interim looks and, under Bonferroni, over the blocking dimensions too, so that early
+        stopping adds at most interim_alpha to the family-wise error, not that much per dimension."""
+        family = self.family_size() if self.gate.multiplicity == "bonferroni" and self.family_size() else 1
+        return 1.0 - self.gate.interim_alpha / (interim_looks * family)
 
     def family_size(self) -> int:
         """The blocking dimensions: one overall check each is the family a variant is judged on."""

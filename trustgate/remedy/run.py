@@ -169,6 +169,7 @@ class RemedySearch:
             variant_model=self._handles.__getitem__,
             seed_groups={},
             selected=_selection(checks),
+            profile=self.evaluation.profile_name,
         )
 
     def _handle(self, blocks: Blocks) -> tuple[str, ModelHandle]:
