@@ -1204,7 +1204,8 @@ class Policy:
         return self.interim_alpha / (looks_taken * family)
 
     def too_few_blocks(self, profile: str) -> bool:
-        return dict(self.too_few_items_blocks).get(profile, self.inconclusive_blocks)
+        # "ci-grown" is the ci profile at other limits: its too_few_items setting applies
+        return dict(self.too_few_items_blocks).get(profile.removesuffix("-grown"), self.inconclusive_blocks)
 
     def interim_quantiles(self) -> set[float]:
         """The quantiles an interim look may need: interim_level(k) two-sided, k = the looks taken."""
@@ -1737,18 +1738,23 @@ def print_power_table(summary: Summary, result: SimulationResult) -> None:
     print(f"  {'dimension':20s} {'n items':>8s} {'margin':>6s} {header}  {'detectable':>10s}")
     z = NormalDist().inv_cdf(0.975)
     looks = len(summary.policy.looks) > 1
+    policy = summary.policy
+    z_c = NormalDist().inv_cdf(1 - policy.interval_alpha())
+    z_rule = {"point": 0.0, "drop_proven": z_c, "safety_proven": -z_c}.get(policy.rule, 0.0)
     for name, values in summary.power.items():
         overall = result.checks[result.index(dimension=name, overall=True)[0]]
         row = "".join(f"{_pct(v):>8s}" for v in values)
-        # the gate's "detectable drop" of the overall check at zero drop: (z + z_0.8) x its standard error
-        detectable = (z + NormalDist().inv_cdf(0.8)) * float(np.median(overall.width[0])) / (2 * z)
+        # the "detectable drop" the gate prints for the overall check at zero drop (the rule's, as
+        # trustgate.gate.stats.detectable_drop): margin + (z_rule + z_0.8) x its standard error
+        standard_error = float(np.median(overall.width[0])) / (2 * z)
+        detectable = overall.margin + (z_rule + Z80) * standard_error
         print(f"  {name:20s} {overall.n_items:8d} {overall.margin:6.1f} {row}  {detectable:10.2f}")
         if summary.policy.statistical_inconclusive or any(v > 0 for v in summary.inconclusive[name]):
             print(f"  {'  INCONCLUSIVE':36s}" + "".join(f"{_pct(v):>8s}" for v in summary.inconclusive[name]))
         if looks:
             print(f"  {'  items generated':36s}" + "".join(f"{_pct(v):>8s}" for v in summary.items[name]))
     print("  (columns: true drop of the dimension's overall score in margins; detectable: the median of the")
-    print("  'detectable drop' the gate prints for the overall check of a zero-drop variant, 95% interval;")
+    print("  'detectable drop' the gate prints for the overall check of a zero-drop variant (80% power, its rule);")
     print("  INCONCLUSIVE: P(the dimension's verdict is INCONCLUSIVE, no FAIL); items: expected share of its ci items)")
 
 

@@ -463,3 +463,12 @@ def test_fairness_on_few_items_per_setting_passes_a_degenerate_first_look():
     assert gc.summarise(result, total).items["fairness"] == pytest.approx([0.25, 0.25])
     assert gc.summarise(result, total).power["fairness"][1] == 0.0
     assert gc.summarise(result, per_scenario).items["fairness"] == pytest.approx([1.0, 1.0])
+
+
+def test_too_few_items_follow_the_profile_and_a_silent_base_model_follows_inconclusive(tmp_path):
+    _, settings = gc.load_gate(thresholds_with(tmp_path, ""))
+    assert dict(settings.too_few_items) == {"ci": "warn", "release": "fail"}  # thresholds.toml's profiles
+    policy = gc.policy_from_settings(settings)
+    assert not policy.too_few_blocks("ci") and not policy.too_few_blocks("ci-grown")
+    assert policy.too_few_blocks("release") and policy.inconclusive_blocks
+    assert policy.interim_level(2) == pytest.approx(0.01 / (2 * 9))  # spent over the 9 dimensions too
