@@ -9,6 +9,18 @@ from trustgate.plugin.repository import REPOSITORY
 DEFAULT_VARIANT = "gptq4"
 
 
+# --remedy's budgets: (flag, type, default, metavar, help); destination trust_<flag with underscores>
+REMEDY_BUDGETS: tuple[tuple[str, type, object, str, str], ...] = (
+    ("--remedy-probes", int, 8, "N", "compressions to try per variant (default 8)"),
+    ("--remedy-minutes", float, 50.0, "M", "minutes per variant for the ranking and the probes; the confirmation "
+     "comes after (default 50)"),
+    ("--remedy-max-size", float, 100.0, "PERCENT", "largest size increase over the plain variant (default 100)"),
+    ("--remedy-rank-items", int, 4, "N", "items measured per block restored (default 4)"),
+    ("--remedy-rank-blocks", int, None, "N", "blocks measured by forward passes, largest free signal first "
+     "(default all)"),
+    ("--remedy-prompt-tokens", int, 384, "N", "a measured prompt keeps its last N tokens (default 384)"),
+)  # fmt: skip
+
 # (option name, destination, default) of every option added below
 ADDED: list[tuple[str, str, object]] = []
 
@@ -160,30 +172,9 @@ def add_options(parser: pytest.Parser) -> None:
         "8 bits (quantized) or dense (pruned) so that it passes, confirmed on held-out items; writes "
         "a recipe for --model recipe:PATH (README: Remedy search)",
     )
-    group.addoption(
-        "--remedy-probes", dest="trust_remedy_probes", type=int, default=8, metavar="N",
-        help="--remedy: compressions to try per variant (default 8)",
-    )  # fmt: skip
-    group.addoption(
-        "--remedy-minutes", dest="trust_remedy_minutes", type=float, default=50.0, metavar="M",
-        help="--remedy: minutes per variant for the ranking and the probes; the confirmation comes after (default 50)",
-    )  # fmt: skip
-    group.addoption(
-        "--remedy-max-size", dest="trust_remedy_max_size", type=float, default=100.0, metavar="PERCENT",
-        help="--remedy: largest size increase over the plain variant (default 100)",
-    )  # fmt: skip
-    group.addoption(
-        "--remedy-rank-items", dest="trust_remedy_rank_items", type=int, default=4, metavar="N",
-        help="--remedy: items measured per block restored (default 4)",
-    )  # fmt: skip
-    group.addoption(
-        "--remedy-rank-blocks", dest="trust_remedy_rank_blocks", type=int, metavar="N",
-        help="--remedy: blocks measured by forward passes, largest free signal first (default all)",
-    )  # fmt: skip
-    group.addoption(
-        "--remedy-prompt-tokens", dest="trust_remedy_prompt_tokens", type=int, default=384, metavar="N",
-        help="--remedy: a measured prompt keeps its last N tokens (default 384)",
-    )  # fmt: skip
+    for flag, kind, default, metavar, text in REMEDY_BUDGETS:
+        dest = "trust_" + flag.removeprefix("--").replace("-", "_")
+        group.addoption(flag, dest=dest, type=kind, default=default, metavar=metavar, help=f"--remedy: {text}")
 
 
 def given(config: pytest.Config) -> list[str]:
