@@ -113,14 +113,16 @@ def _selection(checks: Sequence[Check]) -> dict[str, frozenset[str]]:
 
 
 def _disagreements(results: Sequence[CheckResult], evaluator: Evaluator, dense: ModelHandle, count: int) -> list[Probe]:
-    """The `count` items where dense and the variant differ most, taken in turn from each check."""
+    """The `count` items where dense and the variant differ most (item score and refusal: a variant
+    that stops answering fails on its refusal rate), taken in turn from each check."""
     per_check = []
     for result in results:
         scored = []
         for scenario, dense_run in result.dense.items():
             variant_run = result.variant[scenario]
             for position, item in enumerate(dense_run.items):
-                gap = abs(dense_run.outcomes[position].score - variant_run.outcomes[position].score)
+                mine, theirs = dense_run.outcomes[position], variant_run.outcomes[position]
+                gap = abs(mine.score - theirs.score) + abs(mine.refusal - theirs.refusal)
                 answer = next(iter(dense_run.responses[position]), "")
                 scored.append((-gap, item.id, item, answer))
         per_check.append(sorted(scored, key=lambda entry: entry[:2]))
