@@ -94,6 +94,7 @@ def summarize(comparison: Comparison) -> dict:
     return {
         "check": f"{comparison.dimension}/{comparison.scenario}",
         "verdict": comparison.verdict,
+        "passes": comparison.passed,  # the gate lets it through: PASS, or an INCONCLUSIVE the profile reports
         "dense": round(comparison.dense_score, 2),
         "variant": round(comparison.variant_score, 2),
         "drop": round(comparison.drop, 2),
@@ -194,7 +195,7 @@ class RemedySearch:
         results = self._judge(self._search_items, self.failing, blocks)
         _, handle = self._handle(blocks)
         details = tuple(summarize(result.comparison) for result in results)
-        passed = all(detail["verdict"] == "PASS" for detail in details)
+        passed = all(detail["passes"] for detail in details)
         outcome = ProbeResult(blocks, passed, self.clock() - started, effective_bytes(handle.path), details, phase)
         if not blocks:
             self._plain_results = results
@@ -263,10 +264,16 @@ class RemedySearch:
         say(f"remedy {self.builder.plain}: confirming {list(found.best.blocks)} on held-out items")
         results = self._judge(self._held_out_items, self.confirm, found.best.blocks)
         report.confirmation = [summarize(result.comparison) for result in results]
-        if all(detail["verdict"] == "PASS" for detail in report.confirmation):
+        if all(detail["passes"] for detail in report.confirmation):
             report.outcome = "REMEDY"
             report.confirmed_blocks = found.best.blocks
             report.message = f"confirmed on held-out items ({found.stopped})"
+            weak = [d["check"] for d in report.confirmation if d["verdict"] != "PASS"]
+            if weak:
+                report.message += (
+                    f"; INCONCLUSIVE there, which this profile reports without blocking: {', '.join(weak)} "
+                    "(too few held-out items to prove it; confirm with a larger --limit or --profile release)"
+                )
         else:
             report.message = (
                 f"the best set found ({list(found.best.blocks)}) passed on the search items but not on the "
