@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from compressors import parse_variant
+from compressors import compressed_model, parse_variant
 from compressors.verify import compression_problems
 from trustgate.dimensions.base import Dimension, Item, Outcome, ScenarioData
 from trustgate.evaluation.evaluator import Evaluator
 from trustgate.evaluation.profiles import EvaluationSettings
 from trustgate.gate.policy import load_thresholds
-from trustgate.models import ModelHandle, load_model, weights_fingerprint
+from trustgate.models import ModelHandle, decoder_blocks, load_model, weights_fingerprint
 from trustgate.plugin.remedy import CompressorBuilder
 from trustgate.remedy import Check, RemedyOptions, RemedySearch, SearchBudget
 from trustgate.remedy.report import RECIPE_FILE, write_report
@@ -169,3 +169,30 @@ def test_the_free_signal_sums_llm_compressors_logged_errors_per_block():
     errors = logged_errors(LOG, ["model.layers.0", "model.layers.1"])
     assert errors == {0: pytest.approx(89.12 + 1.25), 1: pytest.approx(0.50 + 2.00)}
     assert logged_errors("no metrics here", ["model.layers.0"]) == {}
+
+
+def test_a_quantized_block_restored_to_dense_computes_as_dense_and_then_as_the_variant(
+    tiny_llama_dir: Path, cache_root: Path
+):
+    """A dequantized checkpoint's blocks hold scale and shape tensors that dense's have not."""
+    import torch
+
+    from trustgate.remedy.ranking import restored_to_dense
+
+    base = ModelHandle("dense", tiny_llama_dir, weights_fingerprint(tiny_llama_dir))
+    spec = parse_variant("gptq3+cal8")
+    handle, _ = compressed_model(spec, base, cache_root / "compression-test", calibration_source="fallback")
+    dense, _ = load_model(base.path, "cpu")
+    variant, _ = load_model(handle.path, "cpu")
+    ids = torch.arange(3, 40).unsqueeze(0)
+    with torch.no_grad():
+        dense_logits, variant_logits = dense(input_ids=ids).logits, variant(input_ids=ids).logits
+    assert not torch.allclose(dense_logits, variant_logits, atol=1e-3)
+
+    names = decoder_blocks(dense)
+    blocks = [variant.get_submodule(name) for name in names]
+    states = [dense.get_submodule(name).state_dict() for name in names]
+    with restored_to_dense(blocks[0], states[0]), restored_to_dense(blocks[1], states[1]), torch.no_grad():
+        assert torch.allclose(variant(input_ids=ids).logits, dense_logits, atol=1e-5)
+    with torch.no_grad():
+        assert torch.equal(variant(input_ids=ids).logits, variant_logits)

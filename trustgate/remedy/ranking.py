@@ -18,7 +18,8 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,28 @@ def _kl(reference: list[Any], measured: list[Any]) -> float:
     return result if math.isfinite(result) else float("inf")
 
 
+@contextmanager
+def restored_to_dense(block: Any, dense_state: dict[str, Any]) -> Iterator[None]:
+    """The variant's block with dense's weights while the context lasts, then its own again.
+
+    A quantized checkpoint loads dequantized but keeps compressed-tensors' scale and shape
+    tensors beside each weight, which dense has not: only the parameters dense has are swapped.
+    """
+    import torch
+
+    saved = {k: v.detach().clone() for k, v in block.state_dict().items()}
+    missing = set(dense_state) - set(saved)
+    if missing:
+        raise ValueError(f"the variant's block lacks dense's parameters {sorted(missing)}")
+    with torch.no_grad():
+        block.load_state_dict({k: v.to(saved[k].device, saved[k].dtype) for k, v in dense_state.items()}, strict=False)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            block.load_state_dict(saved)
+
+
 def rank_blocks(
     dense: ModelHandle,
     variant: ModelHandle,
@@ -151,7 +174,6 @@ def rank_blocks(
     None: all); the rest keep their free-signal order after them. Cost: (1 + measured blocks)
     forward passes per probe item on the variant, plus one per item on dense.
     """
-    import torch
 
     started = time.perf_counter()
     device = select_device(device)
@@ -181,12 +203,8 @@ def rank_blocks(
     passes += len(encoded)
     measured: dict[int, float] = {}
     for index in chosen if encoded else ():
-        module = variant_model.get_submodule(blocks[index])
-        saved = {k: v.detach().clone() for k, v in module.state_dict().items()}
-        with torch.no_grad():
-            module.load_state_dict({k: v.to(saved[k].device, saved[k].dtype) for k, v in dense_blocks[index].items()})
+        with restored_to_dense(variant_model.get_submodule(blocks[index]), dense_blocks[index]):
             measured[index] = _kl(reference, _log_probs(variant_model, encoded))
-            module.load_state_dict(saved)
         passes += len(encoded)
     ranked = [
         RankedBlock(
