@@ -196,3 +196,22 @@ def test_a_quantized_block_restored_to_dense_computes_as_dense_and_then_as_the_v
         assert torch.allclose(variant(input_ids=ids).logits, dense_logits, atol=1e-5)
     with torch.no_grad():
         assert torch.equal(variant(input_ids=ids).logits, variant_logits)
+
+
+def test_a_search_that_breaks_ends_in_one_line_and_leaves_its_traceback(tmp_path: Path):
+    from trustgate.plugin.remedy import guarded
+    from trustgate.util.errors import TrustgateError
+
+    def broken() -> list[str]:
+        raise RuntimeError("Missing key(s) in state_dict")
+
+    def refused() -> list[str]:
+        raise TrustgateError("--remedy-probes", "must be at least 1", "pass a positive number")
+
+    (line,) = guarded(broken, "gptq3", tmp_path / "gptq3")
+    assert line.startswith("gptq3: remedy stopped by an unexpected RuntimeError: Missing key(s) in state_dict")
+    assert "the gate's verdicts above stand" in line
+    assert "Traceback" in (tmp_path / "gptq3" / "error.txt").read_text()
+    (line,) = guarded(refused, "gptq3", tmp_path / "other")
+    assert line.startswith("gptq3: remedy stopped: ") and "--remedy-probes" in line
+    assert guarded(lambda: ["REMEDY ..."], "gptq3", tmp_path) == ["REMEDY ..."]

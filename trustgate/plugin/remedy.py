@@ -8,7 +8,8 @@ terminal lines. The search itself is `trustgate.remedy`.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -122,18 +123,23 @@ def remedies(settings: Settings, comparisons: Sequence[Comparison]) -> list[str]
         )
         out = settings.evaluation.report_dir / "remedy" / _safe(variant)
         base = base_model_handle(settings)
-        try:
-            search = RemedySearch(
-                settings.evaluation,
-                settings.thresholds,
-                base,
-                CompressorBuilder(spec, base, settings.evaluation.cache_root, settings.calibration),
-                failing,
-                blocking,
-                options,
-                out,
-            )
-            lines.extend(write_report(search.run(), out))
-        except TrustgateError as exc:
-            lines.append(f"{variant}: remedy stopped: {exc}")
+        builder = CompressorBuilder(spec, base, settings.evaluation.cache_root, settings.calibration)
+        search = RemedySearch(settings.evaluation, settings.thresholds, base, builder, failing, blocking, options, out)
+        lines.extend(guarded(lambda search=search, out=out: write_report(search.run(), out), variant, out))
     return lines
+
+
+def guarded(search: Callable[[], list[str]], variant: str, out: Path) -> list[str]:
+    """The search's lines, or one line saying why it stopped: a remedy search is advice after the
+    verdict, and its failure must not take the gate's report and exit status with it."""
+    try:
+        return search()
+    except TrustgateError as exc:
+        return [f"{variant}: remedy stopped: {exc}"]
+    except Exception as exc:  # any bug in the search ends the search, not the session
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "error.txt").write_text("".join(traceback.format_exception(exc)))
+        return [
+            f"{variant}: remedy stopped by an unexpected {type(exc).__name__}: {exc} "
+            f"(traceback: {out / 'error.txt'}; the gate's verdicts above stand; please report it)"
+        ]
