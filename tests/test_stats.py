@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from trustgate.gate.stats import (
     bootstrap_interval,
+    confidence_label,
     mcnemar_exact,
     paired_bootstrap_drop,
     paired_bootstrap_group_drop,
@@ -113,3 +114,14 @@ def test_drop_interval_is_ordered_and_within_the_possible_range(pairs, seed):
     dense, variant = strata([a for a, _ in pairs]), strata([b for _, b in pairs])
     interval = paired_bootstrap_drop(mean_score, dense, variant, resamples=100, confidence=0.95, seed=seed)
     assert -100.0 <= interval.low <= interval.high <= 100.0
+
+
+@given(st.floats(min_value=0.5, max_value=0.99999))
+def test_a_confidence_below_one_is_never_labelled_100_percent(confidence: float) -> None:
+    label = confidence_label(confidence)
+    assert label != "100%" and label.endswith("%")
+    assert abs(float(label[:-1]) - confidence * 100) <= 0.005
+
+
+def test_multiplicity_adjusted_levels_keep_their_digits() -> None:
+    assert [confidence_label(c) for c in (0.95, 1 - 0.1 / 9, 1 - 0.01 / 18)] == ["95%", "98.89%", "99.94%"]

@@ -17,7 +17,7 @@ from trustgate.evaluation.evaluator import Evaluator, ScenarioRun
 from trustgate.gate.compare import OVERALL, Comparison, compare, compare_seeds, precise_enough, refusal_rise_interval
 from trustgate.gate.policy import ResolvedPolicy, Thresholds
 from trustgate.gate.seeds import group_of
-from trustgate.gate.stats import Interval
+from trustgate.gate.stats import Interval, confidence_label
 from trustgate.models import ModelHandle
 from trustgate.util.errors import MissingDataError
 
@@ -157,7 +157,7 @@ class GateCheck:
                     stop = Stop(
                         look,
                         f"stopped early at look {number} of {len(looks)} ({comparison.n_items} of {total} items): "
-                        f"{decision} clear at {confidence:.2%} confidence",
+                        f"{decision} clear at {confidence_label(confidence)} confidence",
                         confidence,
                     )
                     break

@@ -99,7 +99,7 @@ class Comparison:
             f"{verdict} {self.dimension}/{self.scenario} [{self.variant}]: dense {self.dense_score:.2f} "
             f"(refusal {self.dense_refusal:.1f}%) -> variant {self.variant_score:.2f} "
             f"(refusal {self.variant_refusal:.1f}%); drop {self.drop:+.2f} "
-            f"{self.drop_interval.confidence:.0%} CI {self.drop_interval}; allowed {self.margin:.2f} "
+            f"{self.drop_interval.level} CI {self.drop_interval}; allowed {self.margin:.2f} "
             f"(rule {self.rule}, n={self.n_items}, detectable drop {self.detectable_drop:.2f})"
         )
         if self.inconclusive:

@@ -28,6 +28,19 @@ class Interval:
     def __str__(self) -> str:
         return f"[{self.low:.2f}, {self.high:.2f}]"
 
+    @property
+    def level(self) -> str:
+        """The confidence as a percentage that a multiplicity-adjusted level survives: 95%,
+        98.89%, 99.94% (a rounded "100%" would claim certainty)."""
+        return confidence_label(self.confidence)
+
+
+def confidence_label(confidence: float) -> str:
+    percent, digits = confidence * 100, 4
+    while f"{percent:.{digits}g}" == "100" and percent < 100 and digits < 12:
+        digits += 1
+    return f"{percent:.{digits}g}%"
+
 
 def _take(columns: Columns, index: np.ndarray) -> dict[str, np.ndarray]:
     return {name: values[index] for name, values in columns.items()}

@@ -38,7 +38,7 @@ STYLE = (
 
 def score_table_html(c: Comparison) -> str:
     """Dense vs variant with intervals and refusal rates, the drop with its paired interval, the rule."""
-    confidence = f"{c.drop_interval.confidence:.0%}"
+    confidence = c.drop_interval.level
     rows = [
         ("dense", c.dense_score, c.dense_interval, c.dense_refusal),
         (c.variant, c.variant_score, c.variant_interval, c.variant_refusal),
