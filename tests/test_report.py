@@ -187,7 +187,8 @@ def test_worst_items_keep_only_ten():
 def test_score_table_shows_scores_intervals_refusals_and_rule():
     result = comparison("magnitude-2:4", [0.0] * 20)[0]
     page = score_table_html(result)
-    confidence = f"{result.drop_interval.confidence:.0%} interval"  # 99%: Bonferroni over 9 dimensions
+    confidence = "98.89% interval"  # Bonferroni over 9 dimensions: 1 - 0.1 / 9, not rounded to 99%
+    assert result.drop_interval.confidence == pytest.approx(1 - 0.1 / 9)
     fragments = ("75.00", "50.00", "25.0%", "+25.00", "rule point", "McNemar", "FAIL", confidence, "early stopping")
     for fragment in fragments:
         assert fragment in page
