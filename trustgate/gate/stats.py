@@ -30,12 +30,12 @@ class Interval:
 
     @property
     def level(self) -> str:
-        """The confidence as a percentage that a multiplicity-adjusted level survives: 95%,
-        98.89%, 99.94% (a rounded "100%" would claim certainty)."""
         return confidence_label(self.confidence)
 
 
 def confidence_label(confidence: float) -> str:
+    """The confidence as a percentage that a multiplicity-adjusted level survives: 95%, 98.89%,
+    99.94% (a rounded "100%" would claim certainty)."""
     percent, digits = confidence * 100, 4
     while f"{percent:.{digits}g}" == "100" and percent < 100 and digits < 12:
         digits += 1

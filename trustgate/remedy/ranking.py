@@ -174,7 +174,6 @@ def rank_blocks(
     None: all); the rest keep their free-signal order after them. Cost: (1 + measured blocks)
     forward passes per probe item on the variant, plus one per item on dense.
     """
-
     started = time.perf_counter()
     device = select_device(device)
     dense_model, tokenizer = load_model(dense.path, device, trust_remote_code)
