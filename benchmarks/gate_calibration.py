@@ -62,6 +62,7 @@ from trustgate.dimensions.base import Dimension, mean_item_score  # noqa: E402
 from trustgate.dimensions.registry import NAMES, OVERALL  # noqa: E402
 from trustgate.gate.multiplicity import bonferroni_alpha, bootstrap_p_value, holm_reject  # noqa: E402
 from trustgate.gate.policy import Thresholds  # noqa: E402
+from trustgate.gate.stats import EVIDENCE_RULES, rule_detectable_drop  # noqa: E402
 
 DEFAULT_EXTRACT = REPO_ROOT / "benchmarks" / "data" / "embedded_ci_pool.json.gz"
 EXTRACT_FORMAT = "trustgate-calibration-pool/1"
@@ -723,6 +724,7 @@ class CheckStats:
     tier: str = "blocking"
     min_base_answer_rate: float = 10.0
     looks: list[LookStats] = field(default_factory=list)  # interim looks, in order (not the last)
+    refusal_se: np.ndarray | None = None  # (levels, R) of the paired refusal rise (normal approximation)
 
 
 def _level_index(levels: Sequence[float], q: float) -> int:
@@ -883,6 +885,7 @@ def _simulate_dimension(
                     inconclusive = answered < policy.min_base_answer_rate - 1e-9  # nan (no silent): False
                     stats = _stats(drops, point_drop, rise, inconclusive, policy.margin, quantile_levels, normal_final)
                     stats["variant_score"] = pt[1:]
+                    stats["refusal_se"] = np.sqrt(rv)
                     target = collected[i]
                 else:
                     if not interim_levels:
@@ -942,6 +945,7 @@ def _simulate_dimension(
                 quantiles=got["quantiles"],
                 p_value=got["p_value"],
                 refusal_rise=got["refusal_rise"],
+                refusal_se=got["refusal_se"],
                 inconclusive=got["inconclusive"],
                 width=got["width"],
                 n_items=int(scope[-1]),
@@ -1239,11 +1243,12 @@ def policy_from_settings(settings: GateSettings, key: str = "default") -> Policy
 
 def new_candidates(settings: GateSettings) -> list[Policy]:
     """Issue 11's candidates: {point, drop_proven} x scenario checks informational x {Bonferroni
-    over the blocking dimensions, none} x {looks on (thresholds.toml's, else the issue's), off}."""
+    over the blocking dimensions, none} x {looks on (thresholds.toml's, else the issue's), off};
+    drop_significant with Bonferroni, looks on and off."""
     looks_on = settings.looks if len(settings.looks) > 1 else NEW_GATE_KEYS["looks"]
     out = []
-    for rule in ("point", "drop_proven"):
-        for multiplicity in ("bonferroni", "none"):
+    for rule in ("point", "drop_proven", "drop_significant"):
+        for multiplicity in ("bonferroni", "none") if rule != "drop_significant" else ("bonferroni",):
             for looks in (looks_on, (1.0,)):
                 correction = (
                     f"Bonferroni {settings.family_alpha:g}/{settings.blocking_dimensions}"
@@ -1275,7 +1280,7 @@ def new_candidates(settings: GateSettings) -> list[Policy]:
     # the same with min_look_items counted per scenario: no interim look while any scenario of the
     # scope has fewer items (a look of a few items per scenario can be degenerate: fairness's parity
     # gap is 100 for both models below 3 parsed answers, so its interval is [0, 0] and it PASSes)
-    for rule in ("point", "drop_proven"):
+    for rule in ("point", "drop_proven", "drop_significant"):
         base = next(p for p in out if p.key == f"{rule}_bonf_looks")
         out.append(
             dataclasses.replace(
@@ -1346,7 +1351,7 @@ def quantile_levels_for(policies: Sequence[Policy]) -> list[float]:
         if policy.statistical_inconclusive or policy.per_check_rules:
             levels |= {alpha, 1 - alpha}
         else:
-            levels.add(alpha if policy.rule == "drop_proven" else 1 - alpha)
+            levels.add(alpha if policy.rule in ("drop_proven", "drop_significant") else 1 - alpha)
     return sorted(levels)
 
 
@@ -1428,10 +1433,11 @@ def judge_check(
         # As trustgate.gate.check.interim_decision: where dense does not answer, look further;
         # a PASS also needs the look's precision (detectable drop <= 2 x margin).
         answers = ~(look.answered < min_answered - 1e-9)[None, :]  # nan (no silent scenario): answers
-        z_rule = {"point": 0.0, "drop_proven": z, "safety_proven": -z}[rule]
-        detectable = margin + (z_rule + Z80) * (high - low) / (2 * z)
+        detectable = rule_detectable_drop(rule, margin, (high - low) / (2 * z), z, Z80)
         precise = (margin <= 0) | (detectable <= 2 * margin)
-        drop_fail = (low > margin) & answers
+        # as trustgate.gate.stats.proves_failure: beyond the margin, or drop_significant's own rule
+        proven = ((low > 0) & (look.point > margin)) if rule == "drop_significant" else (low > margin)
+        drop_fail = proven & answers
         failing = drop_fail | ((rise_low > bound) & answers) if include_refusal else drop_fail
         passing = (high <= margin) & (rise_high <= bound) & answers & precise
         if check.floor is not None:
@@ -1452,11 +1458,13 @@ def judge_check(
         rule_fail = result.quantile(check, alpha) > margin
     elif rule == "safety_proven":
         rule_fail = result.quantile(check, 1 - alpha) > margin
+    elif rule == "drop_significant":
+        rule_fail = (result.quantile(check, alpha) > 0) & (check.point > margin)
     else:
         raise ValueError(f"unknown rule {rule!r}")
     fails = rule_fail.copy()
     if include_refusal:
-        fails |= check.refusal_rise > bound
+        fails |= refusal_fails(check, rule, alpha)
     if check.floor is not None and check.variant_score is not None:
         fails |= check.variant_score < check.floor
     base = np.broadcast_to(check.inconclusive[None, :], fails.shape)
@@ -1464,8 +1472,7 @@ def judge_check(
     if policy.statistical_inconclusive:
         low, high = result.quantile(check, alpha), result.quantile(check, 1 - alpha)
         z_c = _norm_quantile(1 - alpha)
-        z_rule = {"point": 0.0, "drop_proven": z_c, "safety_proven": -z_c}[rule]
-        detectable = margin + (z_rule + Z80) * (high - low) / (2 * z_c)
+        detectable = rule_detectable_drop(rule, margin, (high - low) / (2 * z_c), z_c, Z80)
         statistical = (low <= margin) & (margin < high) & (detectable > 2 * margin)
     fail |= going & ~base & fails
     fail_rule |= going & ~base & rule_fail
@@ -1473,6 +1480,16 @@ def judge_check(
     inconclusive = (going & base) | too_few
     overridable = going & ~base & fails & statistical
     return fail, fail_rule, inconclusive, stop, overridable, too_few
+
+
+def refusal_fails(check: CheckStats, rule: str, alpha: float) -> np.ndarray:
+    """The last look's refusal bound, as trustgate.gate.stats.rise_fails: the estimated rise beyond
+    max_refusal_rise and, under the rules that fail only on evidence, its interval at the check's
+    one-sided level `alpha` above zero (normal approximation, as the interim looks' refusal interval)."""
+    beyond = check.refusal_rise > check.max_refusal_rise
+    if rule not in EVIDENCE_RULES or check.refusal_se is None:
+        return beyond
+    return beyond & (check.refusal_rise - _norm_quantile(1 - alpha) * check.refusal_se > 0)
 
 
 def _holm_rule(result: SimulationResult, policy: Policy, checks: list[CheckStats]) -> np.ndarray:
@@ -1740,14 +1757,13 @@ def print_power_table(summary: Summary, result: SimulationResult) -> None:
     looks = len(summary.policy.looks) > 1
     policy = summary.policy
     z_c = NormalDist().inv_cdf(1 - policy.interval_alpha())
-    z_rule = {"point": 0.0, "drop_proven": z_c, "safety_proven": -z_c}.get(policy.rule, 0.0)
     for name, values in summary.power.items():
         overall = result.checks[result.index(dimension=name, overall=True)[0]]
         row = "".join(f"{_pct(v):>8s}" for v in values)
         # the "detectable drop" the gate prints for the overall check at zero drop (the rule's, as
-        # trustgate.gate.stats.detectable_drop): margin + (z_rule + z_0.8) x its standard error
+        # trustgate.gate.stats.detectable_drop) from its standard error
         standard_error = float(np.median(overall.width[0])) / (2 * z)
-        detectable = overall.margin + (z_rule + Z80) * standard_error
+        detectable = rule_detectable_drop(policy.rule, overall.margin, standard_error, z_c, Z80)
         print(f"  {name:20s} {overall.n_items:8d} {overall.margin:6.1f} {row}  {detectable:10.2f}")
         if summary.policy.statistical_inconclusive or any(v > 0 for v in summary.inconclusive[name]):
             print(f"  {'  INCONCLUSIVE':36s}" + "".join(f"{_pct(v):>8s}" for v in summary.inconclusive[name]))
@@ -1966,7 +1982,12 @@ def validate(args: argparse.Namespace) -> None:
                     for rule, at in rules:
                         if at != label or c.inconclusive:
                             continue
-                        refusal = c.refusal_rise > c.max_refusal_rise
+                        # c was judged under drop_proven: its refusal failure needs the rise shown
+                        refusal = (
+                            c.refusal_rise > c.max_refusal_rise
+                            if rule == "point"
+                            else any(f.startswith("refusal") for f in c.failures)
+                        )
                         fails[((rule, at), multiplier, check)] += refusal or not decide(
                             rule, c.drop, c.drop_interval, c.margin
                         )
@@ -1980,7 +2001,7 @@ def validate(args: argparse.Namespace) -> None:
             for check, index in ((0, 0), (1, len(scenarios))):
                 c = result.checks[index]
                 fail = c.point[level] > c.margin if rule == "point" else c.quantiles[position][level] > c.margin
-                fail = (fail | (c.refusal_rise[level] > c.max_refusal_rise))[~c.inconclusive]
+                fail = (fail | refusal_fails(c, rule, alpha)[level])[~c.inconclusive]
                 got = fails[((rule, at), multiplier, check)] / args.validate_replicates
                 label = f"{name}/{c.scenario}"
                 print(
@@ -2004,7 +2025,7 @@ def exact_sequential_verdict(dimension, dense, variant, policy: Policy, threshol
     refusal interval. Returns (verdict, index of the look where it stopped)."""
     from trustgate.gate.check import interim_decision
     from trustgate.gate.compare import compare
-    from trustgate.gate.stats import decide, paired_bootstrap_drop
+    from trustgate.gate.stats import paired_bootstrap_drop
 
     base = thresholds.policy(dimension.name)
     scenarios = list(dense)
@@ -2022,7 +2043,8 @@ def exact_sequential_verdict(dimension, dense, variant, policy: Policy, threshol
         a = policy.interim_level(len(interim))
         d = {s: _prefix_run(r, prefixes[s][j], dimension) for s, r in dense.items()}
         v = {s: _prefix_run(r, prefixes[s][j], dimension) for s, r in variant.items()}
-        look_policy = base.model_copy(update={"confidence": 1 - a, "bootstrap_resamples": resamples})
+        update = {"confidence": 1 - a, "bootstrap_resamples": resamples, "rule": policy.rule}
+        look_policy = base.model_copy(update=update)
         c = compare(dimension, OVERALL, d, v, look_policy)
         rise = paired_bootstrap_drop(
             refusal_statistic,
@@ -2036,20 +2058,17 @@ def exact_sequential_verdict(dimension, dense, variant, policy: Policy, threshol
         if decision:
             return decision, j
     alpha = policy.interval_alpha()
-    final_policy = base.model_copy(update={"confidence": 1 - 2 * alpha, "bootstrap_resamples": resamples})
-    c = compare(dimension, OVERALL, dense, variant, final_policy)
+    rule = policy.rule
+    update = {"confidence": 1 - 2 * alpha, "bootstrap_resamples": resamples, "rule": rule}
+    c = compare(dimension, OVERALL, dense, variant, base.model_copy(update=update))
     last = len(policy.looks) - 1
     if c.inconclusive:
         return "INCONCLUSIVE", last
-    rule = policy.rule
-    failed = not decide(rule, c.drop, c.drop_interval, c.margin) or c.refusal_rise > c.max_refusal_rise
-    failed |= base.floor is not None and c.variant_score < base.floor
-    if failed:
+    if c.failures:  # the gate's own: the rule, the refusal bound, the floor
         return "FAIL", last
     low, high = c.drop_interval.low, c.drop_interval.high
     z_c = _norm_quantile(1 - alpha)
-    z_rule = {"point": 0.0, "drop_proven": z_c, "safety_proven": -z_c}[rule]
-    detectable = c.margin + (z_rule + Z80) * (high - low) / (2 * z_c)
+    detectable = rule_detectable_drop(rule, c.margin, (high - low) / (2 * z_c), z_c, Z80)
     if policy.statistical_inconclusive and low <= c.margin < high and detectable > 2 * c.margin:
         return "INCONCLUSIVE", last
     return "PASS", last

@@ -1,16 +1,17 @@
-"""The three decision rules of thresholds.toml, each deciding constructed cases through the real gate.
+"""The four decision rules of thresholds.toml, each deciding constructed cases through the real gate.
 
 Margin 5 points throughout. The cases:
 - a large clear drop (1000 items, 10 points): every rule fails it;
 - no change at all (400 items): every rule passes it;
 - 400 items, 26 lost (a 6.5-point drop, interval about [4, 9]): the rules differ. The estimate
   exceeds the margin (point fails), the interval reaches below it so the drop is not proven
-  (drop_proven passes), and above it so safety is not proven (safety_proven fails);
+  (drop_proven passes), and above it so safety is not proven (safety_proven fails); it lies above
+  zero, so a drop is shown and its estimate exceeds the margin (drop_significant fails);
 - a tiny sample (10 items): the interval holds the margin and neither point nor drop_proven could
   catch even twice the margin at n=10, so where they would pass they say INCONCLUSIVE instead
   (one lost: point fails on its estimate, drop_proven cannot tell; no net change with items
-  flipping both ways: neither can tell); safety_proven fails, since 10 items cannot show the
-  drop is within 5.
+  flipping both ways: neither can tell; nor can drop_significant, whose interval reaches zero);
+  safety_proven fails, since 10 items cannot show the drop is within 5.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.synthetic import make_dimension, make_runs
 from trustgate.gate.compare import OVERALL, compare
@@ -25,7 +28,7 @@ from trustgate.gate.policy import Thresholds, load_thresholds
 from trustgate.gate.stats import Interval, decide
 
 ROOT = Path(__file__).resolve().parent.parent
-RULES = ("point", "drop_proven", "safety_proven")
+RULES = ("point", "drop_proven", "safety_proven", "drop_significant")
 
 
 def policy(rule: str):
@@ -48,36 +51,51 @@ def verdicts(dense_scores, variant_scores) -> dict[str, str]:
 def test_large_clear_drop_fails_under_every_rule():
     dense = [1.0] * 1000
     variant = [1.0] * 900 + [0.0] * 100
-    assert verdicts(dense, variant) == {"point": "FAIL", "drop_proven": "FAIL", "safety_proven": "FAIL"}
+    assert set(verdicts(dense, variant).values()) == {"FAIL"}
 
 
 def test_no_change_passes_under_every_rule():
     scores = [1.0, 0.0] * 200
-    assert verdicts(scores, scores) == {"point": "PASS", "drop_proven": "PASS", "safety_proven": "PASS"}
+    assert set(verdicts(scores, scores).values()) == {"PASS"}
 
 
 def test_a_drop_just_above_the_margin_separates_the_rules():
     dense = [1.0] * 400
     variant = [1.0] * 374 + [0.0] * 26
-    assert verdicts(dense, variant) == {"point": "FAIL", "drop_proven": "PASS", "safety_proven": "FAIL"}
+    assert verdicts(dense, variant) == {
+        "point": "FAIL",
+        "drop_proven": "PASS",
+        "safety_proven": "FAIL",
+        "drop_significant": "FAIL",
+    }
 
 
 def test_a_tiny_sample_with_a_large_point_drop_fails_on_the_point_and_cannot_be_proven():
     dense = [1.0] * 10
     variant = [1.0] * 9 + [0.0]
-    assert verdicts(dense, variant) == {"point": "FAIL", "drop_proven": "INCONCLUSIVE", "safety_proven": "FAIL"}
+    assert verdicts(dense, variant) == {
+        "point": "FAIL",
+        "drop_proven": "INCONCLUSIVE",
+        "safety_proven": "FAIL",
+        "drop_significant": "INCONCLUSIVE",
+    }
 
 
 def test_a_tiny_sample_without_net_change_is_not_proven_safe():
     dense = [1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0]
     variant = [0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0]
-    assert verdicts(dense, variant) == {"point": "INCONCLUSIVE", "drop_proven": "INCONCLUSIVE", "safety_proven": "FAIL"}
+    assert verdicts(dense, variant) == {
+        "point": "INCONCLUSIVE",
+        "drop_proven": "INCONCLUSIVE",
+        "safety_proven": "FAIL",
+        "drop_significant": "INCONCLUSIVE",
+    }
 
 
 def test_large_sample_small_drop_is_proven_safe():
     dense = [1.0] * 2000
     variant = [1.0] * 1980 + [0.0] * 20  # a 1-point drop, interval well inside 5
-    assert verdicts(dense, variant) == {"point": "PASS", "drop_proven": "PASS", "safety_proven": "PASS"}
+    assert set(verdicts(dense, variant).values()) == {"PASS"}
 
 
 @pytest.mark.parametrize(
@@ -91,6 +109,10 @@ def test_large_sample_small_drop_is_proven_safe():
         ("safety_proven", 1.0, -3.0, 5.0001, False),
         ("drop_proven", 1.0, float("nan"), float("nan"), False),  # no scorable resample never passes
         ("safety_proven", 1.0, float("nan"), float("nan"), False),
+        ("drop_significant", 6.0, 0.0, 12.0, True),  # the interval reaches zero: no drop shown
+        ("drop_significant", 5.0, 0.0001, 10.0, True),  # shown, but the estimate is within the margin
+        ("drop_significant", 5.0001, 0.0001, 10.0, False),
+        ("drop_significant", 1.0, float("nan"), float("nan"), False),
     ],
 )
 def test_decide_at_the_boundaries(rule, drop, low, high, passes):
@@ -125,3 +147,51 @@ def test_rule_can_be_set_per_dimension_and_scenario():
     assert thresholds.policy("privacy").rule == "safety_proven"
     assert thresholds.policy("privacy", "enron").rule == "drop_proven"
     assert thresholds.policy("privacy", "enron").margin == 2.0
+
+
+@given(
+    st.floats(-30, 30, allow_nan=False),
+    st.floats(0, 30, allow_nan=False),
+    st.floats(0, 30, allow_nan=False),
+    st.floats(0, 20, allow_nan=False),
+)
+def test_drop_significant_lies_between_drop_proven_and_point(drop, below, above, margin):
+    # with the estimate inside its interval: whatever drop_proven fails, drop_significant fails,
+    # and whatever drop_significant fails, point fails
+    interval = Interval(drop - below, drop + above, 0.95)
+    fails = {rule: not decide(rule, drop, interval, margin) for rule in RULES}
+    assert fails["drop_significant"] or not fails["drop_proven"]
+    assert fails["point"] or not fails["drop_significant"]
+
+
+def refusal_failures(n: int, refusing: int) -> dict[str, bool]:
+    """Which rules fail the refusal bound (10 points) when the variant refuses `refusing` of n items
+    that dense answers; the margin is out of reach, so only the refusal bound can fail."""
+    dimension = make_dimension(scenarios=("a",))
+    dense = make_runs(dimension, "dense", {"a": [1.0] * n})
+    variant = make_runs(dimension, "gptq3", {"a": [0.0] * refusing + [1.0] * (n - refusing)})
+    out = {}
+    for rule in RULES:
+        judged = compare(
+            dimension,
+            OVERALL,
+            dense,
+            variant,
+            policy(rule).model_copy(update={"margin": 100.0, "max_refusal_rise": 10.0}),
+        )
+        out[rule] = any(failure.startswith("refusal/no-answer rate rose") for failure in judged.failures)
+    return out
+
+
+def test_a_refusal_rise_fails_the_evidence_rules_only_when_it_is_shown():
+    # 2 of 10: a 20-point rise whose interval reaches zero (a resample without them is likely), so
+    # drop_proven and drop_significant, which fail only on evidence, do not fail it; point and
+    # safety_proven judge the estimate. 20 of 100: the rise is shown, and every rule fails it.
+    assert refusal_failures(10, 2) == {
+        "point": True,
+        "drop_proven": False,
+        "safety_proven": True,
+        "drop_significant": False,
+    }
+    assert set(refusal_failures(100, 20).values()) == {True}
+    assert set(refusal_failures(100, 5).values()) == {False}  # within the bound: no rule fails it

@@ -201,7 +201,8 @@ def looks_policy(rule="drop_proven", looks=(0.25, 0.5, 1.0), min_look_items=20, 
 
 
 def made_check(final: dict[float, float], point: float, interim: list[dict[float, float]] | None = None,
-               look_items=(30, 60), rise=0.0, rise_se=0.0, answered=50.0, refusal_rise=0.0, smallest=None):  # fmt: skip
+               look_items=(30, 60), rise=0.0, rise_se=0.0, answered=50.0, refusal_rise=0.0, smallest=None,
+               refusal_se=None):  # fmt: skip
     """A one-check SimulationResult, one level and one replicate, with the given drop quantiles."""
     levels = sorted(final)
     interim = interim or []
@@ -228,6 +229,7 @@ def made_check(final: dict[float, float], point: float, interim: list[dict[float
         point=np.array([[point]]), quantiles=np.array([[[final[v]]] for v in levels]), p_value=np.array([[1.0]]),
         refusal_rise=np.array([[refusal_rise]]), inconclusive=np.array([False]), width=np.array([[1.0]]),
         n_items=look_items[-1] * 2, variant_score=np.array([[50.0]]), looks=looks,
+        refusal_se=None if refusal_se is None else np.array([[refusal_se]]),
     )  # fmt: skip
     schedule = (0.25, 0.5, 1.0)[-(len(interim) + 1) :] if interim else (1.0,)
     if len(interim) == 1:
@@ -259,6 +261,9 @@ def test_look_items_take_the_first_keys_rounded_up():
         ((0.0, 9.0), 4.5, "point", "PASS"),  # point: detectable 5 + 0.84 x 2.30 = 6.9
         ((-5.0, 20.0), 4.5, "point", "INCONCLUSIVE"),  # 5 + 0.84 x 6.38 = 10.4 > 10
         ((-5.0, 20.0), 7.5, "point", "FAIL"),  # the rule fails: INCONCLUSIVE only replaces a PASS
+        ((0.5, 9.5), 6.0, "drop_significant", "FAIL"),  # a drop shown (low > 0), estimated beyond 5
+        ((0.5, 9.5), 4.5, "drop_significant", "PASS"),  # detectable max(5, 1.96 x 2.30) + 0.84 x 2.30 = 6.9
+        ((-5.0, 20.0), 7.5, "drop_significant", "INCONCLUSIVE"),  # no drop shown; 12.5 + 5.4 = 17.9 > 10
     ],
 )
 def test_statistical_inconclusive_at_the_last_look(interval, point, rule, expected):
@@ -302,6 +307,25 @@ def test_an_interim_pass_needs_the_refusal_bound_and_the_dense_answers():
     assert verdict(made_check(final, 0.0, [look], rise=14.0, rise_se=1.0), policy)[:2] == ("FAIL", 0)
     assert verdict(made_check(final, 0.0, [look], answered=5.0), policy)[1] == 1  # the dense model must answer
     assert verdict(made_check(final, 0.0, [{ALPHA / 2: 5.5, 1 - ALPHA / 2: 9.0}]), policy)[:2] == ("FAIL", 0)
+
+
+def test_an_interim_look_fails_drop_significant_on_a_shown_drop_beyond_the_margin():
+    final = {0.025: 0.0, 0.975: 4.0}
+    look = {ALPHA / 2: 0.5, 1 - ALPHA / 2: 14.0}  # a drop shown at the interim level, not beyond 5
+    policy = looks_policy(rule="drop_significant", looks=(0.25, 1.0))
+    assert verdict(made_check(final, 7.0, [look]), policy)[:2] == ("FAIL", 0)  # estimate 7 > 5
+    assert verdict(made_check(final, 4.0, [look]), policy)[1] == 1  # estimate 4: go on to the last look
+    assert verdict(made_check(final, 7.0, [look]), looks_policy(looks=(0.25, 1.0)))[1] == 1  # drop_proven: go on
+
+
+def test_the_last_looks_refusal_bound_needs_the_rise_shown_under_the_evidence_rules():
+    final = {0.025: -2.0, 0.975: 2.0}  # the drop: well within the margin
+    noisy, shown = {"refusal_rise": 15.0, "refusal_se": 8.0}, {"refusal_rise": 15.0, "refusal_se": 2.0}
+    for rule in ("drop_proven", "drop_significant"):
+        policy = looks_policy(rule=rule, looks=(1.0,))
+        assert verdict(made_check(final, 0.0, **noisy), policy)[0] == "PASS"  # 15 - 1.96 x 8 < 0: not shown
+        assert verdict(made_check(final, 0.0, **shown), policy)[0] == "FAIL"
+    assert verdict(made_check(final, 0.0, **noisy), looks_policy(rule="point", looks=(1.0,)))[0] == "FAIL"
 
 
 def wide_pool(n=400, seed=0):

@@ -150,10 +150,15 @@ def test_embedded_model_sabotaged_variant_fails_while_dense_passes(
     assert overall["variant_score"] >= overall["dense_score"]
     assert not overall["passed"]
     assert any("refusal/no-answer rate rose" in f for f in overall["failures"])
-    for (variant, scenario), verdict in verdicts.items():
-        if variant == str(sabotaged) and scenario != "overall" and verdict["dense_refusal"] <= 100 - 10 - 1e-9:
-            # A scenario reports its finding (WARN); the dimension's overall check is what blocks.
-            assert verdict["verdict"] == "WARN" and verdict["failures"] and verdict["tier"] == "informational", scenario
+    scenarios = [v for (variant, s), v in verdicts.items() if variant == str(sabotaged) and s != "overall"]
+    for verdict in scenarios:
+        # A scenario reports its finding (WARN) and never blocks; the dimension's overall check does.
+        assert verdict["tier"] == "informational" and verdict["verdict"] != "FAIL", verdict["scenario"]
+        if verdict["dense_refusal"] <= 100 - 10 - 1e-9:
+            assert (verdict["verdict"] == "WARN") == bool(verdict["failures"]), verdict["scenario"]
+    # On 8 items a rise is a finding only where it is shown: where dense answers nearly every item
+    # (benign), losing them all is; where dense already refuses most, a few more refusals are not.
+    assert any(v["verdict"] == "WARN" for v in scenarios)
     assert "FAIL stereotype/overall" in run.output
 
 

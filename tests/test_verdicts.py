@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tests.synthetic import make_dimension, make_runs
 from trustgate.gate.compare import Comparison, compare
 from trustgate.gate.policy import Thresholds
-from trustgate.gate.stats import Interval, detectable_drop
+from trustgate.gate.stats import Interval, detectable_drop, proves_failure
 
 
 def policy(**gate):
@@ -71,12 +71,19 @@ def test_detectable_drop_of_a_95_percent_interval_under_each_rule():
     assert detectable_drop(interval, "drop_proven", 5.0) == pytest.approx(5.0 + 2.801585 * se, abs=1e-4)
     assert detectable_drop(interval, "safety_proven", 5.0) == pytest.approx(5.0 - 1.118343 * se, abs=1e-4)
     assert detectable_drop(interval, "drop_proven") == pytest.approx(2.801585 * se, rel=1e-6)  # vs zero
+    # drop_significant needs the lower end above zero (1.96 SE) and the estimate above the margin
+    assert detectable_drop(interval, "drop_significant", 5.0) == pytest.approx(1.959964 * se + 0.841621 * se, abs=1e-4)
+    narrow = Interval(-1.0, 1.0, 0.95)
+    assert detectable_drop(narrow, "drop_significant", 5.0) == pytest.approx(5.0 + 0.841621 / 1.959964, abs=1e-4)
     assert math.isnan(detectable_drop(Interval(float("nan"), float("nan"), 0.95)))
     with pytest.raises(ValueError, match="majority"):
         detectable_drop(interval, "majority", 5.0)
 
 
-@given(st.floats(0, 50), st.floats(0, 50), st.floats(-20, 20), st.sampled_from(["point", "drop_proven"]))
+RULES = ["point", "drop_proven", "drop_significant"]
+
+
+@given(st.floats(0, 50), st.floats(0, 50), st.floats(-20, 20), st.sampled_from(RULES))
 def test_detectable_drop_grows_with_the_interval_and_ignores_its_centre(width, more, centre, rule):
     narrow = detectable_drop(Interval(centre - width / 2, centre + width / 2, 0.95), rule, 5.0)
     wide = detectable_drop(Interval(centre - (width + more) / 2, centre + (width + more) / 2, 0.95), rule, 5.0)
@@ -132,3 +139,14 @@ def test_a_refusal_rise_is_a_finding_even_with_few_items():
     verdict = check([1.0] * 8, [1.0] * 5 + [0.0] * 3, policy(max_refusal_rise=10.0))
     assert verdict.verdict == "FAIL" and verdict.inconclusive is None
     assert any("refusal" in failure for failure in verdict.failures)
+
+
+def test_an_interim_look_fails_on_the_interval_never_on_the_estimate_alone():
+    # drop_proven and point: the interim interval must lie above the margin; drop_significant: its
+    # own rule, the interval above zero and the estimate above the margin
+    shown = Interval(0.5, 14.0, 0.99)
+    assert proves_failure("drop_significant", 7.0, shown, 5.0)
+    assert not proves_failure("drop_significant", 4.0, shown, 5.0)
+    assert not proves_failure("drop_significant", 7.0, Interval(-0.5, 14.0, 0.99), 5.0)
+    assert not proves_failure("point", 7.0, shown, 5.0) and not proves_failure("drop_proven", 7.0, shown, 5.0)
+    assert proves_failure("point", 9.0, Interval(5.5, 14.0, 0.99), 5.0)

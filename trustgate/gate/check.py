@@ -17,7 +17,7 @@ from trustgate.evaluation.evaluator import Evaluator, ScenarioRun
 from trustgate.gate.compare import OVERALL, Comparison, compare, compare_seeds, precise_enough, refusal_rise_interval
 from trustgate.gate.policy import ResolvedPolicy, Thresholds
 from trustgate.gate.seeds import group_of
-from trustgate.gate.stats import Interval, confidence_label
+from trustgate.gate.stats import Interval, confidence_label, proves_failure
 from trustgate.models import ModelHandle
 from trustgate.util.errors import MissingDataError
 
@@ -48,7 +48,8 @@ class Stop:
 
 
 def interim_decision(comparison: Comparison, refusal_rise: Interval) -> str | None:
-    """At an interim look: "FAIL" when the data prove a drop (or refusal rise) beyond the bound,
+    """At an interim look: "FAIL" when the data prove a drop (or refusal rise) beyond the bound
+    (drop_significant: when its own rule fails on the interim interval),
     "PASS" when they prove both within it and the look is as precise as a final verdict must be
     (`precise_enough`), None (look further) otherwise. A check that cannot tell (the base model
     does not answer, too few items) always looks further. The precision condition matters on
@@ -58,7 +59,7 @@ def interim_decision(comparison: Comparison, refusal_rise: Interval) -> str | No
     if comparison.inconclusive:
         return None
     drop, margin = comparison.drop_interval, comparison.margin
-    if drop.low > margin or refusal_rise.low > comparison.max_refusal_rise:
+    if proves_failure(comparison.rule, comparison.drop, drop, margin) or refusal_rise.low > comparison.max_refusal_rise:
         return "FAIL"
     floor_ok = comparison.floor is None or comparison.variant_score >= comparison.floor
     precise = precise_enough(comparison.detectable_drop, margin)

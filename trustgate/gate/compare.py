@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ from trustgate.dimensions.registry import OVERALL
 from trustgate.evaluation.evaluator import ScenarioRun
 from trustgate.gate.policy import ResolvedPolicy
 from trustgate.gate.stats import (
+    EVIDENCE_RULES,
     Interval,
     Statistic,
     bootstrap_interval,
@@ -23,6 +25,7 @@ from trustgate.gate.stats import (
     mcnemar_exact,
     paired_bootstrap_drop,
     paired_bootstrap_group_drop,
+    rise_fails,
     seed_spread,
 )
 
@@ -168,13 +171,21 @@ def _score_failure(policy: ResolvedPolicy, drop: float, interval: Interval) -> s
     return f"drop {drop:.2f} exceeds margin {policy.margin:.2f} under rule {policy.rule}"
 
 
-def _failures(policy: ResolvedPolicy, drop: float, interval: Interval, score: float, refusal_rise: float) -> list[str]:
+def _failures(
+    policy: ResolvedPolicy,
+    drop: float,
+    interval: Interval,
+    score: float,
+    refusal_rise: float,
+    refusal_interval: Callable[[], Interval],
+) -> list[str]:
     failures = [failure] if (failure := _score_failure(policy, drop, interval)) else []
     if policy.floor is not None and score < policy.floor:
         failures.append(f"variant score {score:.2f} below floor {policy.floor:.2f}")
-    if refusal_rise > policy.max_refusal_rise:
+    if rise_fails(policy.rule, refusal_rise, refusal_interval, policy.max_refusal_rise):
+        shown = f", {refusal_interval().level} CI {refusal_interval()}" if policy.rule in EVIDENCE_RULES else ""
         failures.append(
-            f"refusal/no-answer rate rose {refusal_rise:.1f} points (allowed {policy.max_refusal_rise:.1f})"
+            f"refusal/no-answer rate rose {refusal_rise:.1f} points{shown} (allowed {policy.max_refusal_rise:.1f})"
         )
     return failures
 
@@ -267,7 +278,8 @@ def compare(
     args = {"resamples": policy.bootstrap_resamples, "confidence": policy.confidence, "seed": policy.seed}
     drop_interval = paired_bootstrap_drop(statistic, dense_strata, variant_strata, **args)
     dense_refusal, variant_refusal = _refusal(dimension, dense), _refusal(dimension, variant)
-    failures = _failures(policy, drop, drop_interval, variant_score, variant_refusal - dense_refusal)
+    rise_interval = cache(lambda: refusal_rise_interval(dimension, dense, variant, policy))
+    failures = _failures(policy, drop, drop_interval, variant_score, variant_refusal - dense_refusal, rise_interval)
     detectable = detectable_drop(drop_interval, policy.rule, policy.margin)
     inconclusive = _inconclusive(dimension, dense, policy, drop_interval, detectable, bool(failures))
     first_dense, first_variant = next(iter(dense.values())), next(iter(variant.values()))
@@ -344,16 +356,25 @@ def compare_seeds(
     reduce = "worst" if worst_seed else "mean"
     strata = [_strata(runs) for runs in seeds.values()]
     drop_interval = paired_bootstrap_group_drop(statistic, _strata(dense), strata, reduce, **args)
-    worst = max(per_seed.values(), key=lambda c: c.drop)
+    worst_name = max(per_seed, key=lambda name: per_seed[name].drop)
+    worst = per_seed[worst_name]
+    refusal_statistic = _refusal_statistic(dimension, dense)
     if worst_seed:
         score, refusal, drop = worst.variant_score, worst.variant_refusal, worst.drop
         variant_interval, mcnemar = worst.variant_interval, worst.mcnemar_p
+        seed_runs = [_strata(seeds[worst_name])]
     else:
         score = float(np.mean([c.variant_score for c in per_seed.values()]))
         refusal = float(np.mean([c.variant_refusal for c in per_seed.values()]))
         drop, mcnemar = worst.dense_score - score, None
         variant_interval = _seed_mean_interval(statistic, strata, args)
-    failures = _failures(policy, drop, drop_interval, score, refusal - worst.dense_refusal)
+        seed_runs = strata
+
+    def rise_interval() -> Interval:  # the judged seed's, or the seed mean's, rise (variant - dense)
+        fall = paired_bootstrap_group_drop(refusal_statistic, _strata(dense), seed_runs, "mean", **args)
+        return Interval(-fall.high, -fall.low, fall.confidence)
+
+    failures = _failures(policy, drop, drop_interval, score, refusal - worst.dense_refusal, cache(rise_interval))
     detectable = detectable_drop(drop_interval, policy.rule, policy.margin)
     inconclusive = _inconclusive(dimension, dense, policy, drop_interval, detectable, bool(failures))
     spread = seed_spread([c.variant_score for c in per_seed.values()])

@@ -17,7 +17,7 @@ from trustgate.evaluation.profiles import EvaluationSize, Profile, check_dimensi
 from trustgate.evaluation.profiles import Strict as _Strict
 from trustgate.util.errors import TrustgateError
 
-Rule = Literal["point", "drop_proven", "safety_proven"]
+Rule = Literal["point", "drop_proven", "safety_proven", "drop_significant"]
 
 
 class ScenarioPolicy(_Strict):
