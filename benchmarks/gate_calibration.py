@@ -2020,12 +2020,11 @@ def _prefix_run(run, m: int, dimension: Dimension):
 
 def exact_sequential_verdict(dimension, dense, variant, policy: Policy, thresholds: Thresholds, prefixes, resamples):
     """The overall check's verdict under `policy`'s looks, each interval from the gate's own code:
-    compare() for the drop (its paired bootstrap at the look's confidence) and the same paired
-    bootstrap (trustgate.gate.stats.paired_bootstrap_drop) of the refusal rate for the interim
-    refusal interval. Returns (verdict, index of the look where it stopped)."""
+    compare() for the drop (its paired bootstrap at the look's confidence) and the gate's interim
+    refusal interval (trustgate.gate.compare.refusal_rise_interval), handed to compare() as the gate
+    hands it. Returns (verdict, index of the look where it stopped)."""
     from trustgate.gate.check import interim_decision
-    from trustgate.gate.compare import compare
-    from trustgate.gate.stats import paired_bootstrap_drop
+    from trustgate.gate.compare import compare, refusal_rise_interval
 
     base = thresholds.policy(dimension.name)
     scenarios = list(dense)
@@ -2036,24 +2035,14 @@ def exact_sequential_verdict(dimension, dense, variant, policy: Policy, threshol
 
     interim = [j for j in range(len(policy.looks) - 1) if scope(j) >= policy.min_look_items]
 
-    def refusal_statistic(strata):
-        return float(dimension.combine({s: 100.0 * float(np.mean(c["refusal"])) for s, c in strata.items()}))
-
     for j in interim:
         a = policy.interim_level(len(interim))
         d = {s: _prefix_run(r, prefixes[s][j], dimension) for s, r in dense.items()}
         v = {s: _prefix_run(r, prefixes[s][j], dimension) for s, r in variant.items()}
         update = {"confidence": 1 - a, "bootstrap_resamples": resamples, "rule": policy.rule}
         look_policy = base.model_copy(update=update)
-        c = compare(dimension, OVERALL, d, v, look_policy)
-        rise = paired_bootstrap_drop(
-            refusal_statistic,
-            {s: r.columns for s, r in v.items()},
-            {s: r.columns for s, r in d.items()},
-            resamples,
-            1 - a,
-            base.seed,
-        )  # fmt: skip  (variant - dense: the rise)
+        rise = refusal_rise_interval(dimension, d, v, look_policy)  # as the gate's interim look
+        c = compare(dimension, OVERALL, d, v, look_policy, refusal_interval=rise)
         decision = interim_decision(c, rise)  # the gate's own interim rule
         if decision:
             return decision, j

@@ -152,8 +152,11 @@ class GateCheck:
                 dense = self.runs(dimension, list(scope), self.base_model, look)
                 compressed = self.runs(dimension, list(scope), self.variant_model(variant), look)
                 # interim_decision reads the drop interval, never the score intervals: skip their bootstraps
-                comparison = compare(dimension, judged, dense, compressed, interim, score_intervals=False)
-                decision = interim_decision(comparison, refusal_rise_interval(dimension, dense, compressed, interim))
+                rise = refusal_rise_interval(dimension, dense, compressed, interim)
+                comparison = compare(
+                    dimension, judged, dense, compressed, interim, score_intervals=False, refusal_interval=rise
+                )
+                decision = interim_decision(comparison, rise)
                 if decision:
                     stop = Stop(
                         look,

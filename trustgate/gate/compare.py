@@ -263,12 +263,15 @@ def compare(
     policy: ResolvedPolicy,
     *,
     score_intervals: bool = True,
+    refusal_interval: Interval | None = None,
 ) -> Comparison:
     """Compare one scenario (one run each) or the dimension overall (all available scenarios).
 
     `score_intervals=False` leaves the dense and variant score intervals NaN: an interim look of a
     sequential run decides on the drop interval alone, and those two bootstraps would be half
-    its bootstrap work per look. Everything else is computed as for a verdict.
+    its bootstrap work per look. Everything else is computed as for a verdict. `refusal_interval`:
+    the refusal rise's interval at this policy, where the caller has it already (an interim look
+    needs it for its own decision); otherwise it is bootstrapped here, and only if a bound needs it.
     """
     _check_paired(dense, variant)
     statistic = _statistic(dimension, scenario)
@@ -278,7 +281,7 @@ def compare(
     args = {"resamples": policy.bootstrap_resamples, "confidence": policy.confidence, "seed": policy.seed}
     drop_interval = paired_bootstrap_drop(statistic, dense_strata, variant_strata, **args)
     dense_refusal, variant_refusal = _refusal(dimension, dense), _refusal(dimension, variant)
-    rise_interval = cache(lambda: refusal_rise_interval(dimension, dense, variant, policy))
+    rise_interval = cache(lambda: refusal_interval or refusal_rise_interval(dimension, dense, variant, policy))
     failures = _failures(policy, drop, drop_interval, variant_score, variant_refusal - dense_refusal, rise_interval)
     detectable = detectable_drop(drop_interval, policy.rule, policy.margin)
     inconclusive = _inconclusive(dimension, dense, policy, drop_interval, detectable, bool(failures))

@@ -15,9 +15,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from trustgate.dimensions.registry import NAMES
 from trustgate.evaluation.profiles import EvaluationSize, Profile, check_dimension_names
 from trustgate.evaluation.profiles import Strict as _Strict
+from trustgate.gate.stats import Rule
 from trustgate.util.errors import TrustgateError
-
-Rule = Literal["point", "drop_proven", "safety_proven", "drop_significant"]
 
 
 class ScenarioPolicy(_Strict):

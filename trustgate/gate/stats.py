@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -179,7 +180,12 @@ def _normal_quantile(p: float) -> float:
     return NormalDist().inv_cdf(p)
 
 
-RULES = ("point", "drop_proven", "safety_proven", "drop_significant")
+Rule = Literal["point", "drop_proven", "safety_proven", "drop_significant"]
+RULES: tuple[str, ...] = get_args(Rule)
+
+
+def _unknown_rule(rule: str) -> ValueError:
+    return ValueError(f"unknown decision rule {rule!r} (choose one of {', '.join(RULES)})")
 
 
 def rule_detectable_drop(
@@ -195,7 +201,7 @@ def rule_detectable_drop(
         return margin - (z_c - z_power) * se
     if rule == "drop_significant":
         return np.maximum(margin, z_c * se) + z_power * se
-    raise ValueError(f"unknown decision rule {rule!r} (choose one of {', '.join(RULES)})")
+    raise _unknown_rule(rule)
 
 
 def detectable_drop(interval: Interval, rule: str = "point", margin: float = 0.0, power: float = 0.8) -> float:
@@ -210,7 +216,7 @@ def detectable_drop(interval: Interval, rule: str = "point", margin: float = 0.0
     and drop_proven this is the classic minimum detectable effect of a test against zero.
     """
     if rule not in RULES:
-        raise ValueError(f"unknown decision rule {rule!r} (choose one of {', '.join(RULES)})")
+        raise _unknown_rule(rule)
     se = standard_error(interval)
     if not math.isfinite(se):
         return float("nan")
@@ -244,7 +250,7 @@ def decide(rule: str, drop: float, interval: Interval, margin: float) -> bool:
         return bool(interval.high <= margin)
     if rule == "drop_significant":
         return not (interval.low > 0 and drop > margin)
-    raise ValueError(f"unknown decision rule {rule!r} (choose one of {', '.join(RULES)})")
+    raise _unknown_rule(rule)
 
 
 EVIDENCE_RULES = frozenset({"drop_proven", "drop_significant"})
