@@ -8,7 +8,8 @@ Each replicate draws a scenario's items with replacement (its sample keys, as --
 them) at the ci or the release size, makes synthetic variants with a KNOWN true drop, and
 judges them exactly as the gate does: the dimension's own metric and combine, a paired
 percentile bootstrap (items resampled together for both models, stratified by scenario for
-the overall check), the margin, the refusal bound and the INCONCLUSIVE rule. It reports, per
+the overall check; whole sample keys under [gate] resample = "sample_key" or --resample), the
+margin, the refusal bound and the INCONCLUSIVE rule. It reports, per
 decision rule and per candidate default policy, the false-alarm rate per check and per
 variant (family-wise: any blocking FAIL in the whole run) and the power per dimension as a
 function of the true drop.
@@ -19,7 +20,9 @@ The synthetic variant of a scenario, from the dense outcome of each drawn item:
     sub-task, source model, sensitive group; singleton groups share one bucket), so the
     population metric is unchanged while items flip both ways, as a re-quantised model's do.
     The churn per dimension is estimated from a paired variant in the records (gptq4 in the
-    shipped extract): E[(dense - variant)^2] = churn x E[(item - donor)^2];
+    shipped extract): E[(dense - variant)^2] = churn x E[(item - donor)^2]. --churn-unit
+    sample_key re-draws a sample key's items together, from one other key (changes correlated
+    within keys, as gptq4's are on PII and OOD few-shot: their "design effect" is printed);
   * degradation (the known drop): with probability d the item gets the worst outcome (score
     0, agreement 1, refusal 0; fairness: the prediction that widens the parity gap). Every
     metric here then falls by d x its population value, so d = target / dense metric makes
@@ -62,7 +65,7 @@ from trustgate.dimensions.base import Dimension, mean_item_score  # noqa: E402
 from trustgate.dimensions.registry import NAMES, OVERALL  # noqa: E402
 from trustgate.gate.multiplicity import bonferroni_alpha, bootstrap_p_value, holm_reject  # noqa: E402
 from trustgate.gate.policy import Thresholds  # noqa: E402
-from trustgate.gate.stats import EVIDENCE_RULES, rule_detectable_drop  # noqa: E402
+from trustgate.gate.stats import EVIDENCE_RULES, MIN_KEYS_TO_RESAMPLE, rule_detectable_drop  # noqa: E402
 
 DEFAULT_EXTRACT = REPO_ROOT / "benchmarks" / "data" / "embedded_ci_pool.json.gz"
 EXTRACT_FORMAT = "trustgate-calibration-pool/1"
@@ -70,6 +73,8 @@ MULTIPLIERS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)  # true drop, in units of the dimen
 FAMILY_ALPHA = 0.05
 WORKERS = 2  # processes for simulate() (dimensions in parallel); --workers
 INTERIM_RESAMPLES = 0  # interim looks: 0 = percentiles of the full resamples; N = normal approximation from N
+RESAMPLE = "item"  # the simulated gate's bootstrap unit: "item" or "sample_key" ([gate] resample; --resample)
+CHURN_UNIT = "item"  # what churn re-draws: an item, or a whole sample key's items together (--churn-unit)
 
 
 # -- metric layouts: the columns a metric reads and how it groups items -------------------------
@@ -412,6 +417,31 @@ def donors(prep: Prepared, items: np.ndarray, rng: np.random.Generator) -> np.nd
     return prep.bucket_order[prep.bucket_start[items] + pos]
 
 
+def key_donors(prep: Prepared, items: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Every drawn sample key's items replaced, position by position, by those of a random other
+    key of the pool: churn that moves a key's items together (a model that starts leaking one
+    address leaks it under most of its prompts). `items` lie key after key (draw_items)."""
+    members = prep.cluster_members
+    assert members is not None
+    keys, per_key = members.shape
+    key_of = np.empty(prep.pool.n, dtype=int)
+    key_of[members.ravel()] = np.repeat(np.arange(keys), per_key)
+    drawn = key_of[items[..., ::per_key]]
+    other = (drawn + 1 + rng.integers(0, max(keys - 1, 1), size=drawn.shape)) % keys if keys > 1 else drawn
+    return members[other].reshape(items.shape)
+
+
+def churn_sources(prep: Prepared, items: np.ndarray, rng: np.random.Generator, churn: float, unit: str) -> np.ndarray:
+    """Where each drawn item's outcome comes from in the variant before degradation: itself, or
+    with probability `churn` a donor (an item of its bucket; under unit "sample_key" the key's
+    items all come from one other key)."""
+    if unit == "sample_key" and prep.cluster_members is not None and prep.cluster_members.shape[1] > 1:
+        per_key = prep.cluster_members.shape[1]
+        moved = np.repeat(rng.random((*items.shape[:-1], items.shape[-1] // per_key)) < churn, per_key, axis=-1)
+        return np.where(moved, key_donors(prep, items, rng), items)
+    return np.where(rng.random(items.shape) < churn, donors(prep, items, rng), items)
+
+
 def churn_moment(prep: Prepared) -> tuple[float, float]:
     """(sum of (dense - variant)^2, sum of expected (item - donor)^2) over the pool's items."""
     if prep.pool.variant is None:
@@ -556,6 +586,8 @@ def simulate_chunk(
     resamples: int,
     looks: Sequence[float] = (1.0,),
     interim_resamples: int | None = None,
+    resample: str = "item",
+    churn_unit: str = "item",
 ) -> Draws:
     """Draw `replicates` samples of the scenario, make every level's variant of each, and score
     dense and variants on the drawn items (point) and on `resamples` paired bootstrap resamples,
@@ -567,13 +599,15 @@ def simulate_chunk(
     products with the dense and the churned value, and per level the degradation delta of the
     items degraded at that level (levels are nested); fairness adds the parsed counts. A look
     resamples its own prefix of the items (n_k draws among the first n_k items), the interim ones
-    with `interim_resamples` resamples (default: `resamples`).
+    with `interim_resamples` resamples (default: `resamples`). `resample`: the gate's bootstrap
+    unit, "item" or "sample_key" (every item of a drawn key weighs as often as the key is drawn).
+    `churn_unit`: what churn re-draws (churn_sources).
     """
     shares = np.asarray(shares, dtype=float)
     levels, groups = len(shares), prep.groups
     items = draw_items(prep, rng, replicates, clusters)
     n = items.shape[1]
-    source = np.where(rng.random(items.shape) < churn, donors(prep, items, rng), items)
+    source = churn_sources(prep, items, rng, churn, churn_unit)
     first = first_level(rng.random(items.shape), shares)
     degraded = first[..., None] <= np.arange(levels)  # (replicates, n, levels)
     onehot = prep.g[items][..., None] == np.arange(groups)  # (replicates, n, G)
@@ -617,27 +651,36 @@ def simulate_chunk(
     prefixes = look_items(prep, clusters, looks)
     if prefixes[-1] != n:
         raise ValueError(f"the last look must hold every drawn item ({prefixes[-1]} of {n})")
+    # Under resample = "sample_key" the gate draws a scenario's sample keys, each with all its items
+    # (items where a look has fewer than MIN_KEYS_TO_RESAMPLE keys); the drawn items lie key after
+    # key (draw_items), `key_size` of them a key.
+    key_size = prep.cluster_members.shape[1] if resample == "sample_key" and prep.cluster_members is not None else 1
     out = []
     for k, m in enumerate(prefixes):
         b_count = resamples if k == len(prefixes) - 1 or not interim_resamples else interim_resamples
-        # W[r, j, b]: how often resample b of replicate r draws item j (the gate's integers(0, m, m))
-        index = rng.integers(0, m, size=(replicates, b_count, m))
-        index += (np.arange(replicates) * m)[:, None, None]
+        per_key = key_size if m // key_size >= MIN_KEYS_TO_RESAMPLE else 1
+        units = m // per_key
+        # W[r, j, b]: how often resample b of replicate r draws unit j (the gate's integers(0, units, units))
+        index = rng.integers(0, units, size=(replicates, b_count, units))
+        index += (np.arange(replicates) * units)[:, None, None]
         index *= b_count
         index += np.arange(b_count)[None, :, None]
-        counts = np.bincount(index.ravel(), minlength=replicates * b_count * m)
-        weights = counts.reshape(replicates, m, b_count).astype(np.float32)
+        counts = np.bincount(index.ravel(), minlength=replicates * b_count * units)
+        weights = np.repeat(counts.reshape(replicates, units, b_count), per_key, axis=1).astype(np.float32)
         zm = z[:, :, :m]
         boot = scores(np.matmul(zm, weights))  # (levels + 1, replicates, resamples), float32
         point = scores(zm.sum(axis=2, dtype=float)[..., None])[..., 0]  # (levels + 1, replicates)
-        rise = [v[:, :m] - refusal_dense[:, :m] for v in refusal_variant]  # paired, per item
+        # the paired refusal rise of each unit (an item, or a key's mean), for its standard error
+        rise = [
+            (v[:, :m] - refusal_dense[:, :m]).reshape(replicates, units, per_key).mean(axis=2) for v in refusal_variant
+        ]
         out.append(
             Look(
                 boot=boot,
                 point=point,
                 refusal=100.0
                 * np.stack([refusal_dense[:, :m].mean(axis=1), *(v[:, :m].mean(axis=1) for v in refusal_variant)]),
-                rise_var=1e4 * np.stack([r.var(axis=1) / m for r in rise]),
+                rise_var=1e4 * np.stack([r.var(axis=1) / units for r in rise]),
                 answered=(1.0 - refusal_dense[:, :m]).sum(axis=1),
                 n=m,
             )
@@ -811,6 +854,8 @@ def _simulate_dimension(
     interim_levels: tuple[float, ...],
     interim_resamples: int,
     normal_final: bool,
+    resample: str = "item",
+    churn_unit: str = "item",
 ) -> tuple[list[CheckStats], list[str], dict[tuple[str, str], list[int]]]:
     """One dimension's checks (its own random stream, so dimensions can run in parallel)."""
     rng = np.random.default_rng(seed)
@@ -860,6 +905,8 @@ def _simulate_dimension(
                 resamples,
                 looks,
                 interim_resamples or None,
+                resample,
+                churn_unit,
             )
             for i, (p, s) in enumerate(zip(preps, scenarios, strict=True))
         ]
@@ -995,7 +1042,7 @@ def simulate(
     jobs = [
         (name, prepared[name], thresholds, profile, sizes, churn, replicates, resamples,
          (seed, NAMES.index(name)), tuple(quantile_levels), tuple(multipliers), chunk_budget, looks,
-         interim_levels, interim_resamples, normal_final)
+         interim_levels, interim_resamples, normal_final, RESAMPLE, CHURN_UNIT)
         for name in names
     ]  # fmt: skip
     workers = min(WORKERS, len(jobs))
@@ -1896,7 +1943,7 @@ def synthetic_runs(prep: Prepared, dimension: Dimension, rng, clusters: int, chu
     from trustgate.evaluation.evaluator import ScenarioRun
 
     items = draw_items(prep, rng, 1, clusters)[0]
-    source = np.where(rng.random(items.shape) < churn, donors(prep, items, rng), items)
+    source = churn_sources(prep, items, rng, churn, CHURN_UNIT)
     hit = rng.random(items.shape) < share
     structure = {key: values[items] for key, values in prep.pool.structure.items()}
     dense = {key: values[items] for key, values in prep.pool.dense.items()}
@@ -1905,7 +1952,11 @@ def synthetic_runs(prep: Prepared, dimension: Dimension, rng, clusters: int, chu
     variant["refusal"] = np.where(hit, 0.0, variant["refusal"])
     if "parsed" in variant:
         variant["parsed"] = np.where(hit, 1.0, variant["parsed"])
-    ids = tuple(Item(id=f"{prep.pool.scenario}-{i}", messages=()) for i in range(len(items)))
+    per_key = prep.cluster_members.shape[1] if prep.cluster_members is not None else 1  # drawn key after key
+    ids = tuple(
+        Item(id=f"{prep.pool.scenario}-{i}", messages=(), sample_key=f"{prep.pool.scenario}-key{i // per_key}")
+        for i in range(len(items))
+    )
 
     def run(model: str, values: dict[str, np.ndarray]) -> ScenarioRun:
         columns = {**structure, **values}
@@ -2170,6 +2221,7 @@ def run_simulation(args: argparse.Namespace) -> None:
     checks = sum(len(p) + 1 for p in prepared.values())
     print(f"pool: {source}; {sum(p.n for p in pools)} items, {len(pools)} scenarios, {len(prepared)} dimensions")
     print(f"default policy ({args.thresholds}): {settings.describe()}")
+    print(f"  bootstrap unit: {RESAMPLE}; churn re-draws: {'sample keys' if CHURN_UNIT == 'sample_key' else 'items'}")
     print("  " + ", ".join(f"{k} from {v}" for k, v in settings.source.items()))
     variant = next((p.variant_model for p in pools if p.variant_model), None)
     how = f"--churn {args.churn}" if args.churn is not None else f"estimated from {variant} vs {pools[0].dense_model}"
@@ -2741,7 +2793,7 @@ def _replace_sections(path: Path, sections: Mapping[str, str], report_missing: b
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    global WORKERS
+    global WORKERS, RESAMPLE, CHURN_UNIT
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--simulate", action="store_true", help="simulate the gate on synthetic variants")
@@ -2788,8 +2840,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=WORKERS, help="processes: dimensions simulated in parallel")
     parser.add_argument("--json", default=None, help="also write the figures as JSON")
+    parser.add_argument(
+        "--resample", choices=("item", "sample_key"), default=None,
+        help="the gate's bootstrap unit in the simulation (default: [gate] resample of --thresholds)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--churn-unit", choices=("item", "sample_key"), default="item",
+        help="churn re-draws single items (default) or a sample key's items together (correlated changes)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     WORKERS = max(1, args.workers)
+    RESAMPLE = args.resample or load_gate(Path(args.thresholds))[0].gate.resample
+    CHURN_UNIT = args.churn_unit
     if args.extract:
         pools = pools_from_records([Path(d) for d in args.extract], args.dense, args.variant)
         command = "python benchmarks/gate_calibration.py --extract " + " ".join(args.extract)

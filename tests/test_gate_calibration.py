@@ -496,3 +496,41 @@ def test_too_few_items_follow_the_profile_and_a_silent_base_model_follows_inconc
     assert not policy.too_few_blocks("ci") and not policy.too_few_blocks("ci-grown")
     assert policy.too_few_blocks("release") and policy.inconclusive_blocks
     assert policy.interim_level(2) == pytest.approx(0.01 / (2 * 9))  # spent over the 9 dimensions too
+
+
+def test_the_simulated_gate_resamples_whole_sample_keys_under_resample_sample_key():
+    # 24 keys of 12 items, every item of a key with the key's outcome: a bootstrap over keys spreads
+    # the score sqrt(12) times wider than one over items, as the gate's resampler(keys=...) does;
+    # with fewer than MIN_KEYS_TO_RESAMPLE keys (a look at 8 of them) both resample items.
+    keys, per_key = 24, 12
+    score = np.repeat(np.arange(keys) % 2, per_key).astype(float)
+    pool = gc.Pool("utility", "mmlu_5shot", {}, {"score": score, "refusal": np.zeros(keys * per_key)}, None,
+                   np.repeat(np.arange(keys), per_key))  # fmt: skip
+    prep = gc.prepare(pool, get_dimension("utility"))
+    spread = {}
+    for resample in ("item", "sample_key"):
+        draws = gc.simulate_chunk(prep, np.random.default_rng(3), 20, keys, 0.0, [0.0], 1000, resample=resample)
+        spread[resample] = draws.final.boot[0].std(axis=-1)  # the dense score's, per replicate
+    varied = spread["item"] > 0
+    assert varied.sum() >= 15
+    ratio = spread["sample_key"][varied] / spread["item"][varied]
+    assert 2.8 < np.median(ratio) < 4.2
+    few = [gc.simulate_chunk(prep, np.random.default_rng(3), 20, 8, 0.0, [0.0], 200, resample=r) for r in spread]
+    assert np.array_equal(few[0].final.boot, few[1].final.boot)
+
+
+def test_key_churn_moves_a_keys_items_together_from_one_other_key():
+    keys, per_key = 4, 6
+    cluster = np.repeat(np.arange(keys), per_key)
+    pool = gc.Pool("utility", "mmlu_5shot", {}, {"score": (cluster % 2).astype(float), "refusal": np.zeros(24)},
+                   None, cluster)  # fmt: skip
+    prep = gc.prepare(pool, get_dimension("utility"))
+    rng = np.random.default_rng(0)
+    items = gc.draw_items(prep, rng, 50, keys)
+    source = gc.churn_sources(prep, items, rng, 1.0, "sample_key")
+    for drawn, came in zip(items.reshape(50, keys, per_key), source.reshape(50, keys, per_key), strict=True):
+        for own, other in zip(drawn, came, strict=True):
+            assert len(set(cluster[other])) == 1 and cluster[other[0]] != cluster[own[0]]
+            assert np.array_equal(other - other[0], own - own[0]), "position by position"
+    unchanged = gc.churn_sources(prep, items, rng, 0.0, "sample_key")
+    assert np.array_equal(unchanged, items)

@@ -8,11 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trustgate.gate.stats import (
+    MIN_KEYS_TO_RESAMPLE,
     bootstrap_interval,
     confidence_label,
     mcnemar_exact,
     paired_bootstrap_drop,
     paired_bootstrap_group_drop,
+    resampler,
     seed_spread,
 )
 
@@ -125,3 +127,60 @@ def test_a_confidence_below_one_is_never_labelled_100_percent(confidence: float)
 
 def test_multiplicity_adjusted_levels_keep_their_digits() -> None:
     assert [confidence_label(c) for c in (0.95, 1 - 0.1 / 9, 1 - 0.01 / 18)] == ["95%", "98.89%", "99.94%"]
+
+
+def _keyed(items_per_key: list[int], shift: int = 0) -> list[str]:
+    return [f"k{key + shift}" for key, count in enumerate(items_per_key) for _ in range(count)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(1, 4), min_size=MIN_KEYS_TO_RESAMPLE, max_size=30),
+    st.lists(st.integers(1, 4), min_size=MIN_KEYS_TO_RESAMPLE, max_size=30),
+    st.integers(0, 2**16),
+)
+def test_key_resampling_draws_whole_keys_and_strata_with_the_same_keys_together(first, second, seed):
+    keys = {"a": _keyed(first), "b": _keyed(second, shift=5), "c": list(reversed(_keyed(first)))}
+    sizes = {name: len(names) for name, names in keys.items()}
+    draw = resampler(sizes, keys)(np.random.default_rng(seed))
+    for stratum, picks in draw.items():
+        names = keys[stratum]
+        drawn = [names[i] for i in picks]
+        per_key = {k: names.count(k) for k in set(names)}
+        # every drawn key brings all its items, as often as it was drawn
+        assert all(drawn.count(k) % per_key[k] == 0 for k in set(drawn))
+        assert sum(drawn.count(k) // per_key[k] for k in set(drawn)) == len(per_key)
+    times = {s: {k: [keys[s][i] for i in draw[s]].count(k) // keys[s].count(k) for k in set(keys[s])} for s in keys}
+    assert times["a"] == times["c"], "the same keys in two scenarios: one draw of keys for both"
+
+
+def test_key_bootstrap_widens_the_interval_when_a_keys_items_move_together():
+    # 24 keys of 12 items; the variant loses every item of 9 keys: a 37.5-point drop carried by 9
+    # of 24 independent units, not by 108 of 288 independent items.
+    dense = np.ones(288)
+    variant = dense.copy()
+    variant[:108] = 0
+    keys = {"s": [f"key-{i // 12}" for i in range(288)]}
+    args = {"resamples": 2000, "confidence": 0.95, "seed": 0}
+    by_item = paired_bootstrap_drop(mean_score, strata(dense), strata(variant), **args)
+    by_key = paired_bootstrap_drop(mean_score, strata(dense), strata(variant), **args, keys=keys)
+    assert by_key.high - by_key.low > 2.5 * (by_item.high - by_item.low)  # sqrt(design effect 12) ~ 3.5
+    assert by_key.low <= 37.5 <= by_key.high
+    one_item_a_key = {"s": [f"item-{i}" for i in range(288)]}
+    same = paired_bootstrap_drop(mean_score, strata(dense), strata(variant), **args, keys=one_item_a_key)
+    assert abs((same.high - same.low) - (by_item.high - by_item.low)) < 2.0, "one item a key: an item bootstrap"
+
+
+def test_a_scenario_with_too_few_keys_resamples_items():
+    # 8 keys: a bootstrap over them would have a handful of distinct resamples; items it is.
+    dense, variant = np.ones(96), np.r_[np.zeros(36), np.ones(60)]
+    keys = {"s": [f"key-{i // 12}" for i in range(96)]}
+    args = {"resamples": 500, "confidence": 0.95, "seed": 0}
+    assert paired_bootstrap_drop(mean_score, strata(dense), strata(variant), **args, keys=keys) == (
+        paired_bootstrap_drop(mean_score, strata(dense), strata(variant), **args)
+    )
+
+
+def test_key_resampling_refuses_keys_that_do_not_match_the_items():
+    with pytest.raises(ValueError, match="2 sample keys for 3 items"):
+        resampler({"s": 3}, {"s": ["a", "b"]})

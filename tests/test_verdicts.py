@@ -150,3 +150,24 @@ def test_an_interim_look_fails_on_the_interval_never_on_the_estimate_alone():
     assert not proves_failure("drop_significant", 7.0, Interval(-0.5, 14.0, 0.99), 5.0)
     assert not proves_failure("point", 7.0, shown, 5.0) and not proves_failure("drop_proven", 7.0, shown, 5.0)
     assert proves_failure("point", 9.0, Interval(5.5, 14.0, 0.99), 5.0)
+
+
+def _keyed(runs, per_key: int):
+    """The runs with every `per_key` consecutive items sharing one sample key."""
+
+    def keyed(items):
+        return tuple(dataclasses.replace(item, sample_key=f"key-{i // per_key}") for i, item in enumerate(items))
+
+    return {scenario: dataclasses.replace(run, items=keyed(run.items)) for scenario, run in runs.items()}
+
+
+def test_resample_by_sample_key_reads_the_items_keys():
+    # 9 of 24 keys lost whole: under resample = "sample_key" the interval reflects 24 units, not 96.
+    dimension = make_dimension("stereotype", scenarios=("a",))
+    dense = _keyed(make_runs(dimension, "dense", {"a": [1.0] * 96}), 4)
+    variant = _keyed(make_runs(dimension, "variant", {"a": [0.0] * 36 + [1.0] * 60}), 4)
+    by_item = compare(dimension, "a", dense, variant, policy()).drop_interval
+    by_key = compare(dimension, "a", dense, variant, policy(resample="sample_key")).drop_interval
+    assert by_key.high - by_key.low > 1.6 * (by_item.high - by_item.low)  # sqrt(design effect 4) = 2
+    with pytest.raises(ValueError, match="resample"):
+        policy(resample="cluster")

@@ -136,6 +136,15 @@ def _statistic(dimension: Dimension, scenario: str) -> Statistic:
     return statistic
 
 
+def _bootstrap(policy: ResolvedPolicy, dense: Mapping[str, ScenarioRun]) -> dict[str, Any]:
+    """A check's bootstrap settings; under `resample = "sample_key"` the items' sample keys
+    (an item without one is its own key), so that a resample draws whole keys."""
+    keys = None
+    if policy.resample == "sample_key":
+        keys = {scenario: [item.sample_key or item.id for item in run.items] for scenario, run in dense.items()}
+    return {"resamples": policy.bootstrap_resamples, "confidence": policy.confidence, "seed": policy.seed, "keys": keys}
+
+
 def _refusal_statistic(dimension: Dimension, runs: Mapping[str, ScenarioRun]) -> Statistic:
     """The refusal/no-answer rate (%) over strata: each scenario's rate by its run's refusal metric
     (the one `run.refusal_rate` uses; the evaluator gives every run its dimension's, and privacy
@@ -242,7 +251,7 @@ def refusal_rise_interval(
     """Paired bootstrap interval of the refusal/no-answer rise (variant - dense, points), the
     scenarios combined as their scores are (the statistic of `_refusal`)."""
     refusal = _refusal_statistic(dimension, dense)
-    args = {"resamples": policy.bootstrap_resamples, "confidence": policy.confidence, "seed": policy.seed}
+    args = _bootstrap(policy, dense)
     fall = paired_bootstrap_drop(refusal, _strata(dense), _strata(variant), **args)  # dense - variant
     return Interval(-fall.high, -fall.low, fall.confidence)
 
@@ -278,7 +287,7 @@ def compare(
     dense_strata, variant_strata = _strata(dense), _strata(variant)
     dense_score, variant_score = statistic(dense_strata), statistic(variant_strata)
     drop = dense_score - variant_score
-    args = {"resamples": policy.bootstrap_resamples, "confidence": policy.confidence, "seed": policy.seed}
+    args = _bootstrap(policy, dense)
     drop_interval = paired_bootstrap_drop(statistic, dense_strata, variant_strata, **args)
     dense_refusal, variant_refusal = _refusal(dimension, dense), _refusal(dimension, variant)
     rise_interval = cache(lambda: refusal_interval or refusal_rise_interval(dimension, dense, variant, policy))
@@ -355,7 +364,7 @@ def compare_seeds(
     """
     per_seed = {name: compare(dimension, scenario, dense, runs, policy) for name, runs in seeds.items()}
     statistic = _statistic(dimension, scenario)
-    args = {"resamples": policy.bootstrap_resamples, "confidence": policy.confidence, "seed": policy.seed}
+    args = _bootstrap(policy, dense)
     reduce = "worst" if worst_seed else "mean"
     strata = [_strata(runs) for runs in seeds.values()]
     drop_interval = paired_bootstrap_group_drop(statistic, _strata(dense), strata, reduce, **args)

@@ -49,6 +49,7 @@ class GateDefaults(_Strict):
     looks: tuple[float, ...] = (0.25, 0.5, 1.0)
     interim_alpha: float = Field(default=0.01, gt=0, lt=0.5)
     min_look_items: int = Field(default=10, ge=1)
+    resample: Literal["item", "sample_key"] = "item"
 
     @field_validator("looks")
     @classmethod
@@ -75,6 +76,7 @@ class ResolvedPolicy(_Strict):
     looks: tuple[float, ...] = (0.25, 0.5, 1.0)
     interim_alpha: float = 0.01
     min_look_items: int = 10
+    resample: Literal["item", "sample_key"] = "item"
 
 
 class Thresholds(_Strict):
@@ -126,6 +128,7 @@ class Thresholds(_Strict):
             looks=self.gate.looks,
             interim_alpha=self.gate.interim_alpha,
             min_look_items=self.gate.min_look_items,
+            resample=self.gate.resample,
         )
 
     def too_few_items(self, profile: str | None) -> Literal["fail", "warn"]:

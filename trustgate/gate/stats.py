@@ -2,8 +2,12 @@
 
 The variant and the dense model answer the same items, so the drop (dense - variant) is
 judged on resamples of items that keep each item's two outcomes together. Resampling is
-stratified by scenario, so a dimension's overall score keeps its scenario mix. Every RNG is
-a seeded numpy Generator; nothing is rounded before it is compared.
+stratified by scenario, so a dimension's overall score keeps its scenario mix. With `keys`
+(each item's sample key) a resample draws whole sample keys instead of items: the 24 prompts
+built from one Enron address, or the 12 demonstration sets around one OOD question, move
+together, and an item bootstrap would count them as 24 or 12 independent observations.
+Scenarios with the same keys (stereotype's statements under three system prompts) draw their
+keys together. Every RNG is a seeded numpy Generator; nothing is rounded before it is compared.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Literal, get_args
 import numpy as np
 
 Columns = Mapping[str, np.ndarray]
+Keys = Mapping[str, Sequence[str]]  # per stratum, the sample key of each item
 # A statistic over one model's columns, split by stratum (scenario) -> score in points.
 Statistic = Callable[[Mapping[str, Columns]], float]
 
@@ -47,8 +52,53 @@ def _take(columns: Columns, index: np.ndarray) -> dict[str, np.ndarray]:
     return {name: values[index] for name, values in columns.items()}
 
 
+Resampler = Callable[[np.random.Generator], dict[str, np.ndarray]]
+# A bootstrap over G keys has few distinct resamples and shrinks the variance by (G - 1) / G:
+# over 2 keys an interval has 3 possible ends. Below this many keys a scenario's items are
+# resampled instead, as without keys.
+MIN_KEYS_TO_RESAMPLE = 20
+
+
 def _resample_indices(sizes: Mapping[str, int], rng: np.random.Generator) -> dict[str, np.ndarray]:
     return {stratum: rng.integers(0, n, size=n) for stratum, n in sizes.items()}
+
+
+def resampler(sizes: Mapping[str, int], keys: Keys | None = None) -> Resampler:
+    """One bootstrap resample's item indices per stratum: n items drawn with replacement, or
+    (with `keys`) as many sample keys as the stratum has, each bringing all its items. Strata
+    with the same set of keys share one draw of keys; a stratum with fewer than
+    MIN_KEYS_TO_RESAMPLE keys draws items."""
+    if keys is None:
+        return lambda rng: _resample_indices(sizes, rng)
+    shared: dict[tuple[str, ...], list[str]] = {}
+    layout: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    by_item: dict[str, int] = {}
+    for stratum, n in sizes.items():
+        names = np.asarray(keys[stratum], dtype=object)
+        if names.size != n:
+            raise ValueError(f"stratum {stratum!r}: {names.size} sample keys for {n} items")
+        unique, key_of_item = np.unique(names, return_inverse=True)
+        if unique.size < MIN_KEYS_TO_RESAMPLE:
+            by_item[stratum] = n
+            continue
+        lengths = np.bincount(key_of_item, minlength=unique.size)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        layout[stratum] = (np.argsort(key_of_item, kind="stable"), starts, lengths)  # items key after key
+        shared.setdefault(tuple(unique), []).append(stratum)
+
+    def draw(rng: np.random.Generator) -> dict[str, np.ndarray]:
+        picks = _resample_indices(by_item, rng)
+        for unique, strata in shared.items():
+            chosen = rng.integers(0, len(unique), size=len(unique))
+            for stratum in strata:
+                by_key, starts, lengths = layout[stratum]
+                counts = lengths[chosen]
+                first = np.cumsum(counts) - counts  # where each chosen key's items begin in the resample
+                offsets = np.arange(int(counts.sum())) + np.repeat(starts[chosen] - first, counts)
+                picks[stratum] = by_key[offsets]
+        return picks
+
+    return draw
 
 
 def _percentile_interval(values: np.ndarray, confidence: float) -> Interval:
@@ -66,13 +116,14 @@ def bootstrap_interval(
     resamples: int,
     confidence: float,
     seed: int,
+    keys: Keys | None = None,
 ) -> Interval:
-    """Percentile interval of one model's score, items resampled within each stratum."""
+    """Percentile interval of one model's score, items (or sample keys) resampled within each stratum."""
     rng = np.random.default_rng(seed)
-    sizes = {name: len(cols["score"]) for name, cols in strata.items()}
+    draw = resampler({name: len(cols["score"]) for name, cols in strata.items()}, keys)
     values = np.empty(resamples)
     for r in range(resamples):
-        picks = _resample_indices(sizes, rng)
+        picks = draw(rng)
         values[r] = statistic({name: _take(cols, picks[name]) for name, cols in strata.items()})
     return _percentile_interval(values, confidence)
 
@@ -92,9 +143,10 @@ def paired_bootstrap_drop(
     resamples: int,
     confidence: float,
     seed: int,
+    keys: Keys | None = None,
 ) -> Interval:
     """Interval of statistic(dense) - statistic(variant) with the same item draws for both."""
-    return paired_bootstrap_group_drop(statistic, dense, [variant], "mean", resamples, confidence, seed)
+    return paired_bootstrap_group_drop(statistic, dense, [variant], "mean", resamples, confidence, seed, keys)
 
 
 SEED_REDUCERS: dict[str, Callable[[np.ndarray], float]] = {
@@ -111,6 +163,7 @@ def paired_bootstrap_group_drop(
     resamples: int,
     confidence: float,
     seed: int,
+    keys: Keys | None = None,
 ) -> Interval:
     """Interval of reduce over variants of (dense - variant), all models on the same item draws.
 
@@ -122,9 +175,10 @@ def paired_bootstrap_group_drop(
         _check_pairing(sizes, variant)
     reducer = SEED_REDUCERS[reduce]
     rng = np.random.default_rng(seed)
+    draw = resampler(sizes, keys)
     values = np.empty(resamples)
     for r in range(resamples):
-        picks = _resample_indices(sizes, rng)
+        picks = draw(rng)
         dense_score = statistic({n: _take(c, picks[n]) for n, c in dense.items()})
         drops = [dense_score - statistic({n: _take(c, picks[n]) for n, c in v.items()}) for v in variants]
         values[r] = reducer(np.asarray(drops))
