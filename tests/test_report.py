@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from xml.etree import ElementTree
 
 import pytest
@@ -23,7 +24,7 @@ from trustgate.report.allure import (
 )
 from trustgate.report.radar import radar_png
 from trustgate.report.redaction import redact
-from trustgate.report.summary import RunSummary
+from trustgate.report.summary import RunSummary, run_context
 
 PNG = b"\x89PNG\r\n\x1a\n"
 POLICY = Thresholds.model_validate(
@@ -279,3 +280,20 @@ def test_worst_seed_option_judges_the_worst_seed(tmp_path):
     assert group["judged"] == "worst seed (gptq3@seed1)"
     assert group["variant_score"] == pytest.approx(55.0)  # the worst seed's score, not the mean 60
     assert summary["overall"]["gptq3@seeds"]["utility"]["score"] == pytest.approx(60.0)  # table: mean ± sd
+
+
+@pytest.mark.parametrize(("resample", "unit"), [("item", "over items,"), ("sample_key", "over sample keys (")])
+def test_the_run_context_says_what_the_intervals_resample(resample, unit):
+    gate = {"margin": 5.0, "max_refusal_rise": 10.0, "resample": resample}
+    settings = SimpleNamespace(
+        base_model="tiny",
+        thresholds_path="t.toml",
+        thresholds=Thresholds.model_validate({"gate": gate, "profiles": {}}),
+        evaluation=SimpleNamespace(
+            data=SimpleNamespace(describe=lambda: "synthetic"),
+            profile_name="ci",
+            engine=SimpleNamespace(describe=lambda: "transformers"),
+        ),
+    )
+    intervals = run_context(settings)["intervals"]
+    assert intervals.startswith(f"paired bootstrap {unit}") and "2000 resamples, seed 0" in intervals
