@@ -65,7 +65,12 @@ from trustgate.dimensions.base import Dimension, mean_item_score  # noqa: E402
 from trustgate.dimensions.registry import NAMES, OVERALL  # noqa: E402
 from trustgate.gate.multiplicity import bonferroni_alpha, bootstrap_p_value, holm_reject  # noqa: E402
 from trustgate.gate.policy import Thresholds  # noqa: E402
-from trustgate.gate.stats import EVIDENCE_RULES, MIN_KEYS_TO_RESAMPLE, rule_detectable_drop  # noqa: E402
+from trustgate.gate.stats import (  # noqa: E402
+    EVIDENCE_RULES,
+    MIN_KEYS_TO_RESAMPLE,
+    RESAMPLE_UNITS,
+    rule_detectable_drop,
+)
 
 DEFAULT_EXTRACT = REPO_ROOT / "benchmarks" / "data" / "embedded_ci_pool.json.gz"
 EXTRACT_FORMAT = "trustgate-calibration-pool/1"
@@ -2841,11 +2846,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=WORKERS, help="processes: dimensions simulated in parallel")
     parser.add_argument("--json", default=None, help="also write the figures as JSON")
     parser.add_argument(
-        "--resample", choices=("item", "sample_key"), default=None,
+        "--resample", choices=RESAMPLE_UNITS, default=None,
         help="the gate's bootstrap unit in the simulation (default: [gate] resample of --thresholds)",
     )  # fmt: skip
     parser.add_argument(
-        "--churn-unit", choices=("item", "sample_key"), default="item",
+        "--churn-unit", choices=RESAMPLE_UNITS, default="item",
         help="churn re-draws single items (default) or a sample key's items together (correlated changes)",
     )  # fmt: skip
     args = parser.parse_args(argv)

@@ -15,7 +15,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from trustgate.dimensions.registry import NAMES
 from trustgate.evaluation.profiles import EvaluationSize, Profile, check_dimension_names
 from trustgate.evaluation.profiles import Strict as _Strict
-from trustgate.gate.stats import Rule
+from trustgate.gate.stats import Resample, Rule
 from trustgate.util.errors import TrustgateError
 
 
@@ -49,7 +49,7 @@ class GateDefaults(_Strict):
     looks: tuple[float, ...] = (0.25, 0.5, 1.0)
     interim_alpha: float = Field(default=0.01, gt=0, lt=0.5)
     min_look_items: int = Field(default=10, ge=1)
-    resample: Literal["item", "sample_key"] = "item"
+    resample: Resample = "item"
 
     @field_validator("looks")
     @classmethod
@@ -76,7 +76,7 @@ class ResolvedPolicy(_Strict):
     looks: tuple[float, ...] = (0.25, 0.5, 1.0)
     interim_alpha: float = 0.01
     min_look_items: int = 10
-    resample: Literal["item", "sample_key"] = "item"
+    resample: Resample = "item"
 
 
 class Thresholds(_Strict):
