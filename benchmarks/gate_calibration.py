@@ -338,6 +338,12 @@ class Prepared:
     metric: float = 0.0  # the dimension's real metric on the whole pool (the population)
 
     @property
+    def items_per_key(self) -> int:
+        """Items of each sample key where every key has as many (drawn items then lie key after
+        key, see draw_items); 1 where key sizes differ and items are drawn one by one."""
+        return self.cluster_members.shape[1] if self.cluster_members is not None else 1
+
+    @property
     def capacity(self) -> float:
         """The largest true drop degradation can make (a parity gap needs two groups)."""
         if self.layout.kind == "parity" and self.groups < 2:
@@ -440,8 +446,8 @@ def churn_sources(prep: Prepared, items: np.ndarray, rng: np.random.Generator, c
     """Where each drawn item's outcome comes from in the variant before degradation: itself, or
     with probability `churn` a donor (an item of its bucket; under unit "sample_key" the key's
     items all come from one other key)."""
-    if unit == "sample_key" and prep.cluster_members is not None and prep.cluster_members.shape[1] > 1:
-        per_key = prep.cluster_members.shape[1]
+    if unit == "sample_key" and prep.items_per_key > 1:
+        per_key = prep.items_per_key
         moved = np.repeat(rng.random((*items.shape[:-1], items.shape[-1] // per_key)) < churn, per_key, axis=-1)
         return np.where(moved, key_donors(prep, items, rng), items)
     return np.where(rng.random(items.shape) < churn, donors(prep, items, rng), items)
@@ -659,7 +665,7 @@ def simulate_chunk(
     # Under resample = "sample_key" the gate draws a scenario's sample keys, each with all its items
     # (items where a look has fewer than MIN_KEYS_TO_RESAMPLE keys); the drawn items lie key after
     # key (draw_items), `key_size` of them a key.
-    key_size = prep.cluster_members.shape[1] if resample == "sample_key" and prep.cluster_members is not None else 1
+    key_size = prep.items_per_key if resample == "sample_key" else 1
     out = []
     for k, m in enumerate(prefixes):
         b_count = resamples if k == len(prefixes) - 1 or not interim_resamples else interim_resamples
@@ -1957,7 +1963,7 @@ def synthetic_runs(prep: Prepared, dimension: Dimension, rng, clusters: int, chu
     variant["refusal"] = np.where(hit, 0.0, variant["refusal"])
     if "parsed" in variant:
         variant["parsed"] = np.where(hit, 1.0, variant["parsed"])
-    per_key = prep.cluster_members.shape[1] if prep.cluster_members is not None else 1  # drawn key after key
+    per_key = prep.items_per_key
     ids = tuple(
         Item(id=f"{prep.pool.scenario}-{i}", messages=(), sample_key=f"{prep.pool.scenario}-key{i // per_key}")
         for i in range(len(items))
