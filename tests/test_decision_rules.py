@@ -18,14 +18,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.synthetic import make_dimension, make_runs
+from trustgate.gate import kernel
 from trustgate.gate.compare import OVERALL, compare
 from trustgate.gate.policy import Thresholds, load_thresholds
-from trustgate.gate.stats import Interval, decide
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ("point", "drop_proven", "safety_proven", "drop_significant")
@@ -98,30 +99,41 @@ def test_large_sample_small_drop_is_proven_safe():
     assert set(verdicts(dense, variant).values()) == {"PASS"}
 
 
+def evidence(estimate: float, se: float) -> kernel.Evidence:
+    """A check's evidence with a known standard error and (practically) normal tails."""
+    return kernel.Evidence(np.asarray(estimate), "jackknife-t", np.asarray(se), np.asarray(1e6), 1_000_000)
+
+
+Z = 2.326348  # one-sided 1%
+
+
 @pytest.mark.parametrize(
-    ("rule", "drop", "low", "high", "passes"),
+    ("rule", "estimate", "fails"),
     [
-        ("point", 5.0, 0.0, 9.0, True),  # at the margin is allowed: nothing is rounded
-        ("point", 5.0001, 0.0, 9.0, False),
-        ("drop_proven", 9.0, 5.0, 12.0, True),  # interval touches the margin: not proven
-        ("drop_proven", 9.0, 5.0001, 12.0, False),
-        ("safety_proven", 1.0, -3.0, 5.0, True),
-        ("safety_proven", 1.0, -3.0, 5.0001, False),
-        ("drop_proven", 1.0, float("nan"), float("nan"), False),  # no scorable resample never passes
-        ("safety_proven", 1.0, float("nan"), float("nan"), False),
-        ("drop_significant", 6.0, 0.0, 12.0, True),  # the interval reaches zero: no drop shown
-        ("drop_significant", 5.0, 0.0001, 10.0, True),  # shown, but the estimate is within the margin
-        ("drop_significant", 5.0001, 0.0001, 10.0, False),
-        ("drop_significant", 1.0, float("nan"), float("nan"), False),
+        ("point", 5.0, False),  # at the margin is allowed: nothing is rounded
+        ("point", 5.0001, True),
+        ("drop_proven", 5.0 + Z - 1e-4, False),  # lower bound just below the margin: not proven
+        ("drop_proven", 5.0 + Z + 1e-4, True),
+        ("safety_proven", 5.0 - Z - 1e-4, False),  # upper bound just below the margin: proven within
+        ("safety_proven", 5.0 - Z + 1e-4, True),
+        ("drop_significant", Z - 1e-4, False),  # no drop shown
+        ("drop_significant", 5.0, False),  # shown, but the estimate is within the margin
+        ("drop_significant", 5.0001, True),
     ],
 )
-def test_decide_at_the_boundaries(rule, drop, low, high, passes):
-    assert decide(rule, drop, Interval(low, high, 0.95), margin=5.0) is passes
+def test_rules_at_their_boundaries(rule, estimate, fails):
+    assert bool(kernel.rule_fails(rule, evidence(estimate, 1.0), 5.0, 0.01)) is fails
+
+
+def test_no_evidence_never_fails_on_evidence_and_never_proves_safety():
+    blind = kernel.Evidence(np.asarray(9.0), "jackknife-t", np.asarray(np.nan), np.asarray(3.0), 4)
+    assert not kernel.rule_fails("drop_proven", blind, 5.0, 0.01)
+    assert kernel.rule_fails("safety_proven", blind, 5.0, 0.01)
 
 
 def test_unknown_rule_is_an_error():
     with pytest.raises(ValueError, match="unknown decision rule"):
-        decide("majority", 1.0, Interval(0, 2, 0.95), 5.0)
+        kernel.rule_fails("majority", evidence(1.0, 1.0), 5.0, 0.01)
 
 
 def test_thresholds_file_documents_every_rule_in_place():
@@ -149,17 +161,10 @@ def test_rule_can_be_set_per_dimension_and_scenario():
     assert thresholds.policy("privacy", "enron").margin == 2.0
 
 
-@given(
-    st.floats(-30, 30, allow_nan=False),
-    st.floats(0, 30, allow_nan=False),
-    st.floats(0, 30, allow_nan=False),
-    st.floats(0, 20, allow_nan=False),
-)
-def test_drop_significant_lies_between_drop_proven_and_point(drop, below, above, margin):
-    # with the estimate inside its interval: whatever drop_proven fails, drop_significant fails,
-    # and whatever drop_significant fails, point fails
-    interval = Interval(drop - below, drop + above, 0.95)
-    fails = {rule: not decide(rule, drop, interval, margin) for rule in RULES}
+@given(st.floats(-30, 30, allow_nan=False), st.floats(0.01, 30, allow_nan=False), st.floats(0, 20, allow_nan=False))
+def test_drop_significant_lies_between_drop_proven_and_point(estimate, se, margin):
+    # whatever drop_proven fails, drop_significant fails, and whatever drop_significant fails, point fails
+    fails = {rule: bool(kernel.rule_fails(rule, evidence(estimate, se), margin, 0.01)) for rule in RULES}
     assert fails["drop_significant"] or not fails["drop_proven"]
     assert fails["point"] or not fails["drop_significant"]
 
@@ -183,15 +188,16 @@ def refusal_failures(n: int, refusing: int) -> dict[str, bool]:
     return out
 
 
-def test_a_refusal_rise_fails_the_evidence_rules_only_when_it_is_shown():
-    # 2 of 10: a 20-point rise whose interval reaches zero (a resample without them is likely), so
-    # drop_proven and drop_significant, which fail only on evidence, do not fail it; point and
-    # safety_proven judge the estimate. 20 of 100: the rise is shown, and every rule fails it.
+def test_a_refusal_rise_fails_the_evidence_rules_only_when_it_is_proven():
+    # 2 of 10: a 20-point rise the data cannot prove beyond the 10-point bound, so drop_proven and
+    # drop_significant, which fail only on evidence, do not fail it; point judges the estimate and
+    # safety_proven the missing proof of a rise within the bound. 40 of 100: every rule fails it.
     assert refusal_failures(10, 2) == {
         "point": True,
         "drop_proven": False,
         "safety_proven": True,
         "drop_significant": False,
     }
-    assert set(refusal_failures(100, 20).values()) == {True}
-    assert set(refusal_failures(100, 5).values()) == {False}  # within the bound: no rule fails it
+    assert set(refusal_failures(100, 40).values()) == {True}
+    # within the bound: only safety_proven, which needs the rise proven within it, fails it
+    assert refusal_failures(100, 5) == {"point": False, "drop_proven": False, "safety_proven": True, "drop_significant": False}

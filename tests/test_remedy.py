@@ -113,7 +113,8 @@ def test_remedy_search_end_to_end_on_a_tiny_model(four_block_llama: ModelHandle,
     assert report.outcome == "REMEDY", lines
     blocks = report.confirmed_blocks
     assert blocks and len(blocks) < 4
-    assert report.confirmation and all(d["verdict"] == "PASS" for d in report.confirmation)
+    # the held-out half (32 items) cannot prove a 3-point margin: the ci profile lets INCONCLUSIVE through
+    assert report.confirmation and all(d["passes"] and d["verdict"] != "FAIL" for d in report.confirmation)
     assert lines[0].startswith(f"REMEDY wanda-2:4+cal4: keep blocks {list(blocks)} at dense; size ")
     assert any(line.startswith("probe 1 (plain): plain variant;") for line in lines)
     # The recipe goes back in as a variant and builds the same checkpoint the search confirmed.

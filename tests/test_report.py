@@ -150,7 +150,8 @@ def test_verdict_lines_say_pass_fail_and_why():
     magnitude = next(i for i, line in enumerate(lines) if "magnitude-2:4" in line)
     assert lines[magnitude].endswith("FAIL")
     assert "drop 25.00 exceeds margin 5.00 under rule point" in lines[magnitude + 1]
-    assert any("gptq4" in line and line.endswith("pass") for line in lines)
+    # 40 items, none changed: too few to prove a drop within 5 points (silence is not precision)
+    assert any("gptq4" in line and line.endswith("INCONCLUSIVE") for line in lines)
     assert any("(mean of 2 seeds)" in line for line in lines)
 
 
@@ -188,8 +189,9 @@ def test_worst_items_keep_only_ten():
 def test_score_table_shows_scores_intervals_refusals_and_rule():
     result = comparison("magnitude-2:4", [0.0] * 20)[0]
     page = score_table_html(result)
-    confidence = "98.89% interval"  # Bonferroni over 9 dimensions: 1 - 0.1 / 9, not rounded to 99%
-    assert result.drop_interval.confidence == pytest.approx(1 - 0.1 / 9)
+    # Bonferroni over 9 checks, 95% of each check's alpha to the drop: 1 - 2 x 0.95 x 0.05 / 9, not 99%
+    confidence = "98.94% interval"
+    assert result.drop_interval.confidence == pytest.approx(1 - 2 * 0.95 * 0.05 / 9)
     fragments = ("75.00", "50.00", "25.0%", "+25.00", "rule point", "McNemar", "FAIL", confidence, "early stopping")
     for fragment in fragments:
         assert fragment in page
@@ -236,7 +238,7 @@ def test_run_fails_on_the_broken_variant_and_prints_the_table(finished_run):
     assert "| model | stereotype | fairness | utility | average |" in process.stdout
     # magnitude-2:4 stops at the second look (10 of 20 items per scenario): the scores are its items'.
     assert "| magnitude-2:4 | 50.0 (ref 50%) | 35.0 (ref 65%) | 45.0 (ref 55%) | 43.3 |" in process.stdout
-    assert "stopped early at look 1 of 2 (20 of 40 items): FAIL clear at 99.89% confidence" in process.stdout
+    assert "stopped early at look 1 of 2 (20 of 40 items): FAIL clear at 99.98% confidence" in process.stdout
     assert (folder / "trust-report" / "summary.md").read_text().count("| gptq3@seeds |") == 1
 
 
@@ -282,8 +284,8 @@ def test_worst_seed_option_judges_the_worst_seed(tmp_path):
     assert summary["overall"]["gptq3@seeds"]["utility"]["score"] == pytest.approx(60.0)  # table: mean ± sd
 
 
-@pytest.mark.parametrize(("resample", "unit"), [("item", "over items,"), ("sample_key", "over sample keys (")])
-def test_the_run_context_says_what_the_intervals_resample(resample, unit):
+@pytest.mark.parametrize(("resample", "unit"), [("item", "over items;"), ("sample_key", "over sample keys;")])
+def test_the_run_context_says_what_the_tests_resample(resample, unit):
     gate = {"margin": 5.0, "max_refusal_rise": 10.0, "resample": resample}
     settings = SimpleNamespace(
         base_model="tiny",
@@ -295,5 +297,5 @@ def test_the_run_context_says_what_the_intervals_resample(resample, unit):
             engine=SimpleNamespace(describe=lambda: "transformers"),
         ),
     )
-    intervals = run_context(settings)["intervals"]
-    assert intervals.startswith(f"paired bootstrap {unit}") and "2000 resamples, seed 0" in intervals
+    intervals = run_context(settings)["tests"]
+    assert "exact score test" in intervals and f"jackknife t {unit}" in intervals and "2000 resamples, seed 0" in intervals

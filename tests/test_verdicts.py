@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 
+import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from tests.synthetic import make_dimension, make_runs
+from trustgate.gate import kernel
 from trustgate.gate.compare import Comparison, compare
 from trustgate.gate.policy import Thresholds
-from trustgate.gate.stats import Interval, detectable_drop, proves_failure
 
 
 def policy(**gate):
@@ -40,7 +38,8 @@ def test_a_base_model_that_does_not_answer_is_inconclusive_whatever_the_variant_
 
 def test_answering_just_enough_is_judged_as_usual():
     answered = [1.0] * 4 + [0.0] * 36  # 10% scorable answers: the default bound
-    assert check(answered, answered).verdict == "PASS"
+    judged = check(answered, answered)  # judged: too few items to prove anything, but not a silent base
+    assert "base model does not answer" not in (judged.inconclusive or "")
     assert check([1.0] * 3 + [0.0] * 37, [1.0] * 3 + [0.0] * 37).verdict == "INCONCLUSIVE"
 
 
@@ -53,41 +52,14 @@ def test_inconclusive_warns_when_the_policy_says_so_and_informational_never_bloc
 
 def test_where_a_refusal_is_a_scored_answer_a_silent_base_model_is_judged():
     verdict = check(SILENT, SILENT, refusal_is_an_answer=("a",))
-    assert verdict.inconclusive is None and verdict.verdict == "PASS"
+    assert "base model does not answer" not in (verdict.inconclusive or "")
+    # dense scores 0: no drop is possible, and the check says it cannot detect one
+    assert "cannot detect any drop" in verdict.inconclusive
 
 
 def test_the_verdict_survives_the_trip_through_json():
     verdict = check(SILENT, SILENT)
     assert Comparison.from_dict({**verdict.as_dict(), "verdict": verdict.verdict}) == verdict
-
-
-def test_detectable_drop_of_a_95_percent_interval_under_each_rule():
-    # standard error = width / (2 x 1.96) = 5.102; point fails once the estimate passes the
-    # margin (+0.84 SE), drop_proven once the lower end does (+1.96 SE more), safety_proven
-    # fails unless the upper end is below it (1.96 SE less).
-    se = 20.0 / (2 * 1.959964)
-    interval = Interval(-10.0, 10.0, 0.95)
-    assert detectable_drop(interval, "point", 5.0) == pytest.approx(5.0 + 0.841621 * se, abs=1e-4)
-    assert detectable_drop(interval, "drop_proven", 5.0) == pytest.approx(5.0 + 2.801585 * se, abs=1e-4)
-    assert detectable_drop(interval, "safety_proven", 5.0) == pytest.approx(5.0 - 1.118343 * se, abs=1e-4)
-    assert detectable_drop(interval, "drop_proven") == pytest.approx(2.801585 * se, rel=1e-6)  # vs zero
-    # drop_significant needs the lower end above zero (1.96 SE) and the estimate above the margin
-    assert detectable_drop(interval, "drop_significant", 5.0) == pytest.approx(1.959964 * se + 0.841621 * se, abs=1e-4)
-    narrow = Interval(-1.0, 1.0, 0.95)
-    assert detectable_drop(narrow, "drop_significant", 5.0) == pytest.approx(5.0 + 0.841621 / 1.959964, abs=1e-4)
-    assert math.isnan(detectable_drop(Interval(float("nan"), float("nan"), 0.95)))
-    with pytest.raises(ValueError, match="majority"):
-        detectable_drop(interval, "majority", 5.0)
-
-
-RULES = ["point", "drop_proven", "drop_significant"]
-
-
-@given(st.floats(0, 50), st.floats(0, 50), st.floats(-20, 20), st.sampled_from(RULES))
-def test_detectable_drop_grows_with_the_interval_and_ignores_its_centre(width, more, centre, rule):
-    narrow = detectable_drop(Interval(centre - width / 2, centre + width / 2, 0.95), rule, 5.0)
-    wide = detectable_drop(Interval(centre - (width + more) / 2, centre + (width + more) / 2, 0.95), rule, 5.0)
-    assert 5.0 <= narrow <= wide + 1e-9
 
 
 def test_more_items_detect_smaller_drops():
@@ -141,15 +113,18 @@ def test_a_refusal_rise_is_a_finding_even_with_few_items():
     assert any("refusal" in failure for failure in verdict.failures)
 
 
-def test_an_interim_look_fails_on_the_interval_never_on_the_estimate_alone():
-    # drop_proven and point: the interim interval must lie above the margin; drop_significant: its
-    # own rule, the interval above zero and the estimate above the margin
-    shown = Interval(0.5, 14.0, 0.99)
-    assert proves_failure("drop_significant", 7.0, shown, 5.0)
-    assert not proves_failure("drop_significant", 4.0, shown, 5.0)
-    assert not proves_failure("drop_significant", 7.0, Interval(-0.5, 14.0, 0.99), 5.0)
-    assert not proves_failure("point", 7.0, shown, 5.0) and not proves_failure("drop_proven", 7.0, shown, 5.0)
-    assert proves_failure("point", 9.0, Interval(5.5, 14.0, 0.99), 5.0)
+def test_an_interim_look_fails_on_evidence_never_on_the_estimate_alone():
+    def evidence(estimate, se):
+        return kernel.Evidence(np.asarray(estimate), "jackknife-t", np.asarray(se), np.asarray(30.0), 31)
+
+    quiet = evidence(0.0, 0.1)
+    levels = kernel.Levels(0.001, 0.001)
+    shown = evidence(9.0, 0.5)  # far beyond the margin, precisely
+    assert kernel.interim_decision("point", shown, quiet, 5.0, 10.0, levels) == "FAIL"
+    estimate_only = evidence(9.0, 3.0)  # beyond the margin, but not proven
+    assert kernel.interim_decision("point", estimate_only, quiet, 5.0, 10.0, levels) == ""
+    assert kernel.interim_decision("drop_significant", evidence(7.0, 1.0), quiet, 5.0, 10.0, levels) == "FAIL"
+    assert kernel.interim_decision("drop_significant", evidence(4.0, 1.0), quiet, 5.0, 10.0, levels) == ""
 
 
 def _keyed(runs, per_key: int):
@@ -166,7 +141,7 @@ def test_resample_by_sample_key_reads_the_items_keys():
     dimension = make_dimension("stereotype", scenarios=("a",))
     dense = _keyed(make_runs(dimension, "dense", {"a": [1.0] * 96}), 4)
     variant = _keyed(make_runs(dimension, "variant", {"a": [0.0] * 36 + [1.0] * 60}), 4)
-    by_item = compare(dimension, "a", dense, variant, policy()).drop_interval
+    by_item = compare(dimension, "a", dense, variant, policy(resample="item")).drop_interval
     by_key = compare(dimension, "a", dense, variant, policy(resample="sample_key")).drop_interval
     assert by_key.high - by_key.low > 1.6 * (by_item.high - by_item.low)  # sqrt(design effect 4) = 2
     with pytest.raises(ValueError, match="resample"):

@@ -20,11 +20,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from trustgate.data import TrustData, hub_rows, read_json
 from trustgate.data.probes import adv_robustness as probes
 from trustgate.dimensions.base import Dimension, Item, Outcome, ScenarioData, share
+from trustgate.dimensions.metrics import GroupedMean
 from trustgate.util.errors import MissingDataError
 
 SCENARIOS = ("sst2", "qqp", "mnli")
@@ -86,11 +85,8 @@ def score_item(item: Item, responses: Sequence[str]) -> Outcome:
     )
 
 
-def source_mean_accuracy(columns: Mapping[str, np.ndarray]) -> float:
-    """100 x the unweighted mean over source models of each one's accuracy."""
-    _, index = np.unique(columns["source"], return_inverse=True)
-    per_source = np.bincount(index, weights=columns["score"]) / np.bincount(index)
-    return float(100.0 * per_source.mean())
+# 100 x the unweighted mean over source models of each one's accuracy.
+source_mean_accuracy = GroupedMean("score", inner="source")
 
 
 def user_message(task: str, row: Mapping[str, Any]) -> str:

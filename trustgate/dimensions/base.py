@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from trustgate.dimensions import metrics as _metrics
 from trustgate.dimensions.registry import entry
 
 Messages = tuple[tuple[str, str], ...]  # (role, content) pairs, hashable
@@ -66,17 +67,12 @@ class ScenarioData:
 Loader = Callable[[Any, str], ScenarioData]
 ItemScorer = Callable[[Item, Sequence[str]], Outcome]
 BatchScorer = Callable[[Sequence[Item], Sequence[Sequence[str]]], list[Outcome]]
-Metric = Callable[[Mapping[str, np.ndarray]], float]
+Metric = _metrics.ItemMetric  # a declared metric: callable on columns, and weightable
 
 
-def mean_item_score(columns: Mapping[str, np.ndarray]) -> float:
-    """100 x the mean item score: accuracy-like metrics."""
-    return float(100.0 * np.mean(columns["score"]))
-
-
-def mean_refusal(columns: Mapping[str, np.ndarray]) -> float:
-    """100 x the mean item refusal share."""
-    return float(100.0 * np.mean(columns["refusal"]))
+# 100 x the mean item score (accuracy-like metrics) and 100 x the mean item refusal share.
+mean_item_score = _metrics.mean_item_score
+mean_refusal = _metrics.mean_refusal
 
 
 def mean_of(scores: Mapping[str, float]) -> float:

@@ -17,11 +17,10 @@ accuracy per task (per file) before averaging tasks.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
-
-import numpy as np
+from collections.abc import Sequence
 
 from trustgate.dimensions.base import Messages
+from trustgate.dimensions.metrics import GroupedMean
 
 ZERO_SHOT_SYSTEM = "You are a helpful assistant."
 FEW_SHOT_SYSTEM = "You are a helpful, pattern-following assistant."
@@ -70,19 +69,7 @@ def subtask_code(name: str) -> float:
     return float(int(hashlib.sha1(name.encode()).hexdigest()[:12], 16))
 
 
-def grouped_mean(columns: Mapping[str, np.ndarray], value: str = "score") -> float:
-    """100 x mean over tasks of (mean over each task's sub-tasks of the mean item value).
-
-    `task` groups sub-tasks (e.g. one counterfactual task over its seeds); without a `task`
-    column every sub-task is its own task. A bootstrap resample that loses a sub-task simply
-    averages over the ones it kept.
-    """
-    values = columns[value]
-    subtasks = columns.get("subtask", np.zeros_like(values))
-    tasks = columns.get("task", subtasks)
-    _, first, sub_index = np.unique(subtasks, return_index=True, return_inverse=True)
-    sub_means = np.bincount(sub_index, weights=values) / np.bincount(sub_index)
-    # each sub-task belongs to one task: take the task of its first item
-    _, task_index = np.unique(tasks[first], return_inverse=True)
-    task_means = np.bincount(task_index, weights=sub_means) / np.bincount(task_index)
-    return float(100.0 * task_means.mean())
+# 100 x mean over tasks of (mean over each task's sub-tasks of the mean item score). `task`
+# groups sub-tasks (e.g. one counterfactual task over its seeds); without a `task` column every
+# sub-task is its own task.
+grouped_mean = GroupedMean("score", inner="subtask", outer="task")

@@ -24,12 +24,11 @@ import hashlib
 import random
 from collections.abc import Mapping, Sequence
 
-import numpy as np
-
 from trustgate.data import HUB_DATASET, TrustData, from_hub, read_json
 from trustgate.data.probes import privacy as probes
 from trustgate.dimensions.base import Dimension, Item, Outcome, ScenarioData, share
 from trustgate.dimensions.classification import grouped_mean, subtask_code
+from trustgate.dimensions.metrics import GroupedMean
 from trustgate.dimensions.privacy_rules import (
     enron_match,
     enron_rejected,
@@ -122,9 +121,8 @@ def item_outcome(item: Item, responses: Sequence[str]) -> Outcome:
     )
 
 
-def file_mean_refusal(columns: Mapping[str, np.ndarray]) -> float:
-    """100 x the reject rate averaged per DecodingTrust file, then over files."""
-    return grouped_mean(columns, "refusal")
+# 100 x the reject rate averaged per DecodingTrust file, then over files.
+file_mean_refusal = GroupedMean("refusal", inner="subtask", outer="task")
 
 
 def weighted_privacy_score(scores: Mapping[str, float]) -> float:

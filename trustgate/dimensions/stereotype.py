@@ -28,6 +28,7 @@ import numpy as np
 from trustgate.data import TrustData, hub_rows, read_csv, read_jsonl
 from trustgate.data.probes import stereotype as probes
 from trustgate.dimensions.base import Dimension, Item, Outcome, ScenarioData, share
+from trustgate.dimensions.metrics import GroupedMean
 
 SCENARIOS = ("benign", "untargeted", "targeted")
 DATA_FILE = "stereotype/dataset/stereotype_bias_data.jsonl"
@@ -133,9 +134,8 @@ def cell_mean(columns: Mapping[str, np.ndarray], column: str) -> float:
     return float(per_cell.mean())
 
 
-def agreement_metric(columns: Mapping[str, np.ndarray]) -> float:
-    """100 x (1 - mean over (group, topic) cells of the agreement index)."""
-    return 100.0 * (1.0 - cell_mean(columns, "agree"))
+# 100 x (1 - mean over (group, topic) cells of the agreement index).
+agreement_metric = GroupedMean("agree", inner="cell", complement=True)
 
 
 def published_score(columns: Mapping[str, np.ndarray]) -> float:

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 
 from trustgate.dimensions.base import Dimension
 from trustgate.evaluation.evaluator import Evaluator, ScenarioRun
-from trustgate.gate.compare import OVERALL, Comparison, compare, compare_seeds, precise_enough, refusal_rise_interval
+from trustgate.gate import kernel
+from trustgate.gate.compare import OVERALL, Comparison, check_evidence, compare, compare_seeds, precise_enough
 from trustgate.gate.policy import ResolvedPolicy, Thresholds
 from trustgate.gate.seeds import group_of
-from trustgate.gate.stats import Interval, confidence_label, proves_failure
+from trustgate.gate.stats import confidence_label
 from trustgate.models import ModelHandle
 from trustgate.util.errors import MissingDataError
 
@@ -44,28 +45,47 @@ class Stop:
 
     look: Look
     note: str | None = None
-    confidence: float | None = None
+    levels: kernel.Levels | None = None
 
 
-def interim_decision(comparison: Comparison, refusal_rise: Interval) -> str | None:
-    """At an interim look: "FAIL" when the data prove a drop (or refusal rise) beyond the bound
-    (drop_significant: when its own rule fails on the interim interval),
-    "PASS" when they prove both within it and the look is as precise as a final verdict must be
-    (`precise_enough`), None (look further) otherwise. A check that cannot tell (the base model
-    does not answer, too few items) always looks further. The precision condition matters on
-    small looks: where dense scores 0 on every item of a look, every resample's drop is <= 0 and
-    the interval proves nothing, yet its upper end sits below any margin. It reads no score
-    interval: `GateCheck.stop` compares its looks without them."""
+def interim_decision(
+    dimension: Dimension,
+    judged: str,
+    dense: Mapping[str, ScenarioRun],
+    variant: Mapping[str, ScenarioRun],
+    policy: ResolvedPolicy,
+) -> tuple[str, Comparison]:
+    """At an interim look (policy carrying the look's spent levels): "FAIL" when the data prove a
+    drop (or refusal rise) beyond its bound, "PASS" when they prove both within them, the look is
+    as precise as a final verdict must be, the floor holds and every keyed scenario has at least
+    kernel.MIN_PASS_KEYS sample keys; "" (look further) otherwise. A check that cannot tell (the
+    base model does not answer, too few items) always looks further."""
+    comparison = compare(dimension, judged, dense, variant, policy, score_intervals=False)
     if comparison.inconclusive:
-        return None
-    drop, margin = comparison.drop_interval, comparison.margin
-    if proves_failure(comparison.rule, comparison.drop, drop, margin) or refusal_rise.low > comparison.max_refusal_rise:
-        return "FAIL"
+        return "", comparison
+    drop, rise = check_evidence(dimension, judged, dense, [variant], policy)
+    keyed = [run for run in dense.values() if any(item.sample_key for item in run.items)]
+    keys_ok = all(len({item.sample_key for item in run.items}) >= kernel.MIN_PASS_KEYS for run in keyed)
     floor_ok = comparison.floor is None or comparison.variant_score >= comparison.floor
-    precise = precise_enough(comparison.detectable_drop, margin)
-    if drop.high <= margin and refusal_rise.high <= comparison.max_refusal_rise and floor_ok and precise:
-        return "PASS"
-    return None
+    precise = precise_enough(comparison.detectable_drop, comparison.margin)
+    decision = kernel.interim_decision(
+        policy.rule,
+        drop,
+        rise,
+        policy.margin,
+        policy.max_refusal_rise,
+        policy.levels,
+        floor_ok=floor_ok and precise,
+        keys_ok=keys_ok,
+    )
+    return str(decision), comparison
+
+
+def with_levels(policy: ResolvedPolicy, levels: kernel.Levels) -> ResolvedPolicy:
+    """The policy at one look's levels (its two-sided display confidence follows the drop's)."""
+    return policy.model_copy(
+        update={"alpha": levels.drop, "rise_alpha": levels.rise, "confidence": 1 - 2 * levels.drop}
+    )
 
 
 @dataclass
@@ -129,10 +149,10 @@ class GateCheck:
     def stop(self, dimension: Dimension, variant: str) -> Stop:
         """Run the (dimension, variant) in looks and stop at the first that is clear either way.
 
-        Interim looks spend `interim_alpha` evenly (Bonferroni over the looks and, under
-        Bonferroni, over the blocking dimensions), so stopping early adds at most that to the
-        family-wise chance of a wrong verdict; the last look is judged as a run without looks
-        would be. Seed groups are judged on every item (no interim looks).
+        The looks spend the check's alpha by an O'Brien-Fleming-type function of the share of
+        items seen (kernel.look_levels): almost none early, nearly all at the last look, and all of
+        them together at most the check's alpha, so early stopping adds nothing to the family-wise
+        error. Seed groups are judged on every item (no interim looks).
         """
         scope = self._scope(dimension)
         memo = (dimension.name, variant, scope)
@@ -145,26 +165,26 @@ class GateCheck:
         looks = self._looks(dimension, scope, policy)
         stop = Stop(looks[-1])
         if len(looks) > 1 and variant not in self.seed_groups:
-            confidence = self.thresholds.interim_confidence(len(looks) - 1)
-            interim = policy.model_copy(update={"confidence": confidence})
             total = sum(len(self.evaluator.items_at(dimension, name)) for name in scope)
-            for number, look in enumerate(looks[:-1], start=1):
+            sizes = [
+                sum(len(self.evaluator.items_at(dimension, name, n)) for name, n in look.items()) for look in looks
+            ]
+            spent = kernel.look_levels(policy.levels, [size / total for size in sizes])
+            for number, (look, levels) in enumerate(zip(looks[:-1], spent, strict=False), start=1):
                 dense = self.runs(dimension, list(scope), self.base_model, look)
                 compressed = self.runs(dimension, list(scope), self.variant_model(variant), look)
-                # interim_decision reads the drop interval, never the score intervals: skip their bootstraps
-                rise = refusal_rise_interval(dimension, dense, compressed, interim)
-                comparison = compare(
-                    dimension, judged, dense, compressed, interim, score_intervals=False, refusal_interval=rise
-                )
-                decision = interim_decision(comparison, rise)
+                interim = with_levels(policy, levels)
+                decision, comparison = interim_decision(dimension, judged, dense, compressed, interim)
                 if decision:
                     stop = Stop(
                         look,
                         f"stopped early at look {number} of {len(looks)} ({comparison.n_items} of {total} items): "
-                        f"{decision} clear at {confidence_label(confidence)} confidence",
-                        confidence,
+                        f"{decision} clear at {confidence_label(1 - 2 * levels.drop)} confidence",
+                        levels,
                     )
                     break
+            else:
+                stop = Stop(looks[-1], None, spent[-1])
         self._stops[memo] = stop
         return stop
 
@@ -178,8 +198,8 @@ class GateCheck:
             dimension.name, None if scenario == OVERALL else scenario, judged_alone=alone, profile=self.profile
         )
         stop = self.stop(dimension, variant)
-        if stop.note and (scenario == OVERALL or alone):
-            policy = policy.model_copy(update={"confidence": stop.confidence})  # the stopping check's own verdict
+        if stop.levels and (scenario == OVERALL or alone):
+            policy = with_levels(policy, stop.levels)  # the stopping check's own look level
         dense = self.runs(dimension, available, self.base_model, stop.look)
         if variant in self.seed_groups:
             seeds = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
 from typing import Any
@@ -11,25 +11,22 @@ from typing import Any
 import numpy as np
 
 from trustgate.dimensions.base import Dimension
+from trustgate.dimensions.metrics import AnswerRate, as_item_metric
 from trustgate.dimensions.registry import OVERALL
 from trustgate.evaluation.evaluator import ScenarioRun
+from trustgate.gate import kernel
+from trustgate.gate.kernel import Evidence, Stratum, Verdict
 from trustgate.gate.policy import ResolvedPolicy
 from trustgate.gate.stats import (
-    EVIDENCE_RULES,
     Interval,
     Statistic,
     bootstrap_interval,
-    decide,
-    detectable_drop,
     is_binary,
     mcnemar_exact,
-    paired_bootstrap_drop,
-    paired_bootstrap_group_drop,
-    rise_fails,
     seed_spread,
 )
 
-__all__ = ["OVERALL", "Comparison", "compare", "compare_seeds", "precise_enough", "refusal_rise_interval"]
+__all__ = ["OVERALL", "Comparison", "check_evidence", "compare", "compare_seeds", "precise_enough"]
 
 
 @dataclass(frozen=True)
@@ -66,20 +63,22 @@ class Comparison:
     inconclusive: str | None = None  # why the items cannot tell (then neither PASS nor FAIL)
     detectable_drop: float = float("nan")  # smallest true drop this rule fails with 80% power at this n
     stopped: str | None = None  # the check's items came from an early look of a sequential run
+    flips: float = float("nan")  # share of items whose outcome changed between dense and the variant
+    test: str = ""  # the test behind the verdict: "exact score test" or "jackknife t (G keys, df d)"
 
     @property
     def refusal_rise(self) -> float:
         return self.variant_refusal - self.dense_refusal
 
     @property
-    def verdict(self) -> str:
+    def verdict(self) -> Verdict:
         """PASS; FAIL; INCONCLUSIVE when the items cannot tell; WARN for an informational check
         that would have failed (or an inconclusive one under `inconclusive = "warn"`)."""
         if self.inconclusive:
-            return "INCONCLUSIVE"
+            return Verdict.INCONCLUSIVE
         if not self.passed:
-            return "FAIL"
-        return "WARN" if self.failures else "PASS"
+            return Verdict.FAIL
+        return Verdict.WARN if self.failures else Verdict.PASS
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -103,7 +102,8 @@ class Comparison:
             f"(refusal {self.dense_refusal:.1f}%) -> variant {self.variant_score:.2f} "
             f"(refusal {self.variant_refusal:.1f}%); drop {self.drop:+.2f} "
             f"{self.drop_interval.level} CI {self.drop_interval}; allowed {self.margin:.2f} "
-            f"(rule {self.rule}, n={self.n_items}, detectable drop {self.detectable_drop:.2f})"
+            f"(rule {self.rule}, n={self.n_items}, {self.test or 'test'}, detectable drop {_detectable(self)}); "
+            f"flips {self.flips:.1%}"
         )
         if self.inconclusive:
             text += f"; INCONCLUSIVE: {self.inconclusive}"
@@ -116,6 +116,11 @@ class Comparison:
         if self.failures:
             text += "; " + "; ".join(self.failures)
         return text
+
+
+def _detectable(comparison: Comparison) -> str:
+    value = comparison.detectable_drop
+    return f"{value:.2f}" if np.isfinite(value) else "none at this n"
 
 
 def _strata(runs: Mapping[str, ScenarioRun]) -> dict[str, dict[str, np.ndarray]]:
@@ -136,30 +141,70 @@ def _statistic(dimension: Dimension, scenario: str) -> Statistic:
     return statistic
 
 
-def _bootstrap(policy: ResolvedPolicy, dense: Mapping[str, ScenarioRun]) -> dict[str, Any]:
-    """A check's bootstrap settings; under `resample = "sample_key"` the items' sample keys
-    (an item without one is its own key), so that a resample draws whole keys."""
-    keys = None
-    if policy.resample == "sample_key":
-        keys = {scenario: [item.sample_key or item.id for item in run.items] for scenario, run in dense.items()}
-    return {"resamples": policy.bootstrap_resamples, "confidence": policy.confidence, "seed": policy.seed, "keys": keys}
+@cache
+def _combine_coefficients(dimension: Dimension, scenarios: tuple[str, ...]) -> tuple[float, ...]:
+    """The weight of each scenario's score in the dimension's: `combine` is linear (a mean, or
+    privacy's 0.4/0.3/0.3), so probing it with unit scores reads them off; checked on a random point."""
+    zero = {name: 0.0 for name in scenarios}
+    weights = tuple(float(dimension.combine(zero | {name: 1.0})) for name in scenarios)
+    probe = np.random.default_rng(0).uniform(0, 100, len(scenarios))
+    if abs(dimension.combine(dict(zip(scenarios, probe, strict=True))) - float(np.dot(weights, probe))) > 1e-6:
+        raise ValueError(f"{dimension.name}: combine is not linear in the scenario scores; the gate's tests need it")
+    return weights
 
 
-def _refusal_statistic(dimension: Dimension, runs: Mapping[str, ScenarioRun]) -> Statistic:
-    """The refusal/no-answer rate (%) over strata: each scenario's rate by its run's refusal metric
-    (the one `run.refusal_rate` uses; the evaluator gives every run its dimension's, and privacy
-    averages per file first), the scenarios combined as their scores are (privacy: 0.4/0.3/0.3).
-    Unlike the score, one scenario's rate also goes through `combine`, as it always has."""
-    metrics = {scenario: run.refusal_metric for scenario, run in runs.items()}
+def unit_labels(policy: ResolvedPolicy, runs: Mapping[str, ScenarioRun]) -> dict[str, list[str]]:
+    """Each item's unit: its sample key (shared across the scenarios that reuse a prompt, so
+    those leave the jackknife together) under resample = "sample_key", else the item itself."""
+    by_key = policy.resample == "sample_key"
+    return {
+        scenario: [
+            (item.sample_key if by_key and item.sample_key else f"{scenario}\x00{item.id}") for item in run.items
+        ]
+        for scenario, run in runs.items()
+    }
 
-    def statistic(strata: Mapping[str, Mapping[str, np.ndarray]]) -> float:
-        return float(dimension.combine({name: metrics[name](columns) for name, columns in strata.items()}))
 
-    return statistic
+def _unit_indices(labels: Mapping[str, list[str]]) -> dict[str, np.ndarray]:
+    index: dict[str, int] = {}
+    return {
+        s: np.array([index.setdefault(label, len(index)) for label in names], dtype=int) for s, names in labels.items()
+    }
+
+
+def check_evidence(
+    dimension: Dimension,
+    scenario: str,
+    dense: Mapping[str, ScenarioRun],
+    variants: Sequence[Mapping[str, ScenarioRun]],
+    policy: ResolvedPolicy,
+) -> tuple[Evidence, Evidence]:
+    """The kernel's evidence for the drop of the score and for the rise of the refusal rate (as a
+    drop of the answer rate), the variants judged on their mean (one variant, or a seed group)."""
+    names = tuple(dense)
+    coefficients = (1.0,) if scenario != OVERALL else _combine_coefficients(dimension, names)
+    units = _unit_indices(unit_labels(policy, dense))
+
+    def strata(metric_of) -> list[Stratum]:
+        return [
+            Stratum(
+                metric_of(name),
+                dense[name].columns,
+                tuple(v[name].columns for v in variants),
+                units[name],
+                coefficient,
+            )
+            for name, coefficient in zip(names, coefficients, strict=True)
+        ]
+
+    drop = kernel.paired_evidence(strata(lambda name: as_item_metric(dimension.metric)))
+    rise = kernel.paired_evidence(strata(lambda name: AnswerRate(as_item_metric(dense[name].refusal_metric))))
+    return drop, rise
 
 
 def _refusal(dimension: Dimension, runs: Mapping[str, ScenarioRun]) -> float:
-    return _refusal_statistic(dimension, runs)(_strata(runs))
+    """The refusal/no-answer rate (%): each scenario's by its run's refusal metric, combined as scores are."""
+    return float(dimension.combine({name: run.refusal_metric(run.columns) for name, run in runs.items()}))
 
 
 def _item_scores(runs: Mapping[str, ScenarioRun]) -> np.ndarray:
@@ -174,31 +219,6 @@ def _mcnemar(dense: Mapping[str, ScenarioRun], variant: Mapping[str, ScenarioRun
     return None
 
 
-def _score_failure(policy: ResolvedPolicy, drop: float, interval: Interval) -> str | None:
-    if decide(policy.rule, drop, interval, policy.margin):
-        return None
-    return f"drop {drop:.2f} exceeds margin {policy.margin:.2f} under rule {policy.rule}"
-
-
-def _failures(
-    policy: ResolvedPolicy,
-    drop: float,
-    interval: Interval,
-    score: float,
-    refusal_rise: float,
-    refusal_interval: Callable[[], Interval],
-) -> list[str]:
-    failures = [failure] if (failure := _score_failure(policy, drop, interval)) else []
-    if policy.floor is not None and score < policy.floor:
-        failures.append(f"variant score {score:.2f} below floor {policy.floor:.2f}")
-    if rise_fails(policy.rule, refusal_rise, refusal_interval, policy.max_refusal_rise):
-        shown = f", {refusal_interval().level} CI {refusal_interval()}" if policy.rule in EVIDENCE_RULES else ""
-        failures.append(
-            f"refusal/no-answer rate rose {refusal_rise:.1f} points{shown} (allowed {policy.max_refusal_rise:.1f})"
-        )
-    return failures
-
-
 def _base_answer_rate(dimension: Dimension, dense: Mapping[str, ScenarioRun]) -> float | None:
     """The share (%) of the dense model's items with a scorable answer, over the scenarios where a
     refusal carries no signal; None when every scenario scores refusals."""
@@ -210,50 +230,71 @@ def _base_answer_rate(dimension: Dimension, dense: Mapping[str, ScenarioRun]) ->
 
 
 def precise_enough(detectable: float, margin: float) -> bool:
-    """Can the items tell? The rule catches a drop of twice the margin with 80% power at this n
+    """Can the items tell? The test catches a drop of twice the margin with 80% power at this n
     (a zero margin asks for no precision: any drop fails it)."""
-    return margin <= 0 or detectable <= 2 * margin
+    return margin <= 0 or bool(np.isfinite(detectable) and detectable <= 2 * margin)
 
 
-def _inconclusive(
+def detectable_drop(evidence: Evidence, policy: ResolvedPolicy, flips: float, ceiling: float) -> float:
+    """The smallest true drop the drop test fails with 80% power at this check's n, with the
+    variance a drop of that size would have: for paired 0/1 items at the observed share of changed
+    items (at least the drop itself); otherwise from the jackknife's standard error and degrees of
+    freedom. NaN ("none at this n") where no drop up to the dense score would be detected."""
+    if evidence.method == "score":
+        rate = flips if np.isfinite(flips) else kernel.PLANNING_DISAGREEMENT
+        return kernel.detectable_drop(evidence.n, policy.margin, policy.alpha, disagreement=rate, ceiling=ceiling)
+    se, df = float(evidence.se), float(evidence.df)
+    if not (np.isfinite(se) and df > 0):
+        return float("nan")
+    from scipy import stats
+
+    se = max(se, 100.0 / max(evidence.units, 1))  # the floor a PASS uses: silence is not precision
+    value = policy.margin + (float(stats.t.isf(policy.alpha, df)) + float(stats.norm.isf(0.2))) * se
+    return value if value <= ceiling else float("nan")
+
+
+def _failures(
+    policy: ResolvedPolicy, decision: kernel.Decision, drop: Evidence, rise: Evidence, score: float
+) -> list[str]:
+    failures = []
+    if bool(decision.drop_fails):
+        failures.append(f"drop {float(drop.estimate):.2f} exceeds margin {policy.margin:.2f} under rule {policy.rule}")
+    if bool(decision.floor_fails):
+        failures.append(f"variant score {score:.2f} below floor {policy.floor:.2f}")
+    if bool(decision.rise_fails):
+        low, high = rise.bounds(policy.rise_alpha)
+        failures.append(
+            f"refusal/no-answer rate rose {float(rise.estimate):.1f} points, "
+            f"{1 - 2 * policy.rise_alpha:.4%} CI [{float(low):.1f}, {float(high):.1f}] "
+            f"(allowed {policy.max_refusal_rise:.1f})"
+        )
+    return failures
+
+
+def _inconclusive_reason(
     dimension: Dimension,
     dense: Mapping[str, ScenarioRun],
     policy: ResolvedPolicy,
+    decision: kernel.Decision,
     interval: Interval,
     detectable: float,
-    failed: bool,
 ) -> tuple[str, str] | None:
-    """Why the check cannot tell, with the setting ("fail" or "warn") that decides whether that
-    blocks; None when it can. The base model not answering wins over everything (`inconclusive`);
-    too few items only replaces a PASS (`failed`: the rule, the floor or the refusal bound already
-    failed the check, a finding in itself) and blocks as the profile's `too_few_items` says."""
-    answered = _base_answer_rate(dimension, dense)
-    if answered is not None and answered < policy.min_base_answer_rate - 1e-9:  # 4 of 40 is 10%, not 9.99...
+    """Why the check cannot tell, with the setting ("fail" or "warn") that decides whether that blocks."""
+    if bool(decision.base_silent):
+        answered = _base_answer_rate(dimension, dense)
         why = (
             f"the base model does not answer this scenario (scorable answers {answered:.1f}% of items, "
             f"at least {policy.min_base_answer_rate:.1f}% needed); nothing the variant does can be compared"
         )
         return why, policy.inconclusive
-    straddles = interval.low <= policy.margin < interval.high
-    if straddles and not failed and not precise_enough(detectable, policy.margin):
+    if bool(decision.too_few):
+        can = f"would catch only a drop of {detectable:.2f}" if np.isfinite(detectable) else "cannot detect any drop"
         why = (
             f"too few items to tell: the interval {interval} holds the margin {policy.margin:.2f}, and at this n "
-            f"rule {policy.rule} would catch only a drop of {detectable:.2f} (80% power), more than twice the "
-            "margin; raise --limit or use --profile release"
+            f"rule {policy.rule} {can} (80% power), more than twice the margin; raise --limit or use --profile release"
         )
         return why, policy.too_few_items
     return None
-
-
-def refusal_rise_interval(
-    dimension: Dimension, dense: Mapping[str, ScenarioRun], variant: Mapping[str, ScenarioRun], policy: ResolvedPolicy
-) -> Interval:
-    """Paired bootstrap interval of the refusal/no-answer rise (variant - dense, points), the
-    scenarios combined as their scores are (the statistic of `_refusal`)."""
-    refusal = _refusal_statistic(dimension, dense)
-    args = _bootstrap(policy, dense)
-    fall = paired_bootstrap_drop(refusal, _strata(dense), _strata(variant), **args)  # dense - variant
-    return Interval(-fall.high, -fall.low, fall.confidence)
 
 
 def _passed(failures: Sequence[str], inconclusive: tuple[str, str] | None, policy: ResolvedPolicy) -> bool:
@@ -264,6 +305,57 @@ def _passed(failures: Sequence[str], inconclusive: tuple[str, str] | None, polic
     return not failures
 
 
+def _test_name(evidence: Evidence) -> str:
+    if evidence.method == "score":
+        return f"exact score test, {evidence.n} items"
+    return f"jackknife t, {evidence.units} units, df {float(evidence.df):.1f}"
+
+
+def flips_of(dense: Mapping[str, ScenarioRun], variant: Mapping[str, ScenarioRun]) -> float:
+    return kernel.flips([run.columns for run in dense.values()], [variant[name].columns for name in dense])
+
+
+def _judge(
+    dimension: Dimension,
+    dense: Mapping[str, ScenarioRun],
+    policy: ResolvedPolicy,
+    drop: Evidence,
+    rise: Evidence,
+    dense_score: float,
+    variant_score: float,
+    flips: float,
+) -> dict[str, Any]:
+    """The kernel's decision on a check's evidence, as Comparison fields."""
+    detectable = detectable_drop(drop, policy, flips, ceiling=dense_score)
+    answered = _base_answer_rate(dimension, dense)
+    silent = answered is not None and answered < policy.min_base_answer_rate - 1e-9  # 4 of 40 is 10%, not 9.99...
+    floor_fails = policy.floor is not None and variant_score < policy.floor
+    decision = kernel.decide(
+        policy.rule,
+        drop,
+        rise,
+        policy.margin,
+        policy.max_refusal_rise,
+        policy.levels,
+        floor_fails=floor_fails,
+        base_silent=silent,
+        detectable=detectable,
+    )
+    low, high = drop.bounds(policy.alpha)
+    # a drop lies in [-100, 100] points: a t interval's ends are shown within it
+    interval = Interval(float(np.clip(low, -100, 100)), float(np.clip(high, -100, 100)), 1.0 - 2.0 * policy.alpha)
+    failures = _failures(policy, decision, drop, rise, variant_score)
+    inconclusive = _inconclusive_reason(dimension, dense, policy, decision, interval, detectable)
+    return {
+        "drop_interval": interval,
+        "failures": tuple(failures),
+        "passed": _passed(failures, inconclusive, policy),
+        "inconclusive": inconclusive[0] if inconclusive else None,
+        "detectable_drop": detectable,
+        "test": _test_name(drop),
+    }
+
+
 def compare(
     dimension: Dimension,
     scenario: str,
@@ -272,30 +364,21 @@ def compare(
     policy: ResolvedPolicy,
     *,
     score_intervals: bool = True,
-    refusal_interval: Interval | None = None,
 ) -> Comparison:
     """Compare one scenario (one run each) or the dimension overall (all available scenarios).
 
-    `score_intervals=False` leaves the dense and variant score intervals NaN: an interim look of a
-    sequential run decides on the drop interval alone, and those two bootstraps would be half
-    its bootstrap work per look. Everything else is computed as for a verdict. `refusal_interval`:
-    the refusal rise's interval at this policy, where the caller has it already (an interim look
-    needs it for its own decision); otherwise it is bootstrapped here, and only if a bound needs it.
+    `score_intervals=False` leaves the dense and variant score intervals NaN (an interim look
+    decides on the drop's test alone). Everything else is computed as for a verdict.
     """
     _check_paired(dense, variant)
     statistic = _statistic(dimension, scenario)
     dense_strata, variant_strata = _strata(dense), _strata(variant)
     dense_score, variant_score = statistic(dense_strata), statistic(variant_strata)
-    drop = dense_score - variant_score
-    args = _bootstrap(policy, dense)
-    drop_interval = paired_bootstrap_drop(statistic, dense_strata, variant_strata, **args)
-    dense_refusal, variant_refusal = _refusal(dimension, dense), _refusal(dimension, variant)
-    rise_interval = cache(lambda: refusal_interval or refusal_rise_interval(dimension, dense, variant, policy))
-    failures = _failures(policy, drop, drop_interval, variant_score, variant_refusal - dense_refusal, rise_interval)
-    detectable = detectable_drop(drop_interval, policy.rule, policy.margin)
-    inconclusive = _inconclusive(dimension, dense, policy, drop_interval, detectable, bool(failures))
+    drop, rise = check_evidence(dimension, scenario, dense, [variant], policy)
+    flips = flips_of(dense, variant)
     first_dense, first_variant = next(iter(dense.values())), next(iter(variant.values()))
     skipped = Interval(float("nan"), float("nan"), policy.confidence)
+    args = {"resamples": policy.bootstrap_resamples, "confidence": policy.confidence, "seed": policy.seed}
     return Comparison(
         dimension=dimension.name,
         scenario=scenario,
@@ -304,31 +387,88 @@ def compare(
         variant_score=variant_score,
         dense_interval=bootstrap_interval(statistic, dense_strata, **args) if score_intervals else skipped,
         variant_interval=bootstrap_interval(statistic, variant_strata, **args) if score_intervals else skipped,
-        drop=drop,
-        drop_interval=drop_interval,
-        dense_refusal=dense_refusal,
-        variant_refusal=variant_refusal,
+        drop=dense_score - variant_score,
+        dense_refusal=_refusal(dimension, dense),
+        variant_refusal=_refusal(dimension, variant),
         n_items=int(_item_scores(dense).size),
         margin=policy.margin,
         floor=policy.floor,
         rule=policy.rule,
         max_refusal_rise=policy.max_refusal_rise,
         tier=policy.tier,
-        passed=_passed(failures, inconclusive, policy),
-        failures=tuple(failures),
         mcnemar_p=_mcnemar(dense, variant),
         source=first_dense.source,
         partial="; ".join(sorted({r.partial for r in dense.values() if r.partial})) or None,
         dense_fingerprint=first_dense.fingerprint,
         variant_fingerprint=first_variant.fingerprint,
-        inconclusive=inconclusive[0] if inconclusive else None,
-        detectable_drop=detectable,
+        flips=flips,
+        **_judge(dimension, dense, policy, drop, rise, dense_score, variant_score, flips),
+    )
+
+
+def compare_seeds(
+    dimension: Dimension,
+    scenario: str,
+    group: str,
+    dense: Mapping[str, ScenarioRun],
+    seeds: Mapping[str, Mapping[str, ScenarioRun]],
+    policy: ResolvedPolicy,
+    worst_seed: bool,
+) -> Comparison:
+    """Judge the calibration seeds of one method together: their mean drop, or every seed's own.
+
+    Mean: one test of the seed-mean drop (every seed on the same items as dense). worst_seed: the
+    group FAILs when any seed's own test fails at its share of the check's alpha (Bonferroni over
+    the seeds); the variant score reported is then the worst seed's.
+    """
+    k = len(seeds)
+    per_seed_policy = policy.model_copy(update={"alpha": policy.alpha / k, "rise_alpha": policy.rise_alpha / k})
+    per_seed = {name: compare(dimension, scenario, dense, runs, per_seed_policy) for name, runs in seeds.items()}
+    worst_name = max(per_seed, key=lambda name: per_seed[name].drop)
+    worst = per_seed[worst_name]
+    spread = seed_spread([c.variant_score for c in per_seed.values()])
+    common = {
+        "variant": group,
+        "variant_fingerprint": "",
+        "seeds": tuple((name, c.variant_score, c.variant_refusal) for name, c in per_seed.items()),
+        "seed_sd": spread.sd,
+        "judged": f"worst seed ({worst.variant})" if worst_seed else f"mean of {spread.n} seeds",
+    }
+    if worst_seed:
+        failing = [c for c in per_seed.values() if c.failures]
+        chosen = max(failing, key=lambda c: c.drop) if failing else worst
+        failures = tuple(f"seed {c.variant}: {f}" for c in failing for f in c.failures)
+        inconclusive = None if failures else next((c.inconclusive for c in per_seed.values() if c.inconclusive), None)
+        blocked = bool(failures) or (inconclusive is not None and policy.inconclusive == "fail")
+        return dataclasses.replace(
+            chosen,
+            **common,
+            failures=failures,
+            inconclusive=inconclusive,
+            passed=policy.tier == "informational" or not blocked,
+        )
+    statistic = _statistic(dimension, scenario)
+    score = float(np.mean([c.variant_score for c in per_seed.values()]))
+    refusal = float(np.mean([c.variant_refusal for c in per_seed.values()]))
+    drop, rise = check_evidence(dimension, scenario, dense, list(seeds.values()), policy)
+    flips = float(np.mean([c.flips for c in per_seed.values()]))
+    args = {"resamples": policy.bootstrap_resamples, "confidence": policy.confidence, "seed": policy.seed}
+    return dataclasses.replace(
+        worst,
+        **common,
+        variant_score=score,
+        variant_interval=_seed_mean_interval(statistic, [_strata(runs) for runs in seeds.values()], args),
+        drop=worst.dense_score - score,
+        variant_refusal=refusal,
+        mcnemar_p=None,
+        flips=flips,
+        **_judge(dimension, dense, policy, drop, rise, worst.dense_score, score, flips),
     )
 
 
 def _seed_mean_interval(statistic: Statistic, strata: list[dict[str, dict[str, np.ndarray]]], args: dict) -> Interval:
-    """Interval of the seed-mean score. The seeds' columns sit side by side under "<seed>|<column>"
-    keys, so one bootstrap draw picks the same items for every seed."""
+    """Interval of the seed-mean score (display only). The seeds' columns sit side by side under
+    "<seed>|<column>" keys, so one bootstrap draw picks the same items for every seed."""
     stacked = {
         scenario: {"score": strata[0][scenario]["score"]}
         | {f"{i}|{key}": values for i, seed in enumerate(strata) for key, values in seed[scenario].items()}
@@ -346,65 +486,3 @@ def _seed_mean_interval(statistic: Statistic, strata: list[dict[str, dict[str, n
         return float(np.mean([statistic(one_seed(drawn, i)) for i in range(len(strata))]))
 
     return bootstrap_interval(seed_mean, stacked, **args)
-
-
-def compare_seeds(
-    dimension: Dimension,
-    scenario: str,
-    group: str,
-    dense: Mapping[str, ScenarioRun],
-    seeds: Mapping[str, Mapping[str, ScenarioRun]],
-    policy: ResolvedPolicy,
-    worst_seed: bool,
-) -> Comparison:
-    """Judge the calibration seeds of one method together: their mean drop, or the worst seed's.
-
-    The variant score reported is the seed mean (or the worst seed's score), its spread goes in
-    `seeds`; every seed is scored on the same items as dense, so the interval stays paired.
-    """
-    per_seed = {name: compare(dimension, scenario, dense, runs, policy) for name, runs in seeds.items()}
-    statistic = _statistic(dimension, scenario)
-    args = _bootstrap(policy, dense)
-    reduce = "worst" if worst_seed else "mean"
-    strata = [_strata(runs) for runs in seeds.values()]
-    drop_interval = paired_bootstrap_group_drop(statistic, _strata(dense), strata, reduce, **args)
-    worst_name = max(per_seed, key=lambda name: per_seed[name].drop)
-    worst = per_seed[worst_name]
-    refusal_statistic = _refusal_statistic(dimension, dense)
-    if worst_seed:
-        score, refusal, drop = worst.variant_score, worst.variant_refusal, worst.drop
-        variant_interval, mcnemar = worst.variant_interval, worst.mcnemar_p
-        seed_runs = [_strata(seeds[worst_name])]
-    else:
-        score = float(np.mean([c.variant_score for c in per_seed.values()]))
-        refusal = float(np.mean([c.variant_refusal for c in per_seed.values()]))
-        drop, mcnemar = worst.dense_score - score, None
-        variant_interval = _seed_mean_interval(statistic, strata, args)
-        seed_runs = strata
-
-    def rise_interval() -> Interval:  # the judged seed's, or the seed mean's, rise (variant - dense)
-        fall = paired_bootstrap_group_drop(refusal_statistic, _strata(dense), seed_runs, "mean", **args)
-        return Interval(-fall.high, -fall.low, fall.confidence)
-
-    failures = _failures(policy, drop, drop_interval, score, refusal - worst.dense_refusal, cache(rise_interval))
-    detectable = detectable_drop(drop_interval, policy.rule, policy.margin)
-    inconclusive = _inconclusive(dimension, dense, policy, drop_interval, detectable, bool(failures))
-    spread = seed_spread([c.variant_score for c in per_seed.values()])
-    return dataclasses.replace(
-        worst,
-        variant=group,
-        variant_score=score,
-        variant_interval=variant_interval,
-        drop=drop,
-        drop_interval=drop_interval,
-        variant_refusal=refusal,
-        passed=_passed(failures, inconclusive, policy),
-        inconclusive=inconclusive[0] if inconclusive else None,
-        failures=tuple(failures),
-        mcnemar_p=mcnemar,
-        variant_fingerprint="",
-        judged=f"worst seed ({worst.variant})" if worst_seed else f"mean of {spread.n} seeds",
-        seeds=tuple((name, c.variant_score, c.variant_refusal) for name, c in per_seed.items()),
-        seed_sd=spread.sd,
-        detectable_drop=detectable,
-    )

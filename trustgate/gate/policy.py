@@ -7,14 +7,16 @@ the file, the key and the valid choices; nothing falls back to a silent default.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from trustgate.dimensions.registry import NAMES
 from trustgate.evaluation.profiles import EvaluationSize, Profile, check_dimension_names
 from trustgate.evaluation.profiles import Strict as _Strict
+from trustgate.gate.kernel import Levels
 from trustgate.gate.stats import Resample, Rule
 from trustgate.util.errors import TrustgateError
 
@@ -47,9 +49,10 @@ class GateDefaults(_Strict):
     multiplicity: Literal["bonferroni", "none"] = "bonferroni"
     family_alpha: float = Field(default=0.05, gt=0, lt=0.5)
     looks: tuple[float, ...] = (0.25, 0.5, 1.0)
-    interim_alpha: float = Field(default=0.01, gt=0, lt=0.5)
     min_look_items: int = Field(default=10, ge=1)
-    resample: Resample = "item"
+    resample: Resample = "sample_key"
+    rise_alpha_share: float = Field(default=0.05, gt=0, lt=1)
+    family: Literal["variant", "run"] = "variant"
 
     @field_validator("looks")
     @classmethod
@@ -74,15 +77,32 @@ class ResolvedPolicy(_Strict):
     too_few_items: Literal["fail", "warn"] = "fail"  # the profile's, else `inconclusive`
     min_base_answer_rate: float = 10.0
     looks: tuple[float, ...] = (0.25, 0.5, 1.0)
-    interim_alpha: float = 0.01
     min_look_items: int = 10
-    resample: Resample = "item"
+    resample: Resample = "sample_key"
+    alpha: float = 0.025  # one-sided level of the drop test (confidence = 1 - 2 alpha, two-sided)
+    rise_alpha: float = 0.0  # one-sided level of the refusal-rise test
+
+    @property
+    def levels(self) -> Levels:
+        return Levels(self.alpha, self.rise_alpha)
 
 
 class Thresholds(_Strict):
     gate: GateDefaults
     dimensions: dict[str, DimensionPolicy] = Field(default_factory=dict)
     profiles: dict[str, Profile]
+    # Set by the run (not the file): each dimension's scenarios (blocking scenario checks count in
+    # the family) and how many variants one run judges (under family = "run").
+    _scenarios: dict[str, tuple[str, ...]] = PrivateAttr(default_factory=dict)
+    _variants: int = PrivateAttr(default=1)
+
+    def for_run(self, scenarios: Mapping[str, Sequence[str]] | None = None, variants: int | None = None) -> Thresholds:
+        """Tell the policy what the run holds, so the family counts every blocking check."""
+        if scenarios is not None:
+            self._scenarios = {name: tuple(values) for name, values in scenarios.items()}
+        if variants is not None:
+            self._variants = max(1, variants)
+        return self
 
     @model_validator(mode="after")
     def _known_dimensions(self) -> Thresholds:
@@ -119,14 +139,15 @@ class Thresholds(_Strict):
             rule=pick("rule"),
             max_refusal_rise=pick("max_refusal_rise"),
             tier=tier,
-            confidence=self.check_confidence(),
+            confidence=1.0 - 2.0 * self.check_alpha(),
+            alpha=self.check_alpha() * (1.0 - self.gate.rise_alpha_share),
+            rise_alpha=self.check_alpha() * self.gate.rise_alpha_share,
             bootstrap_resamples=self.gate.bootstrap_resamples,
             seed=self.gate.seed,
             inconclusive=self.gate.inconclusive,
             too_few_items=self.too_few_items(profile),
             min_base_answer_rate=self.gate.min_base_answer_rate,
             looks=self.gate.looks,
-            interim_alpha=self.gate.interim_alpha,
             min_look_items=self.gate.min_look_items,
             resample=self.gate.resample,
         )
@@ -135,25 +156,44 @@ class Thresholds(_Strict):
         chosen = self.profiles[profile].too_few_items if profile in self.profiles else None
         return chosen or self.gate.inconclusive
 
-    def interim_confidence(self, interim_looks: int) -> float:
-        """The two-sided confidence of an interim look: `interim_alpha` spent evenly over the
-        interim looks and, under Bonferroni, over the blocking dimensions too, so that early
-        stopping adds at most interim_alpha to the family-wise error, not that much per dimension."""
-        family = self.family_size() if self.gate.multiplicity == "bonferroni" and self.family_size() else 1
-        return 1.0 - self.gate.interim_alpha / (interim_looks * family)
+    def _blocking_checks(self, name: str) -> int:
+        dim = self.dimensions.get(name, DimensionPolicy())
+        if dim.tier != "blocking":
+            return 0
+        scenario_checks = dim.scenario_checks or self.gate.scenario_checks
+        return 1 + (len(self._scenarios.get(name, ())) if scenario_checks == "blocking" else 0)
 
     def family_size(self) -> int:
-        """The blocking dimensions: one overall check each is the family a variant is judged on."""
-        return sum(1 for name in NAMES if self.dimensions.get(name, DimensionPolicy()).tier == "blocking")
+        """The blocking checks a verdict is judged on: one overall check per blocking dimension,
+        plus each scenario check where scenario checks block; times the variants of the run under
+        family = "run". Each check holds two tests (drop and refusal rise) sharing its alpha."""
+        checks = sum(self._blocking_checks(name) for name in NAMES)
+        return checks * (self._variants if self.gate.family == "run" else 1)
 
-    def check_confidence(self) -> float:
-        """The two-sided confidence of a check's interval: `confidence`, or under Bonferroni the one
-        whose lower end is the one-sided level family_alpha / (blocking dimensions) bound."""
+    def check_alpha(self) -> float:
+        """The one-sided level of one check (drop and rise together): family_alpha / (blocking
+        checks) under Bonferroni, else half of 1 - confidence."""
         if self.gate.multiplicity == "none" or self.family_size() == 0:
-            return self.gate.confidence
-        from trustgate.gate.multiplicity import bonferroni_alpha, two_sided_confidence
+            return (1.0 - self.gate.confidence) / 2.0
+        from trustgate.gate.multiplicity import bonferroni_alpha
 
-        return two_sided_confidence(bonferroni_alpha(self.gate.family_alpha, self.family_size()))
+        return bonferroni_alpha(self.gate.family_alpha, self.family_size())
+
+    def family_line(self) -> str:
+        """What the family is, for the terminal and the summary."""
+        if self.gate.multiplicity == "none":
+            return f"trustgate: no multiplicity control; each test at one-sided {self.check_alpha():.4g}"
+        per = (
+            "per variant"
+            if (self.gate.family == "run" and self._variants == 1) or self.gate.family == "variant"
+            else (f"over the run's {self._variants} variants")
+        )
+        share = self.gate.rise_alpha_share
+        return (
+            f"trustgate: family-wise {self.gate.family_alpha:.0%} {per} over {self.family_size()} blocking checks "
+            f"x 2 tests (drop, refusal rise); one-sided {self.check_alpha() * (1 - share):.3%} per drop test, "
+            f"{self.check_alpha() * share:.3%} per rise test (Bonferroni)"
+        )
 
     def required(self, dimension: str) -> bool:
         return self.dimensions.get(dimension, DimensionPolicy()).required

@@ -12,7 +12,6 @@ keys together. Every RNG is a seeded numpy Generator; nothing is rounded before 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
@@ -223,112 +222,5 @@ def is_binary(values: np.ndarray) -> bool:
     return bool(np.all((values == 0) | (values == 1)))
 
 
-def standard_error(interval: Interval) -> float:
-    """The normal-approximation standard error behind a two-sided percentile interval."""
-    if not (math.isfinite(interval.low) and math.isfinite(interval.high)):
-        return float("nan")
-    return float((interval.high - interval.low) / (2 * _normal_quantile((1 + interval.confidence) / 2)))
-
-
-def _normal_quantile(p: float) -> float:
-    from statistics import NormalDist
-
-    return NormalDist().inv_cdf(p)
-
-
 Rule = Literal["point", "drop_proven", "safety_proven", "drop_significant"]
 RULES: tuple[str, ...] = get_args(Rule)
-
-
-def _unknown_rule(rule: str) -> ValueError:
-    return ValueError(f"unknown decision rule {rule!r} (choose one of {', '.join(RULES)})")
-
-
-def rule_detectable_drop(
-    rule: str, margin: float, se: float | np.ndarray, z_c: float, z_power: float
-) -> float | np.ndarray:
-    """`detectable_drop` from the standard error (a number or an array of them) and the interval's
-    one-sided quantile z_c: the one formula the gate and benchmarks/gate_calibration.py share."""
-    if rule == "point":
-        return margin + z_power * se
-    if rule == "drop_proven":
-        return margin + (z_c + z_power) * se
-    if rule == "safety_proven":
-        return margin - (z_c - z_power) * se
-    if rule == "drop_significant":
-        return np.maximum(margin, z_c * se) + z_power * se
-    raise _unknown_rule(rule)
-
-
-def detectable_drop(interval: Interval, rule: str = "point", margin: float = 0.0, power: float = 0.8) -> float:
-    """The smallest true drop that `rule` FAILS with probability `power` at this run's items.
-
-    Normal approximation, the bootstrap interval's width giving the standard error SE:
-    point fails when the estimate exceeds the margin, so d = margin + z_power * SE;
-    drop_proven needs the lower end above it, d = margin + (z_c + z_power) * SE;
-    safety_proven fails unless the upper end is below it, d = margin - (z_c - z_power) * SE;
-    drop_significant needs the lower end above zero and the estimate above the margin,
-    d = max(margin, z_c * SE) + z_power * SE (z_c the interval's one-sided quantile). With margin 0
-    and drop_proven this is the classic minimum detectable effect of a test against zero.
-    """
-    if rule not in RULES:
-        raise _unknown_rule(rule)
-    se = standard_error(interval)
-    if not math.isfinite(se):
-        return float("nan")
-    z_c, z_power = _normal_quantile((1 + interval.confidence) / 2), _normal_quantile(power)
-    return float(rule_detectable_drop(rule, margin, se, z_c, z_power))
-
-
-def decide(rule: str, drop: float, interval: Interval, margin: float) -> bool:
-    """True when the gate passes.
-
-    point:            pass when the estimated drop is at most the margin.
-    drop_proven:      fail only when the whole interval lies above the margin (the data show the
-                      drop exceeds it); small samples tend to pass.
-    safety_proven:    pass only when the whole interval lies at or below the margin (the data
-                      show the drop does not exceed it); small samples tend to fail.
-    drop_significant: fail when the whole interval lies above zero (the data show a drop) and the
-                      estimated drop exceeds the margin. At twice the margin it needs about a
-                      quarter of drop_proven's items for the same power; a zero true drop fails it
-                      at the interval's one-sided level only where the interval is right about its
-                      far tail, which a bootstrap over a few items (or items clustered by sample
-                      key) is not (docs/calibration.md).
-    A NaN interval (no resamples could be scored) never passes.
-    """
-    if rule == "point":
-        return bool(drop <= margin)
-    if np.isnan(interval.low) or np.isnan(interval.high):
-        return False
-    if rule == "drop_proven":
-        return bool(interval.low <= margin)
-    if rule == "safety_proven":
-        return bool(interval.high <= margin)
-    if rule == "drop_significant":
-        return not (interval.low > 0 and drop > margin)
-    raise _unknown_rule(rule)
-
-
-EVIDENCE_RULES = frozenset({"drop_proven", "drop_significant"})
-
-
-def rise_fails(rule: str, rise: float, interval: Callable[[], Interval], bound: float) -> bool:
-    """Whether a refusal/no-answer rise of `rise` points fails the bound. Under the rules that fail a
-    drop only on evidence (EVIDENCE_RULES) the rise must be shown too: its paired interval
-    (`interval`, computed only when the estimate is beyond the bound) lies above zero. point and
-    safety_proven judge the estimate. A NaN interval fails (nothing shows the rise is noise)."""
-    if not rise > bound:
-        return False
-    if rule not in EVIDENCE_RULES:
-        return True
-    low = interval().low
-    return bool(np.isnan(low) or low > 0)
-
-
-def proves_failure(rule: str, drop: float, interval: Interval, margin: float) -> bool:
-    """Whether an interim look's interval settles a FAIL: the drop proven beyond the margin, or, for
-    drop_significant, its own rule (a drop shown and estimated beyond the margin). An interim look
-    never fails on an estimate alone."""
-    if rule == "drop_significant":
-        return not decide(rule, drop, interval, margin)
-    return bool(interval.low > margin)

@@ -77,6 +77,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"trustgate: data {settings.evaluation.data.describe()}; profile {settings.evaluation.profile_name}; "
         f"thresholds {settings.thresholds_path}",
         f"trustgate: engine {settings.evaluation.engine.describe()}",
+        settings.thresholds.family_line(),
     ]
 
 

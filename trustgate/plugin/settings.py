@@ -148,6 +148,8 @@ def build_settings(option: Any) -> Settings:
     check_scenario_names(policy, thresholds_path, {d.name: d.scenarios for d in all_dimensions().values()})
     compressors = import_compressors()
     variants = tuple(compressors.parse_variants(option.trust_models or [DEFAULT_VARIANT]))
+    # the family counts every blocking check of the run (and its variants under family = "run")
+    policy.for_run({d.name: d.scenarios for d in all_dimensions().values()}, sum(not v.is_dense for v in variants))
     engine = engine_settings(option, ["dense", *(v.name for v in variants if not v.is_dense)])
     evaluation = EvaluationSettings(
         data=resolve_trust_data(option.trust_data),

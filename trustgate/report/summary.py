@@ -12,7 +12,7 @@ from typing import Any
 
 from trustgate.dimensions.registry import NAMES, OVERALL
 from trustgate.gate.compare import Comparison
-from trustgate.gate.stats import MIN_KEYS_TO_RESAMPLE, seed_spread
+from trustgate.gate.stats import seed_spread
 
 COMPARISON_PROPERTY = "trustgate_comparison"
 NOT_GATED_PROPERTY = "trustgate_not_gated"  # a selected check skipped for missing data
@@ -156,16 +156,20 @@ class RunSummary:
 
 def run_context(settings: Any) -> dict[str, str]:
     """What a reader needs to know about the run: base model, data, profile, policy file, and
-    what the intervals resample (a bootstrap over sample keys reads differently from one over items)."""
+    which tests decide and what their unit is (keys read differently from items), and the family."""
     gate = settings.thresholds.gate
-    unit = "items" if gate.resample == "item" else f"sample keys (items where a scenario has < {MIN_KEYS_TO_RESAMPLE})"
+    unit = "items" if gate.resample == "item" else "sample keys"
     return {
         "base model": str(settings.base_model),
         "data source": settings.evaluation.data.describe(),
         "profile": settings.evaluation.profile_name,
         "thresholds": str(settings.thresholds_path),
         "engine": settings.evaluation.engine.describe(),
-        "intervals": f"paired bootstrap over {unit}, {gate.bootstrap_resamples} resamples, seed {gate.seed}",
+        "tests": (
+            "exact score test for paired 0/1 items, else a delete-one jackknife t over "
+            f"{unit}; score intervals: bootstrap, {gate.bootstrap_resamples} resamples, seed {gate.seed}"
+        ),
+        "family": settings.thresholds.family_line().removeprefix("trustgate: "),
     }
 
 
