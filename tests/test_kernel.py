@@ -31,7 +31,10 @@ def shipped_policy(dimension: str = "utility"):
 def check(dense, variant, policy=None):
     dimension = make_dimension("utility", scenarios=("a",))
     return compare(
-        dimension, "a", make_runs(dimension, "dense", {"a": dense}), make_runs(dimension, "v", {"a": variant}),
+        dimension,
+        "a",
+        make_runs(dimension, "dense", {"a": dense}),
+        make_runs(dimension, "v", {"a": variant}),
         policy or shipped_policy(),
     )
 
@@ -53,9 +56,15 @@ def worst_size(n: int, margin: float, rejects: np.ndarray) -> float:
     for q in np.linspace(0, (1 - delta) / 2, 241):
         pb, pc, p0 = q + delta, q, max(1 - 2 * q - delta, 0.0)
         with np.errstate(divide="ignore"):
-            logp = (gammaln(n + 1) - gammaln(b + 1) - gammaln(c + 1) - gammaln(n - b - c + 1)
-                    + b * np.log(pb) + np.where(c > 0, c * np.log(max(pc, 1e-300)), 0)
-                    + np.where(n - b - c > 0, (n - b - c) * np.log(max(p0, 1e-300)), 0))
+            logp = (
+                gammaln(n + 1)
+                - gammaln(b + 1)
+                - gammaln(c + 1)
+                - gammaln(n - b - c + 1)
+                + b * np.log(pb)
+                + np.where(c > 0, c * np.log(max(pc, 1e-300)), 0)
+                + np.where(n - b - c > 0, (n - b - c) * np.log(max(p0, 1e-300)), 0)
+            )
         worst = max(worst, float(np.exp(logp)[rejects].sum()))
     return worst
 
@@ -176,8 +185,7 @@ def test_a_cell_drawn_twice_counts_twice():
 
 
 def test_a_weighting_that_loses_a_sensitive_group_judges_the_groups_it_kept():
-    columns = {"prediction": np.array([1.0, 0.0, 0.0]), "sensitive": np.array([0.0, 1.0, 1.0]),
-               "parsed": np.ones(3)}
+    columns = {"prediction": np.array([1.0, 0.0, 0.0]), "sensitive": np.array([0.0, 1.0, 1.0]), "parsed": np.ones(3)}
     metric = ParityScore(min_parsed=1)
     assert float(metric.weighted(columns, np.array([0.0, 1.0, 1.0]))) == 100.0
     assert float(metric.weighted(columns, np.ones(3))) == pytest.approx(0.0)
@@ -195,7 +203,10 @@ def test_blocking_scenario_checks_grow_the_family_and_the_terminal_says_so():
 def test_worst_seed_fails_when_any_seed_alone_proves_a_drop():
     dimension = make_dimension("utility", scenarios=("a",))
     dense = make_runs(dimension, "dense", {"a": [1.0] * 48})
-    seeds = {"s0": make_runs(dimension, "s0", {"a": [1.0] * 48}), "s1": make_runs(dimension, "s1", {"a": [0.0] * 30 + [1.0] * 18})}
+    seeds = {
+        "s0": make_runs(dimension, "s0", {"a": [1.0] * 48}),
+        "s1": make_runs(dimension, "s1", {"a": [0.0] * 30 + [1.0] * 18}),
+    }
     policy = shipped_policy()
     worst = compare_seeds(dimension, "a", "g@seeds", dense, seeds, policy, worst_seed=True)
     assert worst.verdict == "FAIL" and any("seed s1" in f for f in worst.failures)
@@ -205,7 +216,7 @@ def test_worst_seed_fails_when_any_seed_alone_proves_a_drop():
 
 def test_the_detectable_drop_is_none_where_the_dense_score_leaves_no_room():
     assert np.isnan(kernel.detectable_drop(12, 5.0, 0.005, disagreement=0.1, ceiling=8.0))
-    assert kernel.detectable_drop(2000, 5.0, 0.005, disagreement=0.1) < 10.0
+    assert float(kernel.detectable_drop(2000, 5.0, 0.005, disagreement=0.1)) < 10.0
     result = check([1.0] + [0.0] * 11, [1.0] + [0.0] * 11)
     assert "none at this n" in result.line()
 

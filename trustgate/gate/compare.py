@@ -235,24 +235,6 @@ def precise_enough(detectable: float, margin: float) -> bool:
     return margin <= 0 or bool(np.isfinite(detectable) and detectable <= 2 * margin)
 
 
-def detectable_drop(evidence: Evidence, policy: ResolvedPolicy, flips: float, ceiling: float) -> float:
-    """The smallest true drop the drop test fails with 80% power at this check's n, with the
-    variance a drop of that size would have: for paired 0/1 items at the observed share of changed
-    items (at least the drop itself); otherwise from the jackknife's standard error and degrees of
-    freedom. NaN ("none at this n") where no drop up to the dense score would be detected."""
-    if evidence.method == "score":
-        rate = flips if np.isfinite(flips) else kernel.PLANNING_DISAGREEMENT
-        return kernel.detectable_drop(evidence.n, policy.margin, policy.alpha, disagreement=rate, ceiling=ceiling)
-    se, df = float(evidence.se), float(evidence.df)
-    if not (np.isfinite(se) and df > 0):
-        return float("nan")
-    from scipy import stats
-
-    se = max(se, 100.0 / max(evidence.units, 1))  # the floor a PASS uses: silence is not precision
-    value = policy.margin + (float(stats.t.isf(policy.alpha, df)) + float(stats.norm.isf(0.2))) * se
-    return value if value <= ceiling else float("nan")
-
-
 def _failures(
     policy: ResolvedPolicy, decision: kernel.Decision, drop: Evidence, rise: Evidence, score: float
 ) -> list[str]:
@@ -326,7 +308,7 @@ def _judge(
     flips: float,
 ) -> dict[str, Any]:
     """The kernel's decision on a check's evidence, as Comparison fields."""
-    detectable = detectable_drop(drop, policy, flips, ceiling=dense_score)
+    detectable = float(kernel.check_detectable(drop, policy.margin, policy.alpha, flips, ceiling=dense_score))
     answered = _base_answer_rate(dimension, dense)
     silent = answered is not None and answered < policy.min_base_answer_rate - 1e-9  # 4 of 40 is 10%, not 9.99...
     floor_fails = policy.floor is not None and variant_score < policy.floor

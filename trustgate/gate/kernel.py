@@ -63,6 +63,7 @@ class Stratum:
     variants: tuple[Columns, ...]
     units: np.ndarray  # (items,) unit index, shared across the strata of one check
     coefficient: float = 1.0
+    weights: np.ndarray | None = None  # (..., items) draws of each item; None: each item once
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class Evidence:
     method: str  # "score" (Tango) or "jackknife-t"
     se: np.ndarray  # jackknife standard error (points); NaN for the score test
     df: np.ndarray
-    units: int  # independent units (items, or sample keys)
+    units: np.ndarray | int  # independent units (items, or sample keys), per replicate
     lost: np.ndarray | None = None  # score test: items dense got right and the variant wrong
     gained: np.ndarray | None = None
     n: int = 0
@@ -108,7 +109,7 @@ class Evidence:
         return self.estimate - q * self.se, self.estimate + q * self._pass_se()
 
     def _pass_se(self) -> np.ndarray:
-        return np.fmax(self.se, 100.0 / max(self.units, 1))
+        return np.fmax(self.se, 100.0 / np.maximum(self.units, 1))
 
 
 def _t_tail(distance: np.ndarray, se: np.ndarray, df: np.ndarray) -> np.ndarray:
@@ -212,16 +213,18 @@ def exact_score_p(z: np.ndarray, n: int, delta: float, upper: bool) -> np.ndarra
     return np.where(extreme >= EXACT_TAIL_Z, np.maximum(exact, 0.0), asymptotic)
 
 
-def _values(metric: ItemMetric, columns: Columns) -> np.ndarray:
-    return np.asarray(metric.from_totals(metric.contributions(columns).sum(axis=-2)), dtype=float)
+def _parts(metric: ItemMetric, columns: Columns, weights: np.ndarray | None) -> np.ndarray:
+    parts = metric.contributions(columns)
+    return parts if weights is None else parts * np.asarray(weights, dtype=float)[..., None]
 
 
-def _mean_variant(metric: ItemMetric, variants: Sequence[Columns], f) -> np.ndarray:
-    return np.mean([f(metric, columns) for columns in variants], axis=0)
+def _values(metric: ItemMetric, columns: Columns, weights: np.ndarray | None = None) -> np.ndarray:
+    return np.asarray(metric.from_totals(_parts(metric, columns, weights).sum(axis=-2)), dtype=float)
 
 
 def _score_test(strata: Sequence[Stratum]) -> tuple[np.ndarray, np.ndarray, int] | None:
-    """(lost, gained, n) where the check is one plain mean of paired 0/1 items, one item a unit."""
+    """(lost, gained, n) where the check is one plain mean of paired 0/1 items, one item a unit
+    (weights: an item drawn k times counts k times)."""
     if len(strata) != 1 or len(strata[0].variants) != 1:
         return None
     s = strata[0]
@@ -231,16 +234,20 @@ def _score_test(strata: Sequence[Stratum]) -> tuple[np.ndarray, np.ndarray, int]
     if dense is None or variant is None:
         return None
     dense, variant = np.broadcast_arrays(dense, variant)
-    lost = np.sum((dense == 1) & (variant == 0), axis=-1)
-    gained = np.sum((dense == 0) & (variant == 1), axis=-1)
-    return lost, gained, int(dense.shape[-1])
+    weights = np.ones(dense.shape[-1]) if s.weights is None else np.asarray(s.weights, dtype=float)
+    lost = np.sum(weights * ((dense == 1) & (variant == 0)), axis=-1)
+    gained = np.sum(weights * ((dense == 0) & (variant == 1)), axis=-1)
+    totals = np.unique(np.sum(np.broadcast_to(weights, dense.shape), axis=-1))
+    if totals.size != 1:
+        return None
+    return lost, gained, round(float(totals[0]))
 
 
-def _leave_one_out(metric: ItemMetric, columns: Columns, onehot: np.ndarray) -> np.ndarray:
-    """The metric with each unit's items left out in turn: (..., units)."""
-    parts = metric.contributions(columns)  # (..., n, k)
-    totals = parts.sum(axis=-2)  # (..., k)
-    per_unit = np.swapaxes(np.swapaxes(parts, -1, -2) @ onehot, -1, -2)  # (..., G, k)
+def _leave_one_out(metric: ItemMetric, columns: Columns, onehot: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """The metric with one copy of each unit's items left out in turn: (..., units)."""
+    one_copy = metric.contributions(columns)  # (..., n, k)
+    totals = _parts(metric, columns, weights).sum(axis=-2)  # (..., k)
+    per_unit = np.swapaxes(np.swapaxes(one_copy, -1, -2) @ onehot, -1, -2)  # (..., G, k)
     return np.asarray(metric.from_totals(totals[..., None, :] - per_unit), dtype=float)
 
 
@@ -264,42 +271,63 @@ def _pools(strata: Sequence[Stratum], units: int) -> np.ndarray:
     return np.array([root(int(owner[u])) if owner[u] >= 0 else -1 for u in range(units)])
 
 
+def _unit_copies(strata: Sequence[Stratum], units: int, shape: tuple[int, ...]) -> np.ndarray:
+    """How many times each unit was drawn (1 without weights; 0 for a unit left out), (..., units).
+    A unit's items are drawn together, so its first item's weight is the unit's."""
+    copies = np.zeros((*shape, units))
+    for s in strata:
+        present, first = np.unique(s.units, return_index=True)
+        drawn = np.ones(present.size) if s.weights is None else np.asarray(s.weights, dtype=float)[..., first]
+        copies[..., present] = np.maximum(copies[..., present], drawn)
+    return copies
+
+
+def _mean_variant(metric: ItemMetric, variants: Sequence[Columns], weights: np.ndarray | None) -> np.ndarray:
+    return np.mean([_values(metric, columns, weights) for columns in variants], axis=0)
+
+
 def paired_evidence(strata: Sequence[Stratum]) -> Evidence:
     """The paired drop sum_s c_s (metric(dense_s) - mean over variants of metric(variant_s)) and
-    its test: the score test where it applies, else the delete-one-unit jackknife t."""
+    its test: the score test where it applies, else the delete-one-unit jackknife t.
+
+    Stratum weights (the calibration simulation's draws: a sample key drawn k times) count an item
+    k times and a unit as k units; the gate itself passes none."""
     estimate = sum(
-        s.coefficient * (_values(s.metric, s.dense) - _mean_variant(s.metric, s.variants, _values)) for s in strata
+        s.coefficient * (_values(s.metric, s.dense, s.weights) - _mean_variant(s.metric, s.variants, s.weights))
+        for s in strata
     )
     estimate = np.asarray(estimate, dtype=float)
     units = int(max(int(s.units.max()) for s in strata) + 1)
-    counted = np.unique(np.concatenate([s.units for s in strata])).size
+    copies = _unit_copies(strata, units, estimate.shape)
+    counted = copies.sum(axis=-1)
     score = _score_test(strata)
     if score is not None:
         lost, gained, n = score
         nan = np.full(estimate.shape, np.nan)
-        return Evidence(estimate, "score", nan, np.full(estimate.shape, np.inf), n, lost, gained, n)
+        return Evidence(estimate, "score", nan, np.full(estimate.shape, np.inf), counted, lost, gained, n)
     deleted = np.zeros((*estimate.shape, units))
     for s in strata:
         onehot = np.zeros((s.units.size, units))
         onehot[np.arange(s.units.size), s.units] = 1.0
-        dense_full = _values(s.metric, s.dense)[..., None]
-        variant_full = _mean_variant(s.metric, s.variants, _values)[..., None]
-        dense_out = _leave_one_out(s.metric, s.dense, onehot)
-        variant_out = np.mean([_leave_one_out(s.metric, v, onehot) for v in s.variants], axis=0)
+        dense_full = _values(s.metric, s.dense, s.weights)[..., None]
+        variant_full = _mean_variant(s.metric, s.variants, s.weights)[..., None]
+        dense_out = _leave_one_out(s.metric, s.dense, onehot, s.weights)
+        variant_out = np.mean([_leave_one_out(s.metric, v, onehot, s.weights) for v in s.variants], axis=0)
         deleted += s.coefficient * ((dense_out - dense_full) - (variant_out - variant_full))
-    replicates = estimate[..., None] + deleted  # the drop with each unit left out
+    replicates = estimate[..., None] + deleted  # the drop with one copy of each unit left out
     pools = _pools(strata, units)
     variance = np.zeros(estimate.shape)
     df_terms = np.zeros(estimate.shape)
     for pool in np.unique(pools[pools >= 0]):
-        members = replicates[..., pools == pool]
-        g = members.shape[-1]
-        if g < 2:
-            variance = variance + np.nan
-            continue
-        part = (g - 1) / g * np.sum((members - members.mean(axis=-1, keepdims=True)) ** 2, axis=-1)
-        variance = variance + part
-        df_terms = df_terms + part**2 / (g - 1)
+        members, w = replicates[..., pools == pool], copies[..., pools == pool]
+        g = w.sum(axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            centre = np.sum(w * np.nan_to_num(members), axis=-1) / g
+            spread = np.sum(w * (np.nan_to_num(members) - centre[..., None]) ** 2, axis=-1)
+            lost_unit = np.any((w > 0) & ~np.isfinite(members), axis=-1)  # a metric undefined without a unit
+            part = np.where((g >= 2) & ~lost_unit, (g - 1) / g * spread, np.nan)
+            variance = variance + part
+            df_terms = df_terms + np.where(g >= 2, part**2 / np.maximum(g - 1, 1), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         df = np.where(df_terms > 0, variance**2 / np.where(df_terms > 0, df_terms, 1.0), counted - 1.0)
     return Evidence(estimate, "jackknife-t", np.sqrt(variance), df, counted)
@@ -438,26 +466,47 @@ def detectable_drop(
     margin: float,
     alpha: float,
     *,
-    disagreement: float = PLANNING_DISAGREEMENT,
-    ceiling: float = 100.0,
+    disagreement: float | np.ndarray = PLANNING_DISAGREEMENT,
+    ceiling: float | np.ndarray = 100.0,
     power: float = 0.8,
-) -> float:
+) -> np.ndarray:
     """The smallest true drop (points) the drop_proven test fails with `power` at `units`
     independent paired 0/1 units whose outcomes differ at rate `disagreement` (the planning model:
     a drop d needs at least d of the units to change; the variance is the one at the alternative,
-    the test's at the margin). NaN where no drop up to `ceiling` (the dense score) is detectable."""
+    the test's at the margin). NaN where no drop up to `ceiling` (the dense score) is detectable.
+    Arrays of disagreement and ceiling give one value per replicate."""
+    rate = np.asarray(disagreement, dtype=float)
+    top = np.broadcast_to(np.asarray(ceiling, dtype=float), rate.shape)
     if units < 1 or not math.isfinite(margin):
-        return float("nan")
+        return np.full(rate.shape, np.nan)
     z_alpha, z_power = stats.norm.isf(alpha), stats.norm.isf(1 - power)
-    drops = np.arange(max(margin, 0.0) + 0.01, max(ceiling, 0.0) + 1e-9, 0.01) / 100.0
-    if drops.size == 0:
-        return float("nan")
+    drops = (np.arange(max(margin, 0.0) + 0.01, 100.0 + 1e-9, 0.01) / 100.0).reshape(-1, *([1] * rate.ndim))
+    if drops.size == 0:  # a margin of 100 points: no drop lies beyond it
+        return np.full(rate.shape, np.nan)
     delta = margin / 100.0
-    rate = np.maximum(disagreement, drops)
-    se_alt = np.sqrt(np.maximum(rate - drops**2, 1e-12) / units)
-    se_null = np.sqrt(np.maximum(np.maximum(disagreement, delta) - delta**2, 1e-12) / units)
-    reach = (drops - delta - z_alpha * se_null) / se_alt >= z_power
-    return float(100.0 * drops[np.argmax(reach)]) if reach.any() else float("nan")
+    changed = np.maximum(rate, drops)
+    se_alt = np.sqrt(np.maximum(changed - drops**2, 1e-12) / units)
+    se_null = np.sqrt(np.maximum(np.maximum(rate, delta) - delta**2, 1e-12) / units)
+    reach = ((drops - delta - z_alpha * se_null) / se_alt >= z_power) & (100.0 * drops <= top + 1e-9)
+    found = reach.any(axis=0)
+    return np.where(found, 100.0 * drops[np.argmax(reach, axis=0)].reshape(rate.shape), np.nan)
+
+
+def check_detectable(
+    evidence: Evidence, margin: float, alpha: float, flips: float | np.ndarray, ceiling: float | np.ndarray
+) -> np.ndarray:
+    """A check's detectable drop, with the variance a drop of that size would have: for paired 0/1
+    items at the observed share of changed items (at least the drop itself); otherwise from the
+    jackknife's standard error (floored, as a PASS is) and degrees of freedom. NaN ("none at this
+    n") where no drop up to the dense score would be detected."""
+    if evidence.method == "score":
+        rate = np.where(np.isfinite(flips), flips, PLANNING_DISAGREEMENT)
+        return detectable_drop(evidence.n, margin, alpha, disagreement=rate, ceiling=ceiling)
+    df = np.asarray(evidence.df, dtype=float)
+    with np.errstate(invalid="ignore"):
+        quantile = stats.t.isf(alpha, np.where(df > 0, df, np.nan)) + stats.norm.isf(0.2)
+    value = margin + quantile * evidence._pass_se()
+    return np.where(np.isfinite(value) & (value <= np.asarray(ceiling, dtype=float)), value, np.nan)
 
 
 def flips(dense: Sequence[Columns], variant: Sequence[Columns]) -> float:
