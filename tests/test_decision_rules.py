@@ -200,4 +200,9 @@ def test_a_refusal_rise_fails_the_evidence_rules_only_when_it_is_proven():
     }
     assert set(refusal_failures(100, 40).values()) == {True}
     # within the bound: only safety_proven, which needs the rise proven within it, fails it
-    assert refusal_failures(100, 5) == {"point": False, "drop_proven": False, "safety_proven": True, "drop_significant": False}
+    assert refusal_failures(100, 5) == {
+        "point": False,
+        "drop_proven": False,
+        "safety_proven": True,
+        "drop_significant": False,
+    }

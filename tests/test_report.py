@@ -298,4 +298,6 @@ def test_the_run_context_says_what_the_tests_resample(resample, unit):
         ),
     )
     intervals = run_context(settings)["tests"]
-    assert "exact score test" in intervals and f"jackknife t {unit}" in intervals and "2000 resamples, seed 0" in intervals
+    assert (
+        "exact score test" in intervals and f"jackknife t {unit}" in intervals and "2000 resamples, seed 0" in intervals
+    )
