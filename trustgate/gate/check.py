@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from trustgate.dimensions.base import Dimension
 from trustgate.evaluation.evaluator import Evaluator, ScenarioRun
 from trustgate.gate import kernel
-from trustgate.gate.compare import OVERALL, Comparison, check_evidence, compare, compare_seeds, precise_enough
+from trustgate.gate.compare import OVERALL, Comparison, check_evidence, compare, compare_seeds
 from trustgate.gate.policy import ResolvedPolicy, Thresholds
 from trustgate.gate.seeds import group_of
 from trustgate.gate.stats import confidence_label
@@ -55,30 +55,41 @@ def interim_decision(
     variant: Mapping[str, ScenarioRun],
     policy: ResolvedPolicy,
 ) -> tuple[str, Comparison]:
-    """At an interim look (policy carrying the look's spent levels): "FAIL" when the data prove a
-    drop (or refusal rise) beyond its bound, "PASS" when they prove both within them, the look is
-    as precise as a final verdict must be, the floor holds and every keyed scenario has at least
-    kernel.MIN_PASS_KEYS sample keys; "" (look further) otherwise. A check that cannot tell (the
+    """At an interim look (policy carrying the look's spent levels): the kernel's interim decision
+    ("FAIL", "PASS" or "" to look further) on this look's evidence. A check that cannot tell (the
     base model does not answer, too few items) always looks further."""
     comparison = compare(dimension, judged, dense, variant, policy, score_intervals=False)
     if comparison.inconclusive:
         return "", comparison
     drop, rise = check_evidence(dimension, judged, dense, [variant], policy)
-    keyed = [run for run in dense.values() if any(item.sample_key for item in run.items)]
-    keys_ok = all(len({item.sample_key for item in run.items}) >= kernel.MIN_PASS_KEYS for run in keyed)
-    floor_ok = comparison.floor is None or comparison.variant_score >= comparison.floor
-    precise = precise_enough(comparison.detectable_drop, comparison.margin)
+    keyed = [
+        len({item.sample_key for item in run.items}) for run in dense.values() if any(i.sample_key for i in run.items)
+    ]
     decision = kernel.interim_decision(
-        policy.rule,
-        drop,
-        rise,
-        policy.margin,
-        policy.max_refusal_rise,
-        policy.levels,
-        floor_ok=floor_ok and precise,
-        keys_ok=keys_ok,
-    )
+        policy.rule, drop, rise, policy.margin, policy.max_refusal_rise, policy.levels,
+        detectable=comparison.detectable_drop,
+        floor_fails=comparison.floor is not None and comparison.variant_score < comparison.floor,
+        keys=min(keyed) if keyed else None,
+    )  # fmt: skip
     return str(decision), comparison
+
+
+def look_sizes(
+    key_counts: Mapping[str, int], items_at: Callable[[str, int], int], policy: ResolvedPolicy
+) -> list[Look]:
+    """The looks of a sequential run (sample keys per scenario), the last one the whole selection.
+    An interim look where a scenario would have fewer than `min_look_items` items, or no more keys
+    than the look before, is skipped: a metric on a handful of items (fairness needs a few parsed
+    answers per group) says nothing. `items_at(scenario, keys)`: the items of that many keys."""
+    looks: list[Look] = []
+    for fraction in policy.looks:
+        look = {name: max(1, math.ceil(fraction * count)) for name, count in key_counts.items()}
+        if fraction < 1.0:
+            fewest = min(items_at(name, n) for name, n in look.items())
+            if fewest < policy.min_look_items or (looks and look == looks[-1]) or look == dict(key_counts):
+                continue
+        looks.append(look)
+    return looks
 
 
 def with_levels(policy: ResolvedPolicy, levels: kernel.Levels) -> ResolvedPolicy:
@@ -131,20 +142,8 @@ class GateCheck:
         return tuple(name for name in available if name in chosen) or tuple(available)
 
     def _looks(self, dimension: Dimension, scope: tuple[str, ...], policy: ResolvedPolicy) -> list[Look]:
-        """The looks of the sequential run, the last one the whole selection. An interim look
-        where a scenario would have fewer than `min_look_items` items, or no more keys than the
-        look before, is skipped: a metric on a handful of items (fairness needs a few parsed
-        answers per group) says nothing, and a look that judges nothing only spends alpha."""
         keys = {name: self.evaluator.key_count(dimension, name) for name in scope}
-        looks: list[Look] = []
-        for fraction in policy.looks:
-            look = {name: max(1, math.ceil(fraction * count)) for name, count in keys.items()}
-            if fraction < 1.0:
-                fewest = min(len(self.evaluator.items_at(dimension, name, n)) for name, n in look.items())
-                if fewest < policy.min_look_items or (looks and look == looks[-1]) or look == keys:
-                    continue
-            looks.append(look)
-        return looks
+        return look_sizes(keys, lambda name, n: len(self.evaluator.items_at(dimension, name, n)), policy)
 
     def stop(self, dimension: Dimension, variant: str) -> Stop:
         """Run the (dimension, variant) in looks and stop at the first that is clear either way.

@@ -26,7 +26,7 @@ from trustgate.gate.stats import (
     seed_spread,
 )
 
-__all__ = ["OVERALL", "Comparison", "check_evidence", "compare", "compare_seeds", "precise_enough"]
+__all__ = ["OVERALL", "Comparison", "check_evidence", "compare", "compare_seeds"]
 
 
 @dataclass(frozen=True)
@@ -227,12 +227,6 @@ def _base_answer_rate(dimension: Dimension, dense: Mapping[str, ScenarioRun]) ->
         return None
     refusals = np.concatenate([run.columns["refusal"] for run in silent])
     return float(100.0 * (1.0 - np.mean(refusals))) if refusals.size else 0.0
-
-
-def precise_enough(detectable: float, margin: float) -> bool:
-    """Can the items tell? The test catches a drop of twice the margin with 80% power at this n
-    (a zero margin asks for no precision: any drop fails it)."""
-    return margin <= 0 or bool(np.isfinite(detectable) and detectable <= 2 * margin)
 
 
 def _failures(

@@ -356,6 +356,14 @@ class Decision:
         return self.drop_fails | self.rise_fails | self.floor_fails
 
 
+def precise(detectable: np.ndarray | float, margin: float) -> np.ndarray:
+    """Can the items tell? The test catches a drop of twice the margin with 80% power at this n
+    (NaN: no drop is detectable); a zero margin asks for no precision (any drop fails it)."""
+    if margin <= 0:
+        return np.ones(np.shape(detectable), dtype=bool)
+    return np.asarray(np.asarray(detectable, dtype=float) <= 2 * margin)
+
+
 def rule_fails(rule: str, evidence: Evidence, bound: float, alpha: float) -> np.ndarray:
     """Whether `rule` fails a drop (or a rise, as a drop of the answer rate) beyond `bound`.
 
@@ -394,8 +402,7 @@ def decide(
     floor_fails = np.broadcast_to(np.asarray(floor_fails, dtype=bool), drop_fails.shape)
     failed = drop_fails | rise_fails | floor_fails
     unproven = ~(drop.p_below(margin) < levels.drop)
-    imprecise = ~np.asarray(np.asarray(detectable) <= 2 * margin) if margin > 0 else np.zeros_like(failed)
-    too_few = ~failed & unproven & imprecise
+    too_few = ~failed & unproven & ~precise(detectable, margin)
     silent = np.broadcast_to(np.asarray(base_silent, dtype=bool), drop_fails.shape)
     return Decision(drop_fails, rise_fails, floor_fails, silent, too_few)
 
@@ -408,18 +415,23 @@ def interim_decision(
     max_rise: float,
     levels: Levels,
     *,
-    floor_ok: np.ndarray | bool = True,
-    keys_ok: bool = True,
+    detectable: np.ndarray | float,
+    floor_fails: np.ndarray | bool = False,
+    keys: np.ndarray | int | None = None,
     base_silent: np.ndarray | bool = False,
 ) -> np.ndarray:
     """At an interim look: "FAIL" where the data prove a drop (or rise) beyond its bound at the
     look's spent level (drop_significant: its own rule), "PASS" where they prove both within their
-    bounds at that level with enough sample keys, "" (look further) otherwise. The score test's
-    constrained variance and the jackknife's floor keep a look where nothing changed from passing."""
+    bounds at that level, the look is as precise as a final verdict must be (detects twice the
+    margin), the floor holds and every keyed scenario has MIN_PASS_KEYS sample keys (`keys`: the
+    fewest; None where no scenario has keys); "" (look further) otherwise, and always where the
+    base model does not answer. The score test's constrained variance and the jackknife's floor keep
+    a look where nothing changed from passing."""
     evidence_rule = "drop_significant" if rule == "drop_significant" else "drop_proven"
     fail = rule_fails(evidence_rule, drop, margin, levels.drop) | rule_fails(evidence_rule, rise, max_rise, levels.rise)
     within = (drop.p_below(margin) < levels.drop) & (rise.p_below(max_rise) < levels.rise)
-    passes = within & np.asarray(floor_ok, dtype=bool) & keys_ok
+    keys_ok = True if keys is None else np.asarray(keys) >= MIN_PASS_KEYS
+    passes = within & precise(detectable, margin) & keys_ok & ~np.asarray(floor_fails, dtype=bool)
     silent = np.asarray(base_silent, dtype=bool)
     return np.where(silent, "", np.where(fail, "FAIL", np.where(passes, "PASS", "")))
 
