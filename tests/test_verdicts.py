@@ -123,8 +123,13 @@ def test_an_interim_look_fails_on_evidence_never_on_the_estimate_alone():
     assert kernel.interim_decision("point", shown, quiet, 5.0, 10.0, levels, detectable=8.0) == "FAIL"
     estimate_only = evidence(9.0, 3.0)  # beyond the margin, but not proven
     assert kernel.interim_decision("point", estimate_only, quiet, 5.0, 10.0, levels, detectable=8.0) == ""
-    assert kernel.interim_decision("drop_significant", evidence(7.0, 1.0), quiet, 5.0, 10.0, levels, detectable=8.0) == "FAIL"
-    assert kernel.interim_decision("drop_significant", evidence(4.0, 1.0), quiet, 5.0, 10.0, levels, detectable=8.0) == ""
+    assert (
+        kernel.interim_decision("drop_significant", evidence(7.0, 1.0), quiet, 5.0, 10.0, levels, detectable=8.0)
+        == "FAIL"
+    )
+    assert (
+        kernel.interim_decision("drop_significant", evidence(4.0, 1.0), quiet, 5.0, 10.0, levels, detectable=8.0) == ""
+    )
 
 
 def _keyed(runs, per_key: int):

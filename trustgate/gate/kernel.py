@@ -43,7 +43,7 @@ from trustgate.dimensions.metrics import ItemMetric
 
 Columns = Mapping[str, np.ndarray]
 PLANNING_DISAGREEMENT = 0.10  # share of items whose outcome changes, for the plan line (issue 22's planning value)
-MIN_PASS_KEYS = 10  # an interim PASS needs this many sample keys per keyed scenario
+MIN_LOOK_KEYS = 10  # an interim verdict needs this many sample keys in every keyed scenario
 
 
 class Verdict(StrEnum):
@@ -423,16 +423,18 @@ def interim_decision(
     """At an interim look: "FAIL" where the data prove a drop (or rise) beyond its bound at the
     look's spent level (drop_significant: its own rule), "PASS" where they prove both within their
     bounds at that level, the look is as precise as a final verdict must be (detects twice the
-    margin), the floor holds and every keyed scenario has MIN_PASS_KEYS sample keys (`keys`: the
-    fewest; None where no scenario has keys); "" (look further) otherwise, and always where the
-    base model does not answer. The score test's constrained variance and the jackknife's floor keep
-    a look where nothing changed from passing."""
+    margin) and the floor holds; "" (look further) otherwise, always where the base model does not
+    answer, and where a keyed scenario has fewer than MIN_LOOK_KEYS sample keys (`keys`: the fewest;
+    None where no scenario has keys): over 2 or 4 keys a jackknife's variance can be 0 by chance,
+    and a look would FAIL on it (measured: adversarial demonstrations' 8 keys looked at 2 and 4
+    made 1.7% of at-margin ci runs FAIL, 0.17% without those looks). The score test's constrained
+    variance and the jackknife's floor keep a look where nothing changed from passing."""
     evidence_rule = "drop_significant" if rule == "drop_significant" else "drop_proven"
+    keys_ok = True if keys is None else np.asarray(keys) >= MIN_LOOK_KEYS
     fail = rule_fails(evidence_rule, drop, margin, levels.drop) | rule_fails(evidence_rule, rise, max_rise, levels.rise)
     within = (drop.p_below(margin) < levels.drop) & (rise.p_below(max_rise) < levels.rise)
-    keys_ok = True if keys is None else np.asarray(keys) >= MIN_PASS_KEYS
-    passes = within & precise(detectable, margin) & keys_ok & ~np.asarray(floor_fails, dtype=bool)
-    silent = np.asarray(base_silent, dtype=bool)
+    passes = within & precise(detectable, margin) & ~np.asarray(floor_fails, dtype=bool)
+    silent = np.asarray(base_silent, dtype=bool) | ~np.asarray(keys_ok)
     return np.where(silent, "", np.where(fail, "FAIL", np.where(passes, "PASS", "")))
 
 

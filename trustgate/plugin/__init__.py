@@ -69,6 +69,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
+    from trustgate.gate.plan import plan_lines
+
     if SETTINGS not in config.stash:
         return []
     settings = config.stash[SETTINGS]
@@ -78,6 +80,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"thresholds {settings.thresholds_path}",
         f"trustgate: engine {settings.evaluation.engine.describe()}",
         settings.thresholds.family_line(),
+        *plan_lines(settings),
     ]
 
 
