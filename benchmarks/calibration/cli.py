@@ -102,17 +102,20 @@ def tables(results: Mapping[str, Mapping[str, DimensionResult]], replicates: int
             rows,
         ),
         "",
-        "A refusal/no-answer rate that rises by exactly the bound (10 points), no score drop:",
+        "A refusal/no-answer rate that rises by exactly the bound (10 points), no score drop: the share "
+        f"of runs whose refusal test FAILs (nominal {rise_alpha:.3%}, bound {_pct(rise_bound)}), and any FAIL:",
         "",
         _table(
-            ["dimension", "ci", "release"],
-            [[n, _pct(rate(results["ci_rise"])[n]), _pct(rate(results["release_rise"])[n])] for n in names]
-            + [
+            ["dimension", "ci: rise FAIL", "release: rise FAIL", "ci: any FAIL", "release: any FAIL"],
+            [
                 [
-                    "**family-wise**",
-                    f"**{_pct(family_rate(results['ci_rise']))}**",
-                    f"**{_pct(family_rate(results['release_rise']))}**",
+                    n,
+                    _pct(float(np.mean(results["ci_rise"][n].rise_fails))),
+                    _pct(float(np.mean(results["release_rise"][n].rise_fails))),
+                    _pct(rate(results["ci_rise"])[n]),
+                    _pct(rate(results["release_rise"])[n]),
                 ]
+                for n in names
             ],
         ),
         "",
@@ -155,6 +158,65 @@ def tables(results: Mapping[str, Mapping[str, DimensionResult]], replicates: int
     return "\n".join(out)
 
 
+def rejudge_pool_variant(dimensions: Mapping, thresholds: Thresholds) -> str:
+    """The pool's paired variant (gptq4 in the shipped pool: every ci item, no early stopping)
+    judged by the kernel at the ci profile's levels: its real verdict under the new tests."""
+    from trustgate.dimensions.metrics import AnswerRate
+    from trustgate.gate import kernel
+
+    rows = []
+    for name, models in dimensions.items():
+        if any(m.pool.variant is None for m in models):
+            continue
+        policy = thresholds.policy(name, None, judged_alone=True, profile="ci")
+        units, offset = [], 0
+        for m in models:
+            units.append(m.pool.cluster + offset)
+            offset += int(m.pool.cluster.max()) + 1
+
+        def strata(metric_of, models=models, units=units):
+            return [
+                kernel.Stratum(metric_of(m), m.dense(), ({**m.design(), **m.pool.variant},), u, m.coefficient)
+                for m, u in zip(models, units, strict=True)
+            ]
+
+        drop = kernel.paired_evidence(strata(lambda m: m.metric))
+        rise = kernel.paired_evidence(strata(lambda m: AnswerRate(m.refusal)))
+        dense_score = sum(m.coefficient * m.metric(m.dense()) for m in models)
+        changed = sum(int(np.sum(np.abs(m.pool.variant["score"] - m.pool.dense["score"]) > 1e-9)) for m in models)
+        flips = changed / sum(m.n for m in models)
+        detectable = float(kernel.check_detectable(drop, policy.margin, policy.alpha, flips, dense_score))
+        silent = [m.pool.dense["refusal"] for m in models if m.silent]
+        answered = 100.0 * (1.0 - np.concatenate(silent).mean()) if silent else 100.0
+        decision = kernel.decide(
+            policy.rule, drop, rise, policy.margin, policy.max_refusal_rise, policy.levels,
+            base_silent=answered < policy.min_base_answer_rate, detectable=detectable,
+        )  # fmt: skip
+        verdict = str(kernel.verdict(decision, False, policy.inconclusive, policy.too_few_items))
+        low, high = drop.bounds(policy.alpha)
+        rise_low, _ = rise.bounds(policy.rise_alpha)
+        why = (
+            "drop proven"
+            if bool(decision.drop_fails)
+            else "no-answer rise proven"
+            if bool(decision.rise_fails)
+            else (
+                "too few items"
+                if bool(decision.too_few)
+                else "base does not answer"
+                if bool(decision.base_silent)
+                else ""
+            )
+        )
+        rows.append([
+            name, f"{float(drop.estimate):+.2f} [{float(low):.2f}, {float(high):.2f}]",
+            f"{float(rise.estimate):+.1f} (lower {float(rise_low):.1f})", _pct(flips),
+            f"{detectable:.1f}" if detectable == detectable else "none", f"{verdict} {why}".strip(),
+        ])  # fmt: skip
+    header = ["dimension", "drop [interval]", "no-answer rise", "flips", "detectable", "verdict"]
+    return _table(header, rows)
+
+
 def last_line(results: Mapping[str, Mapping[str, DimensionResult]]) -> str:
     ci = max(family_rate(results["ci_item"]), family_rate(results["ci_key"]))
     release = max(family_rate(results["release_item"]), family_rate(results["release_key"]))
@@ -191,6 +253,10 @@ def run_simulation(args: argparse.Namespace) -> None:
             flush=True,
         )
     text = tables(results, args.replicates, thresholds.family_size())
+    variant = next((p.variant_model for p in pools if p.variant_model), None)
+    if variant:
+        text += f"\n\nThe pool's own {variant} run re-judged by the kernel (ci levels, every ci item):\n\n"
+        text += rejudge_pool_variant(dimensions, thresholds)
     print()
     print(text)
     print(

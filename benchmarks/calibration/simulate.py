@@ -122,6 +122,7 @@ def simulate_dimension(
     total = sum(sizes[s] * per_key[s] for s in sizes)
     spent = kernel.look_levels(policy.levels, [sum(look[s] * per_key[s] for s in look) / total for look in looks])
     early = np.full(replicates, "", dtype=object)
+    early_rise = np.zeros(replicates, dtype=bool)
     final = None
     flips_seen = 0.0
     for number, (look, levels) in enumerate(zip(looks, spent, strict=True)):
@@ -161,6 +162,9 @@ def simulate_dimension(
                 policy.rule, drop, rise, policy.margin, policy.max_refusal_rise, levels,
                 detectable=detectable, keys=_fewest_keys(models, draws, look), base_silent=base_silent,
             )  # fmt: skip
+            # which test stopped it: the rise's own rule at the look's level (attribution only)
+            rise_hit = kernel.rule_fails("drop_proven", rise, policy.max_refusal_rise, levels.rise)
+            early_rise |= (early == "") & (decision == "FAIL") & np.asarray(rise_hit)
             early = np.where((early == "") & (decision != ""), decision, early)
             continue
         final = kernel.decide(
@@ -172,7 +176,7 @@ def simulate_dimension(
     verdicts = np.where(early != "", early, verdicts)
     stopped = early != ""
     return DimensionResult(
-        name, verdicts, early, final.drop_fails & ~stopped, final.rise_fails & ~stopped, true_drop,
+        name, verdicts, early, final.drop_fails & ~stopped, final.rise_fails & ~stopped | early_rise, true_drop,
         policy.margin, policy.alpha, policy.rise_alpha, churn, sizes, flips_seen,
     )  # fmt: skip
 

@@ -36,6 +36,11 @@ STYLE = (
 )
 
 
+def _detectable_text(c: Comparison) -> str:
+    value = c.detectable_drop
+    return f"{value:.2f} points" if value == value else "none at this n (the dense score leaves no room)"
+
+
 def score_table_html(c: Comparison) -> str:
     """Dense vs variant with intervals and refusal rates, the drop with its paired interval, the rule."""
     confidence = c.drop_interval.level
@@ -54,13 +59,14 @@ def score_table_html(c: Comparison) -> str:
     mcnemar = "n/a (scores not 0/1)" if c.mcnemar_p is None else f"{c.mcnemar_p:.4g}"
     facts = [
         ("drop (dense - variant)", f"{c.drop:+.2f} points"),
-        (f"{confidence} paired bootstrap interval of the drop", _fmt(c.drop_interval)),
+        (f"{confidence} interval of the drop ({html.escape(c.test) or 'paired test'})", _fmt(c.drop_interval)),
         ("allowed drop", f"{c.margin:.2f} (rule {c.rule}, tier {c.tier})"),
         ("exact McNemar p (paired 0/1 items)", mcnemar),
         ("items (paired)", str(c.n_items)),
         ("judged on", c.judged),
         ("verdict", c.verdict + "".join(f"; {html.escape(f)}" for f in (*c.failures, *filter(None, [c.inconclusive])))),
-        ("detectable drop (the smallest the rule fails with 80% power at this n)", f"{c.detectable_drop:.2f} points"),
+        ("detectable drop (the smallest the test fails with 80% power at this n)", _detectable_text(c)),
+        ("flips (items whose outcome changed; reported, not gated)", f"{c.flips:.1%}"),
         ("early stopping", html.escape(c.stopped) if c.stopped else "ran every look"),
     ]
     if c.partial:

@@ -38,7 +38,7 @@ class RunSummary:
     def table_lines(self) -> list[str]:
         header = (
             f"{'dimension/scenario':<34} {'variant':<18} {'dense':>7} {'variant':>7} {'drop':>7} "
-            f"{'drop CI':>17} {'refusal d/v %':>14} {'allowed':>7} {'detect':>7} {'n':>5}  verdict"
+            f"{'drop CI':>17} {'refusal d/v %':>14} {'allowed':>7} {'detect':>7} {'flips':>6} {'n':>5}  verdict"
         )
         lines = [header, "-" * len(header)]
         for c in sorted(self.comparisons, key=lambda c: (c.dimension, c.scenario, c.variant)):
@@ -54,7 +54,7 @@ class RunSummary:
                 f"{c.dimension + '/' + c.scenario:<34} {c.variant:<18} {c.dense_score:7.2f} "
                 f"{c.variant_score:7.2f} {c.drop:+7.2f} [{interval.low:6.2f},{interval.high:6.2f}] "
                 f"{c.dense_refusal:6.1f}/{c.variant_refusal:<6.1f} {c.margin:7.2f} {c.detectable_drop:7.2f} "
-                f"{c.n_items:5d}  {verdict}"
+                f"{c.flips:6.1%} {c.n_items:5d}  {verdict}"
             )
             lines.extend(f"    {reason}" for reason in (*c.failures, *filter(None, [c.inconclusive, c.stopped])))
         return lines
