@@ -1,4 +1,4 @@
-"""Paired statistics: bootstrap intervals, McNemar, seed groups; seeded and never rounded."""
+"""Display statistics: bootstrap score intervals, McNemar, seed spread; seeded and never rounded."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trustgate.dimensions.metrics import mean_item_score
+from trustgate.gate import kernel
 from trustgate.gate.stats import (
     MIN_KEYS_TO_RESAMPLE,
     bootstrap_interval,
     confidence_label,
     mcnemar_exact,
-    paired_bootstrap_drop,
-    paired_bootstrap_group_drop,
     resampler,
     seed_spread,
 )
@@ -45,24 +45,20 @@ def test_bootstrap_width_matches_the_binomial_standard_error():
     assert 8.0 < interval.high - interval.low < 11.5
 
 
-def test_paired_interval_is_narrower_than_comparing_two_independent_intervals():
+def test_paired_evidence_is_narrower_than_comparing_two_independent_intervals():
     # The variant agrees with dense on 190 of 200 items and loses 10: a 5-point drop.
     rng = np.random.default_rng(3)
     dense = rng.integers(0, 2, size=200).astype(float)
     variant = dense.copy()
     variant[np.flatnonzero(dense == 1)[:10]] = 0
     args = {"resamples": 2000, "confidence": 0.95, "seed": 0}
-    drop = paired_bootstrap_drop(mean_score, strata(dense), strata(variant), **args)
+    stratum = kernel.Stratum(mean_item_score, {"score": dense}, ({"score": variant},), np.arange(200))
+    low, high = kernel.paired_evidence([stratum]).bounds(0.025)
     dense_ci = bootstrap_interval(mean_score, strata(dense), **args)
     variant_ci = bootstrap_interval(mean_score, strata(variant), **args)
-    assert drop.low > 0, "ten lost items and none gained is a proven drop when paired"
-    assert drop.high - drop.low < 0.5 * ((dense_ci.high - dense_ci.low) + (variant_ci.high - variant_ci.low))
+    assert low > 0, "ten lost items and none gained is a proven drop when paired"
+    assert high - low < 0.5 * ((dense_ci.high - dense_ci.low) + (variant_ci.high - variant_ci.low))
     assert dense_ci.low < variant_ci.high, "unpaired, the two intervals overlap and prove nothing"
-
-
-def test_paired_bootstrap_refuses_unpaired_items():
-    with pytest.raises(ValueError, match="not paired"):
-        paired_bootstrap_drop(mean_score, strata([1, 0, 1]), strata([1, 0]), 100, 0.95, 0)
 
 
 def test_mcnemar_exact_values():
@@ -76,19 +72,6 @@ def test_mcnemar_exact_values():
     assert mcnemar_exact(dense, variant) == pytest.approx(0.625)
 
 
-def test_group_drop_reduces_mean_and_worst_seed():
-    dense = strata([1.0] * 50)
-    seeds = [strata([1.0] * 50), strata([1.0] * 40 + [0.0] * 10), strata([1.0] * 45 + [0.0] * 5)]
-    args = {"resamples": 500, "confidence": 0.95, "seed": 0}
-    mean = paired_bootstrap_group_drop(mean_score, dense, seeds, "mean", **args)
-    worst = paired_bootstrap_group_drop(mean_score, dense, seeds, "worst", **args)
-    assert mean.low <= 10.0 <= mean.high  # drops 0, 20, 10 -> mean 10
-    assert worst.low <= 20.0 <= worst.high
-    assert worst.low > mean.low
-    single = paired_bootstrap_group_drop(mean_score, dense, seeds[1:2], "mean", **args)
-    assert single == paired_bootstrap_drop(mean_score, dense, seeds[1], **args)
-
-
 def test_seed_spread():
     spread = seed_spread([43.7, 33.1, 65.6])  # the paper's SparseGPT 2:4 ethics seeds
     assert spread.mean == pytest.approx(47.4667, abs=1e-3)
@@ -97,25 +80,6 @@ def test_seed_spread():
     assert seed_spread([50.0]).sd == 0.0
     with pytest.raises(ValueError):
         seed_spread([])
-
-
-@settings(max_examples=40, deadline=None)
-@given(st.lists(st.integers(0, 1), min_size=1, max_size=40), st.integers(0, 2**16))
-def test_identical_models_have_a_zero_drop_interval(scores, seed):
-    data = strata(scores)
-    interval = paired_bootstrap_drop(mean_score, data, data, resamples=100, confidence=0.9, seed=seed)
-    assert interval.low == interval.high == 0.0
-
-
-@settings(max_examples=40, deadline=None)
-@given(
-    st.lists(st.tuples(st.integers(0, 1), st.integers(0, 1)), min_size=1, max_size=40),
-    st.integers(0, 2**16),
-)
-def test_drop_interval_is_ordered_and_within_the_possible_range(pairs, seed):
-    dense, variant = strata([a for a, _ in pairs]), strata([b for _, b in pairs])
-    interval = paired_bootstrap_drop(mean_score, dense, variant, resamples=100, confidence=0.95, seed=seed)
-    assert -100.0 <= interval.low <= interval.high <= 100.0
 
 
 @given(st.floats(min_value=0.5, max_value=0.99999))
@@ -154,30 +118,28 @@ def test_key_resampling_draws_whole_keys_and_strata_with_the_same_keys_together(
     assert times["a"] == times["c"], "the same keys in two scenarios: one draw of keys for both"
 
 
-def test_key_bootstrap_widens_the_interval_when_a_keys_items_move_together():
-    # 24 keys of 12 items; the variant loses every item of 9 keys: a 37.5-point drop carried by 9
-    # of 24 independent units, not by 108 of 288 independent items.
-    dense = np.ones(288)
-    variant = dense.copy()
-    variant[:108] = 0
+def test_key_bootstrap_widens_the_score_interval_when_a_keys_items_move_together():
+    # 24 keys of 12 items; 9 keys answer nothing: a 62.5% score carried by 24 independent units,
+    # not by 288 independent items.
+    scores = np.ones(288)
+    scores[:108] = 0
     keys = {"s": [f"key-{i // 12}" for i in range(288)]}
     args = {"resamples": 2000, "confidence": 0.95, "seed": 0}
-    by_item = paired_bootstrap_drop(mean_score, strata(dense), strata(variant), **args)
-    by_key = paired_bootstrap_drop(mean_score, strata(dense), strata(variant), **args, keys=keys)
+    by_item = bootstrap_interval(mean_score, strata(scores), **args)
+    by_key = bootstrap_interval(mean_score, strata(scores), **args, keys=keys)
     assert by_key.high - by_key.low > 2.5 * (by_item.high - by_item.low)  # sqrt(design effect 12) ~ 3.5
-    assert by_key.low <= 37.5 <= by_key.high
     one_item_a_key = {"s": [f"item-{i}" for i in range(288)]}
-    same = paired_bootstrap_drop(mean_score, strata(dense), strata(variant), **args, keys=one_item_a_key)
+    same = bootstrap_interval(mean_score, strata(scores), **args, keys=one_item_a_key)
     assert abs((same.high - same.low) - (by_item.high - by_item.low)) < 2.0, "one item a key: an item bootstrap"
 
 
 def test_a_scenario_with_too_few_keys_resamples_items():
     # 8 keys: a bootstrap over them would have a handful of distinct resamples; items it is.
-    dense, variant = np.ones(96), np.r_[np.zeros(36), np.ones(60)]
+    scores = np.r_[np.zeros(36), np.ones(60)]
     keys = {"s": [f"key-{i // 12}" for i in range(96)]}
     args = {"resamples": 500, "confidence": 0.95, "seed": 0}
-    assert paired_bootstrap_drop(mean_score, strata(dense), strata(variant), **args, keys=keys) == (
-        paired_bootstrap_drop(mean_score, strata(dense), strata(variant), **args)
+    assert bootstrap_interval(mean_score, strata(scores), **args, keys=keys) == (
+        bootstrap_interval(mean_score, strata(scores), **args)
     )
 
 

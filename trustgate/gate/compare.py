@@ -118,6 +118,12 @@ class Comparison:
         return text
 
 
+def _display_bootstrap(policy: ResolvedPolicy, dense: Mapping[str, ScenarioRun]) -> dict[str, Any]:
+    """The score intervals' bootstrap (display only): whole sample keys under resample = "sample_key"."""
+    keys = unit_labels(policy, dense) if policy.resample == "sample_key" else None
+    return {"resamples": policy.bootstrap_resamples, "confidence": policy.confidence, "seed": policy.seed, "keys": keys}
+
+
 def _detectable(comparison: Comparison) -> str:
     value = comparison.detectable_drop
     return f"{value:.2f}" if np.isfinite(value) else "none at this n"
@@ -354,7 +360,7 @@ def compare(
     flips = flips_of(dense, variant)
     first_dense, first_variant = next(iter(dense.values())), next(iter(variant.values()))
     skipped = Interval(float("nan"), float("nan"), policy.confidence)
-    args = {"resamples": policy.bootstrap_resamples, "confidence": policy.confidence, "seed": policy.seed}
+    args = _display_bootstrap(policy, dense)
     return Comparison(
         dimension=dimension.name,
         scenario=scenario,
@@ -428,7 +434,7 @@ def compare_seeds(
     refusal = float(np.mean([c.variant_refusal for c in per_seed.values()]))
     drop, rise = check_evidence(dimension, scenario, dense, list(seeds.values()), policy)
     flips = float(np.mean([c.flips for c in per_seed.values()]))
-    args = {"resamples": policy.bootstrap_resamples, "confidence": policy.confidence, "seed": policy.seed}
+    args = _display_bootstrap(policy, dense)
     return dataclasses.replace(
         worst,
         **common,

@@ -1,13 +1,9 @@
-"""Paired statistics for the gate: bootstrap intervals over items, McNemar, decision rules.
+"""Paired statistics for display and the vocabulary of rules: bootstrap score intervals, McNemar.
 
-The variant and the dense model answer the same items, so the drop (dense - variant) is
-judged on resamples of items that keep each item's two outcomes together. Resampling is
-stratified by scenario, so a dimension's overall score keeps its scenario mix. With `keys`
-(each item's sample key) a resample draws whole sample keys instead of items: the 24 prompts
-built from one Enron address, or the 12 demonstration sets around one OOD question, move
-together, and an item bootstrap would count them as 24 or 12 independent observations.
-Scenarios with the same keys (stereotype's statements under three system prompts) draw their
-keys together. Every RNG is a seeded numpy Generator; nothing is rounded before it is compared.
+No verdict reads anything here: trustgate/gate/kernel.py decides (exact score test, jackknife t).
+The score intervals a report shows next to each model's score are percentile bootstraps over
+items (or whole sample keys, `resample = "sample_key"`, where a scenario has enough of them),
+stratified by scenario; every RNG is a seeded numpy Generator.
 """
 
 from __future__ import annotations
@@ -126,63 +122,6 @@ def bootstrap_interval(
     for r in range(resamples):
         picks = draw(rng)
         values[r] = statistic({name: _take(cols, picks[name]) for name, cols in strata.items()})
-    return _percentile_interval(values, confidence)
-
-
-def _check_pairing(sizes: Mapping[str, int], variant: Mapping[str, Columns]) -> None:
-    if set(variant) != set(sizes):
-        raise ValueError(f"scenarios differ: dense {sorted(sizes)}, variant {sorted(variant)}")
-    for name, cols in variant.items():
-        if len(cols["score"]) != sizes[name]:
-            raise ValueError(f"stratum {name!r}: dense and variant are not paired item for item")
-
-
-def paired_bootstrap_drop(
-    statistic: Statistic,
-    dense: Mapping[str, Columns],
-    variant: Mapping[str, Columns],
-    resamples: int,
-    confidence: float,
-    seed: int,
-    keys: Keys | None = None,
-) -> Interval:
-    """Interval of statistic(dense) - statistic(variant) with the same item draws for both."""
-    return paired_bootstrap_group_drop(statistic, dense, [variant], "mean", resamples, confidence, seed, keys)
-
-
-SEED_REDUCERS: dict[str, Callable[[np.ndarray], float]] = {
-    "mean": lambda drops: float(np.mean(drops)),  # the method's expected drop (the paper's mean)
-    "worst": lambda drops: float(np.max(drops)),  # the worst calibration seed
-}
-
-
-def paired_bootstrap_group_drop(
-    statistic: Statistic,
-    dense: Mapping[str, Columns],
-    variants: Sequence[Mapping[str, Columns]],
-    reduce: str,
-    resamples: int,
-    confidence: float,
-    seed: int,
-    keys: Keys | None = None,
-) -> Interval:
-    """Interval of reduce over variants of (dense - variant), all models on the same item draws.
-
-    With seeds of one method, "mean" judges the average drop over seeds and "worst" the
-    largest; each resample draws items once and scores dense and every seed on them.
-    """
-    sizes = {name: len(cols["score"]) for name, cols in dense.items()}
-    for variant in variants:
-        _check_pairing(sizes, variant)
-    reducer = SEED_REDUCERS[reduce]
-    rng = np.random.default_rng(seed)
-    draw = resampler(sizes, keys)
-    values = np.empty(resamples)
-    for r in range(resamples):
-        picks = draw(rng)
-        dense_score = statistic({n: _take(c, picks[n]) for n, c in dense.items()})
-        drops = [dense_score - statistic({n: _take(c, picks[n]) for n, c in v.items()}) for v in variants]
-        values[r] = reducer(np.asarray(drops))
     return _percentile_interval(values, confidence)
 
 
