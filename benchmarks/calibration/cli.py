@@ -192,7 +192,7 @@ def rejudge_pool_variant(dimensions: Mapping, thresholds: Thresholds) -> str:
             policy.rule, drop, rise, policy.margin, policy.max_refusal_rise, policy.levels,
             base_silent=answered < policy.min_base_answer_rate, detectable=detectable,
         )  # fmt: skip
-        verdict = str(kernel.verdict(decision, False, policy.inconclusive, policy.too_few_items))
+        verdict = str(kernel.verdict(decision))
         low, high = drop.bounds(policy.alpha)
         rise_low, _ = rise.bounds(policy.rise_alpha)
         why = (

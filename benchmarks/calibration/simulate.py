@@ -172,7 +172,7 @@ def simulate_dimension(
             base_silent=base_silent, detectable=detectable,
         )  # fmt: skip
     assert final is not None
-    verdicts = kernel.verdict(final, False, policy.inconclusive, policy.too_few_items)
+    verdicts = kernel.verdict(final)
     verdicts = np.where(early != "", early, verdicts)
     stopped = early != ""
     return DimensionResult(

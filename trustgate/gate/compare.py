@@ -279,14 +279,6 @@ def _inconclusive_reason(
     return None
 
 
-def _passed(failures: Sequence[str], inconclusive: tuple[str, str] | None, policy: ResolvedPolicy) -> bool:
-    if policy.tier == "informational":
-        return True
-    if inconclusive:
-        return inconclusive[1] == "warn"
-    return not failures
-
-
 def _test_name(evidence: Evidence) -> str:
     if evidence.method == "score":
         return f"exact score test, {evidence.n} items"
@@ -327,11 +319,13 @@ def _judge(
     # a drop lies in [-100, 100] points: a t interval's ends are shown within it
     interval = Interval(float(np.clip(low, -100, 100)), float(np.clip(high, -100, 100)), 1.0 - 2.0 * policy.alpha)
     failures = _failures(policy, decision, drop, rise, variant_score)
+    settings = (policy.inconclusive, policy.too_few_items)
+    verdict = kernel.verdict(decision)
     inconclusive = _inconclusive_reason(dimension, dense, policy, decision, interval, detectable)
     return {
         "drop_interval": interval,
         "failures": tuple(failures),
-        "passed": _passed(failures, inconclusive, policy),
+        "passed": policy.tier == "informational" or not bool(kernel.blocks(verdict, decision, *settings)),
         "inconclusive": inconclusive[0] if inconclusive else None,
         "detectable_drop": detectable,
         "test": _test_name(drop),

@@ -438,11 +438,10 @@ def interim_decision(
     return np.where(silent, "", np.where(fail, "FAIL", np.where(passes, "PASS", "")))
 
 
-def verdict(decision: Decision, informational: bool, inconclusive: str, too_few_items: str) -> np.ndarray:
+def verdict(decision: Decision, informational: bool = False) -> np.ndarray:
     """PASS / FAIL / INCONCLUSIVE / WARN per replicate. The base model not answering wins over
-    everything (blocks as `inconclusive` says); too few items replaces a PASS only (a failure is a
-    finding in itself) and blocks as the profile's `too_few_items` says; an informational check
-    that would have failed WARNs."""
+    everything; too few items replaces a PASS only (a failure is a finding in itself); an
+    informational check that would have failed WARNs. Whether an INCONCLUSIVE blocks: `blocks`."""
     out = np.where(decision.failed, Verdict.FAIL.value, Verdict.PASS.value).astype(object)
     out = np.where(decision.too_few, Verdict.INCONCLUSIVE.value, out)
     out = np.where(decision.base_silent, Verdict.INCONCLUSIVE.value, out)
@@ -452,7 +451,8 @@ def verdict(decision: Decision, informational: bool, inconclusive: str, too_few_
 
 
 def blocks(verdicts: np.ndarray, decision: Decision, inconclusive: str, too_few_items: str) -> np.ndarray:
-    """Whether a verdict fails the build: FAIL, or INCONCLUSIVE under a "fail" setting."""
+    """Whether a verdict fails the build: FAIL, or INCONCLUSIVE under a "fail" setting (the base
+    model not answering follows `inconclusive`, too few items the profile's `too_few_items`)."""
     setting_fails = np.where(decision.base_silent, inconclusive == "fail", too_few_items == "fail")
     return (verdicts == Verdict.FAIL.value) | ((verdicts == Verdict.INCONCLUSIVE.value) & setting_fails)
 
