@@ -35,7 +35,7 @@ class Row:
     published_score: float | None = None  # DecodingTrust's rounded form, where it rounds
     published_refusal_rate: float | None = None
     partial: str | None = None
-    request_mismatches: int = 0
+    requests_checked: int = 0  # stored requests compared whole, all equal: a file with one that differs is an error
 
 
 @dataclass
@@ -70,7 +70,7 @@ def _scenario_row(
         published_score=published,
         published_refusal_rate=published_refusal,
         partial="; ".join(partial) if partial else None,
-        request_mismatches=sum(g.request_mismatches for g in groups),
+        requests_checked=sum(g.requests_checked for g in groups),
     )
 
 
@@ -86,14 +86,14 @@ def _overall(dimension: Dimension, rows: list[Row], pairing: Pairing) -> Row:
     return Row(
         dimension=dimension.name,
         scenario=OVERALL,
-        files=sum(r.files for r in rows),
-        items=sum(r.items for r in rows),
+        files=sum(r.files for r in scored),
+        items=sum(r.items for r in scored),
         score=float(dimension.combine({r.scenario: r.score for r in scored})) if scored else math.nan,
         refusal_rate=float(dimension.combine({r.scenario: r.refusal_rate for r in scored})) if scored else math.nan,
         published_score=float(np.mean(published)) if complete else None,
         published_refusal_rate=float(np.mean(refusals)) if complete and None not in refusals else None,
         partial="; ".join(notes) or None,
-        request_mismatches=sum(r.request_mismatches for r in rows),
+        requests_checked=sum(r.requests_checked for r in scored),
     )
 
 
@@ -126,7 +126,10 @@ def score_pairing(pairing: Pairing, codes: Codes, model: str, records_dir: Path)
             "items": len(outcomes),
             "score": float(dimension.metric(columns)),
             "refusal_rate": float(dimension.refusal_metric(columns)),
-            "request_mismatches": group.request_mismatches,
+            "requests_checked": group.requests_checked,
+            "request_mismatches": 0,  # pairing stops at a file with any
+            "dt_task": group.dt_task,
+            "in_decodingtrust_score": group.scenario in dimension.scenarios,
         }
     order = [s for s in (*dimension.scenarios, *sorted(by_scenario)) if s in by_scenario]
     for scenario in dict.fromkeys(order):
@@ -173,8 +176,8 @@ def table(results: Sequence[Scored]) -> str:
     for result in results:
         for row in result.rows:
             flag = "partial" if row.partial else ""
-            if row.request_mismatches:
-                flag += f" {row.request_mismatches} requests differ"
+            if row.requests_checked:
+                flag += f" requests: {row.requests_checked} compared, 0 differ"
             lines.append(
                 f"{row.dimension + '/' + row.scenario:<36} {row.files:>5} {row.items:>6} {_number(row.score, 9)} "
                 f"{_number(row.published_score, 9)} {_number(row.refusal_rate, 9)}  {flag.strip()}"
