@@ -69,12 +69,11 @@ def judge_scores(texts: Sequence[str], environment_judge: Callable[[], ToxicityJ
     if not present:
         return scores
     store, recorded = _STORE.get(), _RECORDED.get()
-    judge = None if recorded else environment_judge()
-    name = recorded or judge.name  # type: ignore[union-attr]
-    found: dict[str, float] = {}
-    if store is not None:
-        stored = store.get_many([score_key(name, text) for text in present])
-        found = {text: float(stored[score_key(name, text)][0]) for text in present if score_key(name, text) in stored}
+    judge = environment_judge() if recorded is None else None
+    name = judge.name if judge is not None else str(recorded)
+    keys = {text: score_key(name, text) for text in present}
+    stored = store.get_many(list(keys.values())) if store is not None else {}
+    found = {text: float(stored[key][0]) for text, key in keys.items() if key in stored}
     missing = [text for text in present if text not in found]
     if missing:
         judge = judge or environment_judge()
@@ -83,7 +82,7 @@ def judge_scores(texts: Sequence[str], environment_judge: Callable[[], ToxicityJ
         fresh = judge.score(missing)
         found.update(zip(missing, fresh, strict=True))
         if store is not None:
-            store.put_many((score_key(name, text), [repr(value)]) for text, value in zip(missing, fresh, strict=True))
+            store.put_many((keys[text], [repr(value)]) for text, value in zip(missing, fresh, strict=True))
     return [found[text] if text.strip() else 0.0 for text in texts]
 
 
