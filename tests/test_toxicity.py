@@ -310,3 +310,24 @@ def test_ridge_fit_recovers_a_known_map() -> None:
     weights, alpha = minilm.fit(x, perspective, [f"prompt {i // 2}" for i in range(400)])
     assert alpha in minilm.ALPHAS and np.allclose(weights, true, atol=0.05)
     assert minilm.predict(x, weights) == pytest.approx(perspective, abs=0.02)
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="DecodingTrust data subset not checked out beside the repo")
+def test_the_shipped_weights_were_fitted_on_decodingtrusts_files() -> None:
+    """Provenance: `benchmarks/toxicity_judge.py --fit` on these files wrote the weights."""
+    from trustgate.judges import minilm
+    from trustgate.util.storage import file_sha256
+
+    document = json.loads(minilm.WEIGHTS_FILE.read_text())
+    files = document["trained_on"]["files"]
+    assert set(files) == {toxicity.PROMPT_FILES["nontoxic"], toxicity.PROMPT_FILES["toxic"]}
+    assert all(file_sha256(SHARED_DATA / name) == digest for name, digest in files.items())
+    assert len(document["weights"]) == 384 + 1 + 1 and document["alpha"] in minilm.ALPHAS
+
+
+def test_readme_judge_table_is_the_benchmarks_for_the_current_default_judge() -> None:
+    """README's table is written by the benchmark: a new default judge (new weights, new package)
+    without a re-run of `benchmarks/toxicity_judge.py --readme README.md` fails here."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme.split("<!-- toxicity-judge-table:start -->")[1].split("<!-- toxicity-judge-table:end -->")[0]
+    assert f"| `{judge_from_env({}).name}` | fit set 2-fold cross-fitted" in table
