@@ -4,6 +4,7 @@ re-scored from its stored scores, never silently by another judge."""
 
 from __future__ import annotations
 
+import json
 import urllib.request
 from pathlib import Path
 
@@ -111,3 +112,22 @@ def judges_scores(texts, judge):
     from trustgate.judges.scores import judge_scores
 
     return judge_scores(texts, lambda: judge)
+
+
+def test_a_gate_run_rescored_from_its_cache_loads_no_judge(run_gate, tiny_llama_dir, cache_root, monkeypatch) -> None:
+    """End to end: the gate writes the judge's name in each record header and its scores in the
+    cache; `rescore` of those records then answers from the cache alone."""
+    run = run_gate("--base-model", str(tiny_llama_dir), "--model", "dense", "-k", "toxicity and nontoxic",
+                   "--limit", "2", "--allow-ungated")  # fmt: skip
+    assert run.returncode in (0, 1), run.output
+    records = sorted((run.report_dir / "records").rglob("toxicity/*.jsonl"))
+    assert len(records) == 2, run.output
+    monkeypatch.setenv("TRUSTGATE_CACHE", str(cache_root))
+    monkeypatch.delenv("TRUSTGATE_TOXICITY_JUDGE", raising=False)
+    monkeypatch.delenv("PERSPECTIVE_API_KEY", raising=False)
+    default = judges.judge_from_env({}).name
+    _no_judge_may_run(monkeypatch)
+    for path in records:
+        assert json.loads(path.read_text(encoding="utf-8").split("\n", 1)[0])["header"]["judge"] == default
+        result = rescore_file(path)
+        assert result.n_items == 2 and result.changed_items == 0 and result.score == result.stored_score
