@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from trustgate.models.checkpoints import download_from_hub, weights_fingerprint
+from trustgate.models.loading import select_device
 from trustgate.util.errors import TrustgateError
 from trustgate.util.hub import from_hub
 from trustgate.util.storage import digest, file_sha256
@@ -229,7 +230,10 @@ def _load_pipeline(folder: str) -> Any:
     def load() -> Any:
         from transformers import pipeline
 
-        return pipeline("text-classification", model=folder, top_k=None, model_kwargs={"use_safetensors": True})
+        # on a GPU runner the worker's own GPU (as the models under test), else the CPU
+        device = select_device("auto")
+        kwargs = {"use_safetensors": True}
+        return pipeline("text-classification", model=folder, top_k=None, device=device, model_kwargs=kwargs)
 
     return from_hub(f"{JUDGE_ENV}: the classifier in {folder}", load, "check the model files", TrustgateError)
 
