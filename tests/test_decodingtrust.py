@@ -170,6 +170,7 @@ def test_ood_every_item_and_score(outputs, reference) -> None:
     assert _same(rows["overall"]["score"], np.mean(list(parts.values())))
     assert rows["overall"]["items"] == sum(len(ref) for f, ref in reference["ood"]["per_item"].items() if f in per_file)
     assert "ood/style_few_shot" in printed and "requests: 2616 compared, 0 differ" in printed
+    assert "ood: stored requests compared whole per file: 872 in 10 files, 263 in 1 file; 0 differ" in printed
 
 
 @needs_shared

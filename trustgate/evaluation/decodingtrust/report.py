@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -185,4 +186,15 @@ def table(results: Sequence[Scored]) -> str:
             if row.partial:
                 notes.append(f"{row.dimension}/{row.scenario} partial: {row.partial}")
         notes += [f"{result.dimension}: {remark}" for remark in result.remarks]
+        notes += _requests_per_file(result)
     return "\n".join(lines + (["", *notes] if notes else []))
+
+
+def _requests_per_file(result: Scored) -> list[str]:
+    """One line per dimension: how many stored requests each file had compared (none differ, or
+    the pairing would have stopped at the file), e.g. "872 in 3 files"."""
+    counts = Counter(f["requests_checked"] for f in result.files.values())
+    if not any(counts):
+        return [f"{result.dimension}: no stored request to compare (none kept, or the items are built from them)"]
+    parts = ", ".join(f"{n} in {files} file{'s' * (files > 1)}" for n, files in sorted(counts.items(), reverse=True))
+    return [f"{result.dimension}: stored requests compared whole per file: {parts}; 0 differ in every file"]
