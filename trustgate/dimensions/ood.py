@@ -43,6 +43,10 @@ STYLE_TASK = (
 )
 SHIFTED_STYLES = tuple(s for s in probes.STYLES if s != "base")
 FEW_SHOT_STYLES = ("shake_p0.6", "bible_p0.6", "romantic_p0.6", "tweet_p0.6")
+# DecodingTrust also runs each few-shot style with demonstrations in the test's own style (task
+# <style>_<style>_<run>); its aggregate (OOD_DEMO) does not read those, so neither does the gate.
+# Only the re-score of DecodingTrust's stored generations loads them, outside the score.
+IN_STYLE_FEW_SHOT = "style_few_shot_in_style"
 DT_DEMO_DOMAINS = ("global_facts", "machine_learning", "moral_scenarios", "us_foreign_policy")
 REFUSAL_WORDS = ("sorry", "apologize", "don't know", "thank you", "cannot", "i'm", "however", "glad")
 SENTIMENTS = ("negative", "positive")
@@ -143,8 +147,10 @@ def _scenario_items(data: TrustData, scenario: str) -> tuple[list[Item], str]:
     items = []
     for style in FEW_SHOT_STYLES:
         for run in range(3):
-            demos = tuple((d["sentence"], SENTIMENTS[int(d["label"])]) for d in raw["train_demo"][f"base_{run}"][:8])
-            items += [_style_item(r, i, f"{style}_base_{run}", demos) for i, r in enumerate(raw["dev"][style])]
+            # the sub-task is DecodingTrust's task name: target style, demonstration set, run
+            demo_set = f"{style if scenario == IN_STYLE_FEW_SHOT else 'base'}_{run}"
+            demos = tuple((d["sentence"], SENTIMENTS[int(d["label"])]) for d in raw["train_demo"][demo_set][:8])
+            items += [_style_item(r, i, f"{style}_{demo_set}", demos) for i, r in enumerate(raw["dev"][style])]
     return items, source
 
 

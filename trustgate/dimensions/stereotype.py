@@ -34,6 +34,12 @@ SCENARIOS = ("benign", "untargeted", "targeted")
 DATA_FILE = "stereotype/dataset/stereotype_bias_data.jsonl"
 SYSTEM_PROMPTS_FILE = "stereotype/dataset/system_prompts.csv"
 STATEMENT_MARKER = "Here is my statement:"
+# The targeted system prompt names the group in lower case unless it is a proper noun: the groups
+# DecodingTrust's bias_generation.py keeps capitalised (its `capitalized_target_groups`).
+PROPER_NOUN_GROUPS = frozenset({
+    "Muslims", "Asians", "Jews", "Mexicans", "Latin Americans", "Christians", "Canadians", "Europeans",
+    "Americans", "Caucasians", "Buddhists",
+})  # fmt: skip
 
 AGREE, DISAGREE, NO_RESPONSE = "agree", "disagree", "no_response"
 
@@ -106,6 +112,21 @@ def classify_response(response: str) -> str:
     return best[1] if best else NO_RESPONSE
 
 
+def _as_named_in_prompt(group: str) -> str:
+    return group if group in PROPER_NOUN_GROUPS else group.lower()
+
+
+def user_message(text: str) -> str:
+    """The user message DecodingTrust sends for a statement text (bias_generation.py's
+    MessageConstructor): its task description, which is the text up to and including
+    "Here is my statement: ", then a line break, then the text, so the instruction appears twice.
+    A text without that marker (the embedded probes) is sent as it is."""
+    if STATEMENT_MARKER not in text:
+        return text
+    task_description = text[: text.index(STATEMENT_MARKER) + len(STATEMENT_MARKER)] + " "
+    return f"{task_description}\n{text}"
+
+
 def statement_key(text: str) -> str:
     """The key of one statement (its user-prompt text): item ids and --limit sampling use it."""
     return hashlib.sha1(text.encode()).hexdigest()[:16]
@@ -172,15 +193,12 @@ def load(data: TrustData, scenario: str) -> ScenarioData:
         if prompt["sys_prompt_type_tag"] != scenario:
             continue
         text, group, topic = prompt["text"], prompt["demographic_group_tag"], prompt["stereotype_topic_tag"]
-        system = system_prompts[scenario].replace("[target_group]", group)
-        # DecodingTrust sends the task description twice: once alone, once inside the text.
-        instruction = text.split(STATEMENT_MARKER)[0].strip() if STATEMENT_MARKER in text else text
-        user = f"{instruction}\n{text}" if STATEMENT_MARKER in text else text
+        system = system_prompts[scenario].replace("[target_group]", _as_named_in_prompt(group))
         key = statement_key(text)
         items.append(
             Item(
                 id=f"{scenario}-{key}",
-                messages=(("system", system), ("user", user)),
+                messages=(("system", system), ("user", user_message(text))),
                 meta={"group": group, "topic": topic},
                 sample_key=key,
             )

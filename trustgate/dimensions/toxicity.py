@@ -20,6 +20,7 @@ from trustgate.data import TrustData, hub_rows, read_jsonl
 from trustgate.data.probes import toxicity as probes
 from trustgate.dimensions.base import Dimension, Item, Outcome, ScenarioData
 from trustgate.judges.refusal import is_refusal
+from trustgate.judges.scores import judge_scores
 from trustgate.judges.toxicity import judge_from_env
 
 PROMPT_FILES = {
@@ -117,7 +118,7 @@ def score_items(items: Sequence[Item], responses: Sequence[Sequence[str]]) -> li
     """One judge call for the whole scenario (a remote judge is slow per request)."""
     continuations = [[strip_continuation(r) for r in item_responses] for item_responses in responses]
     flat = [text for texts in continuations for text in texts]
-    scores = judge_from_env().score(flat) if flat else []
+    scores = judge_scores(flat, judge_from_env)  # the judge score cache first
     outcomes, start = [], 0
     for texts in continuations:
         outcomes.append(item_outcome(texts, scores[start : start + len(texts)]))

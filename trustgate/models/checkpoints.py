@@ -112,12 +112,17 @@ def resolve_base_model(name: str, cache_root: Path) -> Path:
     return local if local is not None else download_from_hub(name, f"--base-model {name}")
 
 
-def download_from_hub(repo_id: str, culprit: str) -> Path:
+def download_from_hub(repo_id: str, culprit: str, revision: str | None = None) -> Path:
+    """The local snapshot of a hub repository (at `revision`, else its main branch), fetched once."""
+
     def download() -> Path:
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import constants, snapshot_download
 
         patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.py"]
-        return Path(snapshot_download(repo_id, allow_patterns=patterns))
+        # Offline, a snapshot already in the hub cache is used as it is (even at a pinned commit,
+        # which snapshot_download would otherwise try to list online first).
+        offline = bool(constants.HF_HUB_OFFLINE)
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns, local_files_only=offline))
 
     return from_hub(culprit, download, "check the id and the network, or pass a local folder", TrustgateError)
 

@@ -1,11 +1,13 @@
 """Re-score DecodingTrust's own stored generations with trustgate's scorers.
 
 `rescore_decodingtrust(DATA_DIR, MODEL, OUT)` finds, in a DecodingTrust `data/` folder, every
-generation file of MODEL that DecodingTrust's scorer of a perspective reads, pairs each stored
-generation with its input as that scorer does (stereotype by statement text, fairness and OOD
-by position with the stored request checked, adversarial demonstrations by position against
-the input lines, privacy from the stored line's own prompt and ground truth), scores the items
-with the dimension's own scorer (the one the gate uses) and writes:
+generation file of MODEL that DecodingTrust's scorer of a perspective reads, each as the task its
+aggregate reads it as, pairs each stored generation with its input as that scorer does
+(stereotype by statement text, fairness and OOD by position, adversarial demonstrations by
+position against the input lines, privacy from the stored line's own prompt and ground truth),
+compares every stored request whole with trustgate's rendering of its item (a file with one
+that differs is an error naming it), scores the items with the dimension's own scorer (the one
+the gate uses) and writes:
 
 * OUT/records/<dimension>/<scenario>.jsonl: ordinary trustgate records (re-scorable with
   `python -m trustgate.rescore OUT/records`), each item's meta holding `dt_file` (relative to

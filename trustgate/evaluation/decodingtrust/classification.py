@@ -2,14 +2,18 @@
 
 DecodingTrust's scorers zip a generation list with the items built from the input file, so
 entry i answers item i; the counts must agree. Where the file kept its requests (fairness, OOD)
-each is checked against the item it is paired with, and disagreements are counted (not fatal:
-DecodingTrust pairs by position whatever the request). `dt_index` = list position.
+each is compared whole with trustgate's rendering of the item it is paired with (every message);
+a file with any that differs is an error naming it, since its replies answer another task.
+`dt_index` = list position.
 * fairness: `fairness/generations/<model>_adult_{0,16,32}_200.jsonl`, the zero-shot (test base
   rate 0.0) and the 16/32-shot fair-demonstration settings; the other 8 of DecodingTrust's 11
   settings have no stored generations, so the score is partial;
-* OOD: the files of DecodingTrust's aggregate: knowledge qa2023 standard/idk 0-shot, the 10
-  shifted styles 0-shot, qa2020 5-shot with 4 MMLU demonstration domains x 3 runs, and 4 styles
-  8-shot with `base` ("id") demonstrations x 3 runs;
+* OOD: each file as the task DecodingTrust's aggregate reads it as: knowledge qa2023
+  standard/idk 0-shot, the 10 shifted styles 0-shot, qa2020 5-shot with 4 MMLU demonstration
+  domains x 3 runs, and 4 styles 8-shot with `base` demonstrations x 3 runs (stored as
+  `<style>_<model>_ood_8-shot_<run>`, task `<style>_base_<run>`); the `_id_8-shot_` files
+  (in-style demonstrations, task `<style>_<style>_<run>`) are scored as scenario
+  style_few_shot_in_style, outside the score, as DecodingTrust's aggregate leaves them out;
 * adversarial demonstrations: counterfactual, spurious and backdoor (`_asr` scored; `_cacc`, the
   clean accuracy DecodingTrust requires before it reports backdoor, in scenario backdoor_cacc),
   against the input lines of the same folder and seed.
@@ -46,9 +50,13 @@ def _pair_files(
     files: Sequence[tuple[Sequence[str], str]],
     inputs: Callable[[str], tuple[list[Item], str]],
     prefix: bool = False,
+    keys_are_tasks: bool = False,
+    needed: bool = True,
 ) -> None:
     """For each (generation file candidates, key) the first present file is paired with the items
-    `inputs(key)` gives (and the input file's name, for messages); absent files are counted."""
+    `inputs(key)` gives (and the input file's name, for messages). `keys_are_tasks`: the key is
+    the task name DecodingTrust's aggregate reads the file as. Absent files are counted when the
+    score `needed` them."""
     absent = []
     for candidates, key in files:
         dt_file = first_present(root, candidates)
@@ -60,8 +68,10 @@ def _pair_files(
         except MissingDataError as exc:
             pairing.note(scenario, f"{dt_file} left out: its input {exc.culprit} is absent")
             continue
-        pairing.groups.append(by_position(root, scenario, dt_file, items, source, prefix))
-    pairing.missing(scenario, absent, len(files))
+        task = key if keys_are_tasks else None
+        pairing.groups.append(by_position(root, scenario, dt_file, items, source, prefix, task))
+    if needed:
+        pairing.missing(scenario, absent, len(files))
 
 
 def pair_fairness(root: Path, model: StoredModel) -> Pairing:
@@ -87,7 +97,8 @@ def _ood_files(model: StoredModel, scenario: str) -> list[tuple[list[str], str]]
     """(generation file candidates, DecodingTrust task name) of one OOD part."""
 
     def names(folder: str, stem: str) -> list[str]:
-        return [f"ood/generations/{folder}/{stem.format(m=token)}.jsonl" for token in model.tokens]
+        tokens = model.tokens if "8-shot" not in stem else model.tokens[::-1]  # 8-shot files: the full name
+        return [f"ood/generations/{folder}/{stem.format(m=token)}.jsonl" for token in tokens]
 
     if scenario == "knowledge_zero_shot":
         return [(names("knowledge", "qa2023_{m}_standard_0-shot"), "qa_2023"),
@@ -100,8 +111,11 @@ def _ood_files(model: StoredModel, scenario: str) -> list[tuple[list[str], str]]
             for domain in OOD_DOMAINS
             for run in range(3)
         ]
+    # DecodingTrust stored <style>_base_<run> (demonstrations from `base`, read by its aggregate)
+    # as ..._ood_8-shot_<run>, and <style>_<style>_<run> (in-style demonstrations) as ..._id_8-shot_<run>
+    kind, demos = ("id", None) if scenario == ood.IN_STYLE_FEW_SHOT else ("ood", "base")
     return [
-        (names("styles", f"{style}_{{m}}_id_8-shot_{run}"), f"{style}_base_{run}")
+        (names("styles", f"{style}_{{m}}_{kind}_8-shot_{run}"), f"{style}_{demos or style}_{run}")
         for style in ood.FEW_SHOT_STYLES
         for run in range(3)
     ]
@@ -110,7 +124,7 @@ def _ood_files(model: StoredModel, scenario: str) -> list[tuple[list[str], str]]
 def pair_ood(root: Path, model: StoredModel) -> Pairing:
     pairing = Pairing("ood")
     data = TrustData("local", root)
-    for scenario in ood.SCENARIOS:
+    for scenario in (*ood.SCENARIOS, ood.IN_STYLE_FEW_SHOT):
         by_task: dict[str, list[Item]] = {}
 
         def inputs(task: str, scenario=scenario, by_task=by_task) -> tuple[list[Item], str]:
@@ -120,7 +134,14 @@ def pair_ood(root: Path, model: StoredModel) -> Pairing:
             source = ood.KNOWLEDGE_FILE if scenario.startswith("knowledge") else ood.STYLE_FILE
             return by_task.get(task, []), f"{source} ({task})"
 
-        _pair_files(root, pairing, scenario, _ood_files(model, scenario), inputs, prefix=True)
+        needed = scenario in ood.SCENARIOS
+        _pair_files(root, pairing, scenario, _ood_files(model, scenario), inputs, True, True, needed)
+    in_style = sum(group.scenario == ood.IN_STYLE_FEW_SHOT for group in pairing.groups)
+    if in_style:
+        pairing.remarks.append(
+            f"{ood.IN_STYLE_FEW_SHOT}: {in_style} files with in-style demonstrations (tasks <style>_<style>_<run>) "
+            "scored for comparison; DecodingTrust's OOD score does not read them"
+        )
     return pairing
 
 

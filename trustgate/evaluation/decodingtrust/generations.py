@@ -48,13 +48,24 @@ def _read_text(path: Path) -> str:
         raise _bad(str(path), f"cannot be read ({exc.strerror or exc})") from exc
 
 
+# OpenAI's few-shot form, which DecodingTrust's fairness requests use: a demonstration is a system
+# message named example_user/example_assistant. The model sees a user or an assistant turn, which
+# is how trustgate renders a demonstration, so the names map to those roles.
+NAMED_EXAMPLE_ROLES = {"example_user": "user", "example_assistant": "assistant"}
+
+
+def _role(message: dict[str, Any]) -> str:
+    role = str(message["role"])
+    return NAMED_EXAMPLE_ROLES.get(str(message.get("name")), role) if role == "system" else role
+
+
 def messages(raw: Any, where: str) -> tuple[tuple[str, str], ...]:
     """Chat messages as (role, content) pairs; a bare string is one user message."""
     if isinstance(raw, str):
         return (("user", raw),)
     try:
-        return tuple((str(m["role"]), str(m["content"])) for m in raw)
-    except (KeyError, TypeError) as exc:
+        return tuple((_role(m), str(m["content"])) for m in raw)
+    except (KeyError, TypeError, AttributeError) as exc:
         raise _bad(where, "the request is not a list of chat messages") from exc
 
 
@@ -112,28 +123,34 @@ def _output(cell: str, where: str) -> str:
     return str(value["output"])
 
 
-def read_stereotype_csv(path: Path) -> list[tuple[str, tuple[str, ...]]]:
-    """(user prompt, the 25 replies gen_0..gen_24) per CSV data row, in file order."""
+def read_stereotype_csv(path: Path) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(system prompt, user prompt, the 25 replies gen_0..gen_24) per CSV data row, in file order.
+    The user prompt is the input DecodingTrust stored, not the whole user message it sent."""
     csv.field_size_limit(1 << 30)  # a row holds 25 long replies
     try:
         rows = list(csv.DictReader(io.StringIO(_read_text(path), newline="")))
     except csv.Error as exc:
         raise _bad(str(path), f"not valid CSV ({exc})") from exc
     columns = [f"gen_{choice}" for choice in range(GENERATIONS_PER_STATEMENT)]
-    if rows and any(column not in rows[0] for column in ("user_prompt", *columns)):
-        raise _bad(str(path), "no user_prompt and gen_0..gen_24 columns")
+    if rows and any(column not in rows[0] for column in ("system_prompt", "user_prompt", *columns)):
+        raise _bad(str(path), "no system_prompt, user_prompt and gen_0..gen_24 columns")
     return [
-        (row["user_prompt"], tuple(_output(row[column], f"{path} row {r} {column}") for column in columns))
+        (
+            row["system_prompt"],
+            row["user_prompt"],
+            tuple(_output(row[column], f"{path} row {r} {column}") for column in columns),
+        )
         for r, row in enumerate(rows)
     ]
 
 
-def request_matches(request: Sequence[tuple[str, str]] | None, item_messages: Sequence[tuple[str, str]]) -> bool:
-    """Whether a stored request asks what the item asks: one last message ends with the other
-    (the input alone, or the task line + input). True when the file kept no requests."""
-    if request is None:
-        return True
-    if not request or not item_messages:
-        return False
-    stored, own = request[-1][1].strip(), item_messages[-1][1].strip()
-    return stored.endswith(own) or own.endswith(stored)
+def request_difference(request: Sequence[tuple[str, str]], rendered: Sequence[tuple[str, str]]) -> str | None:
+    """Where a stored request first differs from trustgate's rendering of the item it is scored
+    as, compared whole (every message: role and text, exactly); None when they are the same."""
+    for index, (stored, own) in enumerate(zip(request, rendered, strict=False)):  # lengths: below
+        if stored != own:
+            what = "role" if stored[0] != own[0] else "text"
+            return f"message {index + 1} ({own[0]}) differs in its {what}"
+    if len(request) != len(rendered):
+        return f"{len(request)} messages stored, {len(rendered)} rendered"
+    return None

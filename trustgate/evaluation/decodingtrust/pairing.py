@@ -9,8 +9,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from trustgate.dimensions.base import Item
-from trustgate.evaluation.decodingtrust.generations import read_generation_list, request_matches
+from trustgate.dimensions.base import Item, Messages
+from trustgate.evaluation.decodingtrust.generations import read_generation_list, request_difference
 from trustgate.util.errors import CorruptDataError
 
 
@@ -23,8 +23,9 @@ class Paired:
     items: tuple[Item, ...]
     responses: tuple[tuple[str, ...], ...]
     size: int  # DecodingTrust's item count of the file: CSV data rows, list entries or lines
-    request_mismatches: int = 0  # stored requests that do not ask what the paired item asks
+    requests_checked: int = 0  # stored requests compared whole with trustgate's rendering, all equal (0: none stored)
     partial: str | None = None  # why this file is not all of DecodingTrust's items
+    dt_task: str | None = None  # the task name DecodingTrust's aggregate reads the file as, where it names one
 
 
 @dataclass
@@ -55,12 +56,40 @@ def first_present(root: Path, candidates: Sequence[str]) -> str | None:
     return next((c for c in candidates if (root / c).is_file()), None)
 
 
+def check_requests(
+    root: Path, dt_file: str, requests: Sequence[Messages | None], items: Sequence[Item], task: str
+) -> int:
+    """How many stored requests were compared with the items they are scored as (every message);
+    any that differs makes the file an error naming it, since its replies answer another task."""
+    pairs = enumerate(zip(requests, items, strict=True))
+    compared = [(i, request, item) for i, (request, item) in pairs if request is not None]
+    differing = [(i, request_difference(request, item.messages)) for i, request, item in compared]
+    differing = [(i, what) for i, what in differing if what is not None]
+    if differing:
+        index, what = differing[0]
+        raise CorruptDataError(
+            str(root / dt_file),
+            f"{len(differing)} of {len(compared)} stored requests are not trustgate's rendering of {task} "
+            f"(first: entry {index}, {what})",
+            "score it as the task its requests ask, or take it out of the folder if DecodingTrust's aggregate "
+            "does not read it",
+        )
+    return len(compared)
+
+
 def by_position(
-    root: Path, scenario: str, dt_file: str, items: Sequence[Item], inputs: str, prefix: bool = False
+    root: Path,
+    scenario: str,
+    dt_file: str,
+    items: Sequence[Item],
+    inputs: str,
+    prefix: bool = False,
+    dt_task: str | None = None,
 ) -> Paired:
     """Entry i of a generation list answers item i (DecodingTrust pairs by position). The counts
     must agree, except that with `prefix` a shorter file answers the first items (DecodingTrust's
-    OOD evaluation scores an interrupted file over the entries it has)."""
+    OOD evaluation scores an interrupted file over the entries it has). Stored requests are
+    checked whole against the items (`check_requests`)."""
     stored = read_generation_list(root / dt_file)
     partial = None
     if prefix and len(stored) < len(items):
@@ -72,13 +101,14 @@ def by_position(
             f"{len(stored)} generations but {len(items)} inputs in {inputs}",
             "use the generation file written for these inputs (DecodingTrust pairs them by position)",
         )
-    mismatches = sum(not request_matches(s.request, item.messages) for s, item in zip(stored, items, strict=True))
+    checked = check_requests(root, dt_file, [s.request for s in stored], items, inputs)
     return Paired(
         scenario=scenario,
         dt_file=dt_file,
         items=tuple(tagged(item, dt_file, index) for index, item in enumerate(items)),
         responses=tuple((s.text,) for s in stored),
         size=len(stored),
-        request_mismatches=mismatches,
+        requests_checked=checked,
         partial=partial,
+        dt_task=dt_task,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ class Row:
     published_score: float | None = None  # DecodingTrust's rounded form, where it rounds
     published_refusal_rate: float | None = None
     partial: str | None = None
-    request_mismatches: int = 0
+    requests_checked: int = 0  # stored requests compared whole, all equal: a file with one that differs is an error
 
 
 @dataclass
@@ -70,7 +71,7 @@ def _scenario_row(
         published_score=published,
         published_refusal_rate=published_refusal,
         partial="; ".join(partial) if partial else None,
-        request_mismatches=sum(g.request_mismatches for g in groups),
+        requests_checked=sum(g.requests_checked for g in groups),
     )
 
 
@@ -86,14 +87,14 @@ def _overall(dimension: Dimension, rows: list[Row], pairing: Pairing) -> Row:
     return Row(
         dimension=dimension.name,
         scenario=OVERALL,
-        files=sum(r.files for r in rows),
-        items=sum(r.items for r in rows),
+        files=sum(r.files for r in scored),
+        items=sum(r.items for r in scored),
         score=float(dimension.combine({r.scenario: r.score for r in scored})) if scored else math.nan,
         refusal_rate=float(dimension.combine({r.scenario: r.refusal_rate for r in scored})) if scored else math.nan,
         published_score=float(np.mean(published)) if complete else None,
         published_refusal_rate=float(np.mean(refusals)) if complete and None not in refusals else None,
         partial="; ".join(notes) or None,
-        request_mismatches=sum(r.request_mismatches for r in rows),
+        requests_checked=sum(r.requests_checked for r in scored),
     )
 
 
@@ -126,7 +127,10 @@ def score_pairing(pairing: Pairing, codes: Codes, model: str, records_dir: Path)
             "items": len(outcomes),
             "score": float(dimension.metric(columns)),
             "refusal_rate": float(dimension.refusal_metric(columns)),
-            "request_mismatches": group.request_mismatches,
+            "requests_checked": group.requests_checked,
+            "request_mismatches": 0,  # pairing stops at a file with any
+            "dt_task": group.dt_task,
+            "in_decodingtrust_score": group.scenario in dimension.scenarios,
         }
     order = [s for s in (*dimension.scenarios, *sorted(by_scenario)) if s in by_scenario]
     for scenario in dict.fromkeys(order):
@@ -173,8 +177,8 @@ def table(results: Sequence[Scored]) -> str:
     for result in results:
         for row in result.rows:
             flag = "partial" if row.partial else ""
-            if row.request_mismatches:
-                flag += f" {row.request_mismatches} requests differ"
+            if row.requests_checked:
+                flag += f" requests: {row.requests_checked} compared, 0 differ"
             lines.append(
                 f"{row.dimension + '/' + row.scenario:<36} {row.files:>5} {row.items:>6} {_number(row.score, 9)} "
                 f"{_number(row.published_score, 9)} {_number(row.refusal_rate, 9)}  {flag.strip()}"
@@ -182,4 +186,15 @@ def table(results: Sequence[Scored]) -> str:
             if row.partial:
                 notes.append(f"{row.dimension}/{row.scenario} partial: {row.partial}")
         notes += [f"{result.dimension}: {remark}" for remark in result.remarks]
+        notes += _requests_per_file(result)
     return "\n".join(lines + (["", *notes] if notes else []))
+
+
+def _requests_per_file(result: Scored) -> list[str]:
+    """One line per dimension: how many stored requests each file had compared (none differ, or
+    the pairing would have stopped at the file), e.g. "872 in 3 files"."""
+    counts = Counter(f["requests_checked"] for f in result.files.values())
+    if not any(counts):
+        return [f"{result.dimension}: no stored request to compare (none kept, or the items are built from them)"]
+    parts = ", ".join(f"{n} in {files} file{'s' * (files > 1)}" for n, files in sorted(counts.items(), reverse=True))
+    return [f"{result.dimension}: stored requests compared whole per file: {parts}; 0 differ in every file"]

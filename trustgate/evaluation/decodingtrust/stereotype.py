@@ -3,7 +3,9 @@
 Paired as DecodingTrust's calculate_agreeability pairs them: each statement (one trustgate item
 per (group, template) of the topic) takes the FIRST CSV row whose user prompt is its text, and
 its 25 replies gen_0..gen_24. `dt_index` is that CSV data row, `dt_choice[k]` the gen column of
-response k. Codes: per file a list over its CSV rows of 25 characters A/D/N.
+response k. The row's request (system prompt, and the user message DecodingTrust builds from the
+stored input) is compared whole with the item's; a file with any that differs is an error.
+Codes: per file a list over its CSV rows of 25 characters A/D/N.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from pathlib import Path
 
 from trustgate.data import TrustData
 from trustgate.dimensions.base import Outcome
-from trustgate.dimensions.stereotype import AGREE, DISAGREE, NO_RESPONSE, SCENARIOS, load, statement_key
+from trustgate.dimensions.stereotype import AGREE, DISAGREE, NO_RESPONSE, SCENARIOS, load, statement_key, user_message
 from trustgate.evaluation.decodingtrust.generations import GENERATIONS_PER_STATEMENT, read_stereotype_csv
 from trustgate.evaluation.decodingtrust.models import StoredModel
-from trustgate.evaluation.decodingtrust.pairing import Paired, Pairing, tagged
+from trustgate.evaluation.decodingtrust.pairing import Paired, Pairing, check_requests, tagged
 from trustgate.util.errors import CorruptDataError
 
 TOPICS = (
@@ -33,7 +35,7 @@ def generation_file(model: StoredModel, category: str, topic: str) -> str:
 def _pair_file(root: Path, scenario: str, dt_file: str, items: Sequence) -> Paired:
     rows = read_stereotype_csv(root / dt_file)
     first_row: dict[str, int] = {}
-    for index, (prompt, _) in enumerate(rows):
+    for index, (_, prompt, _) in enumerate(rows):
         first_row.setdefault(statement_key(prompt), index)
     paired, responses = [], []
     for item in items:
@@ -45,8 +47,13 @@ def _pair_file(root: Path, scenario: str, dt_file: str, items: Sequence) -> Pair
                 "use the complete generation file DecodingTrust wrote for this topic",
             )
         paired.append(tagged(item, dt_file, index, dt_choice=list(range(GENERATIONS_PER_STATEMENT))))
-        responses.append(rows[index][1])
-    return Paired(scenario, dt_file, tuple(paired), tuple(responses), size=len(rows))
+        responses.append(rows[index][2])
+    # The CSV keeps the system prompt and the input; the user message DecodingTrust sent is rebuilt
+    # by its rule (user_message), so the check covers the system prompt and the statement text.
+    requests = [(("system", rows[i.meta["dt_index"]][0]), ("user", user_message(rows[i.meta["dt_index"]][1])))
+                for i in paired]  # fmt: skip
+    checked = check_requests(root, dt_file, requests, paired, f"the {scenario} statements of {dt_file}")
+    return Paired(scenario, dt_file, tuple(paired), tuple(responses), size=len(rows), requests_checked=checked)
 
 
 def pair(root: Path, model: StoredModel) -> Pairing:
