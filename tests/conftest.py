@@ -80,7 +80,7 @@ def run_gate(tmp_path: Path, cache_root: Path):
             "-p",
             "no:cacheprovider",
             "-q",
-            "--cache-dir",
+            "--trust-cache-dir",
             str(cache_root),
             "--trust-report",
             str(report_dir),

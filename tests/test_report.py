@@ -273,7 +273,7 @@ def test_allure_results_carry_labels_parameters_and_attachments(finished_run):
 
 
 def test_worst_seed_option_judges_the_worst_seed(tmp_path):
-    process = run_fake_suite(tmp_path, "-k", "utility and overall", "--worst-seed")
+    process = run_fake_suite(tmp_path, "-k", "utility and overall", "--trust-worst-seed")
     assert process.returncode == 1, process.stderr[-2000:]
     summary = json.loads((tmp_path / "trust-report" / "summary.json").read_text())
     group = next(c for c in summary["comparisons"] if c["variant"] == "gptq3@seeds")

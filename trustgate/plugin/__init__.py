@@ -1,10 +1,10 @@
 """The pytest plugin: options, settings at configure time, parametrization, the summary.
 
-Installed as a pytest11 entry point, so it loads in every pytest run of the environment
-(`pytest tests`, `pytest --help`, another project's tests). It therefore imports nothing heavy
-at import time and builds the gate's settings (thresholds.toml, variants, data) only in a run
-that gates: one that collects the trust tests or names a trustgate option. Anything else pays
-for an option group and the dimension markers.
+Installed as the pytest11 entry point `trustgate` (`-p no:trustgate` turns it off), so it loads
+in every pytest run of the environment (`pytest tests`, `pytest --help`, another project's
+tests). It therefore imports nothing heavy at import time and builds the gate's settings
+(thresholds.toml, variants, data) only in a run that gates: one that collects the trust tests
+or names a trustgate option. Anything else pays for an option group and the dimension markers.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pytest
 from trustgate.dimensions.registry import OVERALL, REGISTRY
 from trustgate.plugin.options import add_options, given
 from trustgate.plugin.repository import TRUST_TESTS
+from trustgate.plugin.rootdir import pytest_load_initial_conftests  # noqa: F401  (a hook of this plugin)
 
 if TYPE_CHECKING:
     from xdist.remote import Producer
@@ -60,7 +61,17 @@ def settings_of(config: pytest.Config) -> Settings:
     return config.stash[SETTINGS]
 
 
+def check_alluredir(config: pytest.Config) -> None:
+    """allure-pytest creates --alluredir in its own pytest_configure and crashes (exit 3) on a
+    file there; refuse it first, as the usage error it is."""
+    alluredir = getattr(config.option, "allure_report_dir", None)
+    if alluredir and Path(alluredir).expanduser().exists() and not Path(alluredir).expanduser().is_dir():
+        raise pytest.UsageError(f"--alluredir {alluredir}: is a file, not a folder; pass a folder for Allure's results")
+
+
+@pytest.hookimpl(tryfirst=True)  # before allure-pytest's pytest_configure (check_alluredir)
 def pytest_configure(config: pytest.Config) -> None:
+    check_alluredir(config)
     for entry in REGISTRY:
         config.addinivalue_line("markers", f"{entry.name}: {entry.summary}")
     if _gates(config):
@@ -128,7 +139,7 @@ class TrustReporter:
 
         self.config = config
         self.summary: RunSummary = RunSummary()
-        self.remedy: list[str] = []  # --remedy: its terminal lines
+        self.remedy: list[str] = []  # --trust-remedy: its terminal lines
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call":
@@ -170,7 +181,7 @@ class TrustReporter:
                 terminalreporter.write_line(
                     f"{len(self.blocking_gaps())} selected checks had no data, so this run gated nothing there "
                     "and fails. Provide the data, deselect them (-k), or allow it: `required = false` under "
-                    "[dimensions.<name>] in thresholds.toml, or --allow-ungated."
+                    "[dimensions.<name>] in thresholds.toml, or --trust-allow-ungated."
                 )
         if self.summary.comparisons:
             terminalreporter.section("trustgate")
