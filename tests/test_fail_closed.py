@@ -136,3 +136,64 @@ def test_a_corrupt_decodingtrust_file_fails_the_run_with_its_line(run_gate, tiny
     assert run.returncode == 1, run.output
     assert "stereotype_bias_data.jsonl:3: not valid JSON" in run.output
     assert "skipped" not in run.output and "4 failed" in run.output
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reader", "field", "culprit"),
+    [
+        ("a.jsonl", '{"prompt": {"text": "x"}}\n{"prompt": {"txt": "y"}}\n', "read_jsonl", "text",
+         "a.jsonl:2: has no 'text' field (it has 'txt')"),
+        ("a.csv", "type,system_prompt\nbenign,hi\n", "read_csv", "user_prompt", "a.csv:2: has no 'user_prompt' field"),
+        ("a.json", '{"rows": {"a": 1}}', "read_json", "b", "a.json: has no 'b' field (it has 'a')"),
+    ],
+)  # fmt: skip
+def test_a_missing_field_names_the_file_line_and_field_never_a_bare_key_error(
+    tmp_path, name, content, reader, field, culprit
+):
+    """Defect 6: a CSV without an expected column, or a JSONL line without a key, was a raw KeyError."""
+    from trustgate.data import sources
+    from trustgate.util.errors import CorruptDataError
+
+    path = tmp_path / name
+    path.write_text(content)
+    rows = list(getattr(sources, reader)(path))
+    with pytest.raises(CorruptDataError) as raised:
+        if reader == "read_jsonl":
+            [row["prompt"][field] for row in rows]
+        elif reader == "read_csv":
+            [row[field] for row in rows]
+        else:
+            sources.read_json(path)["rows"][field]
+    assert culprit in str(raised.value) and "DecodingTrust's schema" in str(raised.value)
+
+
+def test_the_stereotype_loader_names_a_line_without_its_key(tmp_path):
+    from tests.conftest import SHARED_DATA
+    from trustgate.data import TrustData
+    from trustgate.dimensions import all_dimensions
+    from trustgate.util.errors import CorruptDataError
+
+    dataset = tmp_path / "stereotype" / "dataset"
+    dataset.mkdir(parents=True)
+    for name in ("system_prompts.csv", "user_prompts.csv"):
+        (dataset / name).write_bytes((SHARED_DATA / "stereotype" / "dataset" / name).read_bytes())
+    lines = (SHARED_DATA / "stereotype" / "dataset" / "stereotype_bias_data.jsonl").read_text().splitlines()[:3]
+    lines[1] = lines[1].replace('"sys_prompt_type_tag"', '"sys_prompt_tag"')
+    (dataset / "stereotype_bias_data.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(CorruptDataError) as raised:
+        all_dimensions()["stereotype"].load(TrustData("local", tmp_path), "benign")
+    assert "stereotype_bias_data.jsonl:2: has no 'sys_prompt_type_tag' field" in str(raised.value)
+
+
+def test_a_fifo_named_as_a_data_file_is_refused_not_read(tmp_path):
+    """Defect 18: reading a FIFO blocked forever with no output."""
+    import os
+
+    from trustgate.data import sources
+    from trustgate.util.errors import CorruptDataError
+
+    fifo = tmp_path / "data.jsonl"
+    os.mkfifo(fifo)
+    for reader in ("read_jsonl", "read_csv", "read_json", "read_npy"):
+        with pytest.raises(CorruptDataError, match="is not a regular file"):
+            list(getattr(sources, reader)(fifo))
