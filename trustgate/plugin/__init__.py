@@ -19,6 +19,11 @@ from trustgate.dimensions.registry import OVERALL, REGISTRY
 from trustgate.plugin.options import add_options, given
 from trustgate.plugin.repository import TRUST_TESTS
 from trustgate.plugin.rootdir import pytest_load_initial_conftests  # noqa: F401  (a hook of this plugin)
+from trustgate.util.progress import keep_terminal
+
+# pytest imports this entry point before it starts capturing: keep the real stderr for progress
+# lines, which a CI log and a terminal must show while a test runs (util.progress).
+keep_terminal()
 
 if TYPE_CHECKING:
     from xdist.remote import Producer
