@@ -143,7 +143,9 @@ class TrustReporter:
         from trustgate.report.summary import RunSummary
 
         self.config = config
-        self.summary: RunSummary = RunSummary()
+        self.summary: RunSummary = RunSummary(
+            min_answer_rate=config.stash[SETTINGS].thresholds.gate.min_base_answer_rate
+        )
         self.remedy: list[str] = []  # --trust-remedy: its terminal lines
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -154,7 +156,12 @@ class TrustReporter:
 
         for name, value in report.user_properties:
             if name == COMPARISON_PROPERTY:
-                self.summary.add(Comparison.from_dict(json.loads(value)))
+                comparison = Comparison.from_dict(json.loads(value))
+                self.summary.add(comparison)
+                if self.config.pluginmanager.hasplugin("allure_listener"):
+                    from trustgate.report.allure import show_status
+
+                    show_status(self.config, report.nodeid, comparison)
             elif name == NOT_GATED_PROPERTY:
                 self.summary.not_gated.append(json.loads(value))
 
