@@ -162,3 +162,23 @@ def test_junitxml_under_xunit2_gives_no_record_property_warning(tmp_path: Path):
     output = run.stdout + run.stderr
     assert run.returncode == 1 and junit.is_file(), output
     assert "record_property" not in output and "FAIL utility" in output
+
+
+def test_a_checkpoint_you_bring_with_a_truncated_safetensors_file_is_refused_at_start_up(tmp_path: Path):
+    """Defect 12: a truncated safetensors file surfaced as a raw transformers error after the dense run."""
+    import torch
+    from safetensors.torch import save_file
+
+    folder = tmp_path / "my-gptq4"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    save_file({"weight": torch.zeros(64, 64)}, folder / "model.safetensors")
+    whole = (folder / "model.safetensors").read_bytes()
+    from trustgate.models import check_checkpoint_name
+
+    assert check_checkpoint_name("--model", str(folder)) == folder.resolve()
+    (folder / "model.safetensors").write_bytes(whole[: len(whole) // 2])
+    run = run_fake_suite(tmp_path / "suite", "--model", str(folder))
+    output = run.stdout + run.stderr
+    assert run.returncode == 4, output
+    assert f"--model {folder}: model.safetensors is truncated" in output and "Traceback" not in output

@@ -385,3 +385,28 @@ def test_allure_results_of_a_run_carry_those_statuses(tmp_path):
     assert status["utility / overall / gptq4"] == "unknown"  # INCONCLUSIVE (too few items), not blocking in ci
     assert status["utility / a / gptq4"] == "skipped"  # an informational PASS decides nothing
     assert "passed" not in status.values(), status  # nothing here compared and held on a blocking check
+
+
+def test_two_runs_never_share_a_report_folder(tmp_path):
+    """Defect 13: two runs sharing trustgate-report/: the last writer won and old records piled up."""
+    from filelock import FileLock
+
+    from trustgate.report.folder import LOCK
+
+    first = run_fake_suite(tmp_path, "-k", "utility and overall")
+    assert first.returncode == 1, first.stdout + first.stderr
+    report = tmp_path / "trust-report"
+    (report / "records" / "stale").mkdir(parents=True)  # what an earlier run left behind
+    first_summary = (report / "summary.json").read_text()
+    with FileLock(str(report / LOCK)):  # a run still writing there
+        busy = run_fake_suite(tmp_path, "-k", "stereotype and overall")
+    assert busy.returncode == 4, busy.stdout + busy.stderr
+    assert "another trustgate run is writing reports into this folder" in busy.stdout + busy.stderr
+    assert (report / "summary.json").read_text() == first_summary  # the refused run wrote nothing
+    second = run_fake_suite(tmp_path, "-k", "stereotype and overall")
+    assert second.returncode == 1, second.stdout + second.stderr
+    written = json.loads((report / "summary.json").read_text())
+    assert {c["dimension"] for c in written["comparisons"]} == {"stereotype"}
+    assert not (report / "records" / "stale").exists()
+    assert (report / "previous-run" / "summary.json").read_text() == first_summary  # nothing lost
+    assert (report / "previous-run" / "records" / "stale").is_dir()

@@ -80,7 +80,15 @@ def pytest_configure(config: pytest.Config) -> None:
     for entry in REGISTRY:
         config.addinivalue_line("markers", f"{entry.name}: {entry.summary}")
     if _gates(config):
-        settings_of(config)
+        settings = settings_of(config)
+        if not hasattr(config, "workerinput"):  # the xdist controller (or a plain run) owns the folder
+            from trustgate.report.folder import claim_report_folder
+            from trustgate.util.errors import TrustgateError
+
+            try:
+                config.add_cleanup(claim_report_folder(settings.evaluation.report_dir))
+            except TrustgateError as exc:
+                raise pytest.UsageError(str(exc)) from None
         config.pluginmanager.register(TrustReporter(config), "trustgate-reporter")
 
 
