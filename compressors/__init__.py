@@ -23,6 +23,7 @@ from compressors.calibration import CalibrationSet, calibration_set
 from compressors.variants import VariantSpec, parse_variant, parse_variants
 from trustgate.models import ModelHandle, download_from_hub, weights_fingerprint
 from trustgate.util.errors import TrustgateError
+from trustgate.util.process import die_with_parent
 from trustgate.util.progress import STAGE_PREFIX, heartbeat
 from trustgate.util.storage import build_once, digest, read_entry_metadata
 
@@ -105,6 +106,7 @@ def _run_worker(job: dict[str, Any], staging: Path, label: str) -> dict[str, Any
                 cwd=REPO_ROOT,
                 env=env,
                 check=False,
+                preexec_fn=die_with_parent,  # a SIGKILLed run leaves no worker compressing on its own
             )
     finally:
         os.unlink(handle.name)

@@ -27,6 +27,7 @@ from pathlib import Path
 from trustgate.engine.openai import VLLM_EXTRAS, CompletionClient, CompletionsEngine, http_json
 from trustgate.models import ModelHandle
 from trustgate.util.errors import TrustgateError
+from trustgate.util.process import die_with_parent
 
 SERVED_NAME = "trustgate-model"
 STARTUP_TIMEOUT_S = 900.0  # a 2-core CPU under load took 31-55 s for the embedded model
@@ -144,7 +145,7 @@ class VLLMServer:
             log.flush()
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env,
-                start_new_session=True, preexec_fn=_die_with_parent,
+                start_new_session=True, preexec_fn=die_with_parent,
             )  # fmt: skip
         _RUNNING.add(self)
         while time.monotonic() - started < timeout:
@@ -190,17 +191,6 @@ class VLLMServer:
                 return
             except subprocess.TimeoutExpired:
                 continue
-
-
-def _die_with_parent() -> None:
-    """In the server's process, before vLLM starts: SIGTERM when trustgate dies, even by SIGKILL
-    (Linux), so a killed run leaves no server behind. Elsewhere the atexit hook below must do."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 @atexit.register

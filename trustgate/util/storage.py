@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -104,6 +105,10 @@ def build_once(
             return folder, False
         if folder.exists():
             shutil.rmtree(folder)
+        # Under the lock nobody else builds this entry: a staging folder left here is a build that
+        # was killed (SIGKILL, power loss) and would otherwise stay forever (hundreds of MB).
+        for stale in folder.parent.glob(glob.escape(folder.name) + ".partial-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         staging = Path(tempfile.mkdtemp(prefix=folder.name + ".partial-", dir=folder.parent))
         try:
             metadata = build(staging)
