@@ -143,11 +143,13 @@ def test_files_and_folders_are_checked_before_they_are_read(tmp_path: Path):
         (["--trust-report", "conftest.py"], "argument --trust-report: 'conftest.py' is a file, not a folder"),
         (["--trust-cache-dir", "/proc/trustgate"], "--trust-cache-dir /proc/trustgate: cannot be written"),
         (["--alluredir", "conftest.py"], "--alluredir conftest.py: is a file"),
-        (["--model", "./no-such-checkpoint"], "--model ./no-such-checkpoint: no such folder"),
+        (["--model", "./no-such-checkpoint"], "--model ./no-such-checkpoint: no such folder"),  # defect 4
+        (["--model", "no-such-org/no-such-model"], "--model no-such-org/no-such-model: not in the local hub cache"),
     ],
 )
-def test_a_bad_option_is_a_usage_error_at_start_up(tmp_path: Path, args: list[str], culprit: str):
+def test_a_bad_option_is_a_usage_error_at_start_up(tmp_path: Path, monkeypatch, args: list[str], culprit: str):
     """On the synthetic suite, so nothing heavy runs: exit 4, the culprit once, no traceback."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as in CI: a hub id must then be cached
     run = run_fake_suite(tmp_path, *args)
     output = run.stdout + run.stderr
     assert run.returncode == 4, output

@@ -115,6 +115,18 @@ def check_checkpoint_name(flag: str, name: str) -> Path | None:
                 "not in the local hub cache and HF_HUB_OFFLINE is set",
                 "go online, or pass a local folder",
             )
+        return None
+    from huggingface_hub import model_info
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    try:
+        model_info(name, timeout=10)
+    except GatedRepoError:
+        return None  # gated: the download says what access it needs
+    except RepositoryNotFoundError:
+        raise TrustgateError(f"{flag} {name}", "no such model on the hub (or it is private)", fix) from None
+    except Exception:  # unreachable or slow: the download at first use reports it
+        return None
     return None
 
 
