@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RemedySettings:
-    """--remedy and its budgets, checked at configure time."""
+    """--trust-remedy and its budgets (each value checked by its validator in plugin.options)."""
 
     probes: int
     minutes: float
@@ -57,7 +57,7 @@ class Settings:
     worst_seed: bool
     evaluation: EvaluationSettings
     allow_ungated: bool = False  # checks skipped for missing data leave the session green
-    remedy: RemedySettings | None = None  # --remedy: search a remedy for each failing variant
+    remedy: RemedySettings | None = None  # --trust-remedy: search a remedy for each failing variant
 
 
 def engine_settings(option: Any, models: list[str]) -> EngineSettings:
