@@ -33,8 +33,14 @@ def test_damaged_row_is_regenerated_not_trusted(tmp_path: Path):
     assert cache.get_many(["k"]) == {}
 
 
-def test_a_corrupt_cache_is_set_aside_and_rebuilt_with_a_warning(tmp_path: Path, capfd):
+def test_a_corrupt_cache_is_set_aside_and_rebuilt_with_a_warning(tmp_path: Path, monkeypatch):
     """Defect 8: a corrupt generations.sqlite was a traceback in every test; it is a cache."""
+    import io
+
+    from trustgate.util import progress
+
+    log = io.StringIO()
+    monkeypatch.setattr(progress, "_terminal", log)  # where progress lines go (the terminal pytest does not capture)
     path = tmp_path / "g.sqlite"
     damaged = b"this is not a database" * 100
     path.write_bytes(damaged)
@@ -44,7 +50,7 @@ def test_a_corrupt_cache_is_set_aside_and_rebuilt_with_a_warning(tmp_path: Path,
     assert cache.get_many(["k"]) == {"k": ["v"]}
     kept = [p for p in tmp_path.iterdir() if ".corrupt-" in p.name]
     assert len(kept) == 1 and kept[0].read_bytes() == damaged  # nothing lost: the damaged file is kept
-    assert "set aside as g.sqlite.corrupt-" in capfd.readouterr().err
+    assert "set aside as g.sqlite.corrupt-" in log.getvalue()
 
 
 def test_a_read_only_cache_says_so_and_never_advises_deleting_it(tmp_path: Path, monkeypatch):

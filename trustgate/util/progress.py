@@ -8,6 +8,7 @@ the work, writes the CI lines: a batch that takes minutes still shows a line eve
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import threading
@@ -31,6 +32,8 @@ def keep_terminal() -> None:
         _terminal = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace", closefd=True)
     except OSError:  # no stderr at all (a daemon): progress falls back to sys.stderr
         _terminal = None
+        return
+    atexit.register(_terminal.close)
 
 
 def _stream() -> IO[str]:
