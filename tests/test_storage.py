@@ -41,12 +41,19 @@ def test_two_processes_build_an_entry_once(tmp_path: Path) -> None:
     assert entry_is_complete(tmp_path / "entry")
 
 
-def test_corrupt_or_half_written_entries_are_rebuilt(tmp_path: Path) -> None:
+def test_corrupt_or_half_written_entries_are_rebuilt(tmp_path: Path, monkeypatch) -> None:
+    import io
+
+    from trustgate.util import progress
+
+    log = io.StringIO()
+    monkeypatch.setattr(progress, "_terminal", log)
     folder, _ = build_once(tmp_path / "entry", lambda s: (s / "w.bin").write_bytes(b"1234") and {})
     (folder / "w.bin").write_bytes(b"12")  # truncated after publication
     assert not entry_is_complete(folder)
     _, rebuilt = build_once(folder, lambda s: (s / "w.bin").write_bytes(b"1234") and {})
     assert rebuilt and (folder / "w.bin").read_bytes() == b"1234"
+    assert f"{folder}: the cached entry is incomplete or was changed since it was written; rebuilding" in log.getvalue()
 
     (folder / COMPLETE_MARKER).unlink()  # a crash before the marker: never trusted
     _, rebuilt = build_once(folder, lambda s: (s / "w.bin").write_bytes(b"5678") and {})

@@ -15,6 +15,8 @@ from typing import Any
 
 from filelock import FileLock
 
+from trustgate.util.progress import say
+
 COMPLETE_MARKER = "trustgate-complete.json"
 # Files written beside an entry after it is published (the weights fingerprint memo and its
 # lock); they are not part of the entry, so they must not make a complete entry look damaged.
@@ -104,6 +106,8 @@ def build_once(
         if entry_is_complete(folder):
             return folder, False
         if folder.exists():
+            # A cache entry: rebuilding it loses nothing, but a person should know why this run is slow.
+            say(f"{folder}: the cached entry is incomplete or was changed since it was written; rebuilding it")
             shutil.rmtree(folder)
         # Under the lock nobody else builds this entry: a staging folder left here is a build that
         # was killed (SIGKILL, power loss) and would otherwise stay forever (hundreds of MB).
