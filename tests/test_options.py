@@ -184,3 +184,11 @@ def test_a_checkpoint_you_bring_with_a_truncated_safetensors_file_is_refused_at_
     output = run.stdout + run.stderr
     assert run.returncode == 4, output
     assert f"--model {folder}: model.safetensors is truncated" in output and "Traceback" not in output
+
+
+def test_readmes_option_table_lists_every_option_by_its_name():
+    import re
+
+    rows = [line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `--")]
+    documented = {flag for row in rows for flag in re.findall(r"`(--[a-z-]+)", row.split(" | ")[0])}
+    assert documented == {option.flag for option in OPTIONS}
