@@ -192,3 +192,15 @@ def test_readmes_option_table_lists_every_option_by_its_name():
     rows = [line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `--")]
     documented = {flag for row in rows for flag in re.findall(r"`(--[a-z-]+)", row.split(" | ")[0])}
     assert documented == {option.flag for option in OPTIONS}
+
+
+def test_an_old_spelling_says_its_new_name_unless_another_plugin_owns_it(tmp_path: Path):
+    run = run_fake_suite(tmp_path / "old", "--limit", "8")
+    assert run.returncode == 4 and "--limit: trustgate's options carry the --trust- prefix" in run.stdout + run.stderr
+    assert "pass --trust-limit" in run.stdout + run.stderr
+    suite = tmp_path / "profiling"
+    suite.mkdir()
+    flags = NEIGHBOURS["pytest_profiling"]
+    (suite / "pytest_profiling_shim.py").write_text(SHIM.format(name="pytest_profiling", flags=flags))
+    owned = run_fake_suite(suite, "-p", "pytest_profiling_shim", "--profile", "-k", "utility and overall")
+    assert owned.returncode == 1 and "FAIL utility" in owned.stdout, owned.stdout + owned.stderr  # the gate ran

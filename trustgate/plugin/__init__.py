@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from trustgate.dimensions.registry import OVERALL, REGISTRY
-from trustgate.plugin.options import add_options, given
+from trustgate.plugin.options import add_options, given, refuse_old_spellings
 from trustgate.plugin.repository import TRUST_TESTS
-from trustgate.plugin.rootdir import pytest_load_initial_conftests  # noqa: F401  (a hook of this plugin)
+from trustgate.plugin.rootdir import adopt_repository_ini
 from trustgate.util.progress import keep_terminal
 
 # pytest imports this entry point before it starts capturing: keep the real stderr for progress
@@ -37,6 +37,12 @@ SETTINGS = pytest.StashKey["Settings"]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    adopt_repository_ini(early_config, args)
+    refuse_old_spellings(parser, args)
 
 
 def _gates(config: pytest.Config) -> bool:

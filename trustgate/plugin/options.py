@@ -250,6 +250,28 @@ def add_options(parser: pytest.Parser) -> None:
             )
 
 
+# The unprefixed spellings of earlier releases, which users type from habit: old -> new.
+OLD_SPELLINGS = {
+    "--" + o.flag.removeprefix("--trust-"): o.flag
+    for o in OPTIONS
+    if o.flag.startswith("--trust-") and o.flag not in ("--trust-data", "--trust-report", "--trust-remote-code")
+}
+
+
+def refuse_old_spellings(parser: pytest.Parser, args: list[str]) -> None:
+    """`--limit 48` that no other plugin claims: say it is now `--trust-limit`, instead of
+    argparse's bare "unrecognized arguments". (`--profile` with pytest-profiling installed is
+    that plugin's, and left alone.)"""
+    _, unknown = parser.parse_known_and_unknown_args(args)
+    for arg in unknown:
+        name = arg.split("=", 1)[0]
+        if name in OLD_SPELLINGS:
+            raise pytest.UsageError(
+                f"{name}: trustgate's options carry the --trust- prefix since they coexist with other plugins; "
+                f"pass {OLD_SPELLINGS[name]}"
+            )
+
+
 def default_of(option: Option) -> object:
     return False if option.action == "store_true" else option.default
 
