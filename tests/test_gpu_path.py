@@ -14,10 +14,22 @@ import torch
 
 from tests.test_prefix_attention import _layered_prompts, _spec
 from tests.tiny_models import NEVER, generate_alone, tiny_causal_lm
-from trustgate.engine import prefix_attention
-from trustgate.engine.batch_decode import _prefill_copied, _prefill_shared, generate_batch
+from trustgate.engine import batch_decode, prefix_attention
+from trustgate.engine.batch_decode import generate_batch
 from trustgate.models import ModelHandle, load_model, weights_fingerprint
 from trustgate.models import loading as model_loading
+
+
+def first_logits(model: Any, prompts: list[list[int]], shared: bool) -> torch.Tensor:
+    """The first logits of the shared-prefix path (`shared`) or of the copied-cache path. The
+    engine's rework (trustgate/engine, another branch) turns its _prefill_* functions into
+    _*Rows classes; this reads either."""
+    spec = _spec(NEVER)
+    if hasattr(batch_decode, "_prefill_shared"):
+        prefill = batch_decode._prefill_shared if shared else batch_decode._prefill_copied
+        return prefill(model, prompts, spec)[0]
+    rows = batch_decode._SharedPrefixRows if shared else batch_decode._CopiedCacheRows
+    return rows(model, prompts, spec, batch_decode.BatchFigures()).first_logits
 
 
 class _Loaded:
@@ -71,8 +83,8 @@ def test_shared_prefix_attention_in_bfloat16_matches_the_reference_within_bfloat
     prompts = _layered_prompts(seed=4)
     with torch.inference_mode():
         with prefix_attention.prefix_attention(model):
-            shared, _ = _prefill_shared(model, prompts, _spec(NEVER))
-        copied, _ = _prefill_copied(model, prompts, _spec(NEVER))
+            shared = first_logits(model, prompts, shared=True)
+        copied = first_logits(model, prompts, shared=False)
     torch.testing.assert_close(shared.float(), copied.float(), atol=3e-2, rtol=2e-2)  # bf16: 8 mantissa bits
     expected = [generate_alone(model, p, 10, stop=NEVER) for p in prompts]
     produced = generate_batch(model, prompts, _spec(NEVER), "llama")
