@@ -106,7 +106,9 @@ def check_checkpoint_name(flag: str, name: str) -> Path | None:
     if name.startswith((".", "/", "~")) or not HUB_ID.fullmatch(name) or ".." in name or "--" in name:
         problem = "no such folder" if name.startswith((".", "/", "~")) else "not a hub id of the form owner/name"
         raise TrustgateError(f"{flag} {name}", problem, fix)
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
         from huggingface_hub import try_to_load_from_cache
 
         if not isinstance(try_to_load_from_cache(name, "config.json"), str):
