@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from trustgate.util.errors import CorruptDataError, MissingDataError, TrustgateError
+from trustgate.util.errors import CorruptDataError, MissingDataError, MissingFieldError, TrustgateError
 from trustgate.util.hub import from_hub
 from trustgate.util.storage import user_path
 
@@ -126,7 +126,7 @@ class Record(dict):
         self.source = source
 
     def __missing__(self, key: str) -> Any:
-        raise CorruptDataError(
+        raise MissingFieldError(
             self.source,
             f"has no {key!r} field (it has {', '.join(map(repr, self)) or 'none'})",
             "use the file in DecodingTrust's schema; " + RESTORE,
