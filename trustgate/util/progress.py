@@ -54,7 +54,7 @@ def _duration(elapsed: float) -> str:
 def progress_line(description: str, done: int, total: int, unit: str, elapsed: float) -> str:
     """`generate gptq4 stereotype/benign: 120/480 prompts, 1.52 prompts/s, 3m57s left (1m19s)`."""
     rate = done / elapsed if elapsed > 0 else 0.0
-    left = f"{_duration((total - done) / rate)} left" if rate > 0 else "time left unknown until the first batch ends"
+    left = f"{_duration((total - done) / rate)} left" if rate > 0 else "time left not known yet"
     return f"[trustgate] {description}: {done}/{total} {unit}, {rate:.2f} {unit}/s, {left} ({_duration(elapsed)})"
 
 
@@ -79,7 +79,7 @@ class _Ticker:
 class Progress:
     """Counts units of work; draws a bar on a terminal, one line every 30 s otherwise."""
 
-    def __init__(self, description: str, total: int, unit: str = "it", interval: float = LINE_INTERVAL_SECONDS) -> None:
+    def __init__(self, description: str, total: int, unit: str = "it", interval: float | None = None) -> None:
         self.description = description
         self.total = total
         self.unit = unit
@@ -93,7 +93,7 @@ class Progress:
             self._bar = tqdm(total=total, desc=description, unit=unit, file=_stream(), leave=False)
         else:
             self._line()  # the CI log says at once what started and how much there is
-            self._ticker = _Ticker(self._line, interval)
+            self._ticker = _Ticker(self._line, interval or LINE_INTERVAL_SECONDS)
 
     def update(self, count: int = 1) -> None:
         self.done += count
@@ -114,7 +114,7 @@ class Progress:
 
 @contextmanager
 def heartbeat(
-    description: str, stage: Callable[[], str] | None = None, interval: float = LINE_INTERVAL_SECONDS
+    description: str, stage: Callable[[], str] | None = None, interval: float | None = None
 ) -> Iterator[None]:
     """For work without countable steps (a subprocess): a line when it starts and every 30 s,
     with `stage()` (e.g. the last stage a compression worker logged) when given."""
@@ -127,7 +127,7 @@ def heartbeat(
         elapsed = _duration(time.perf_counter() - started)
         print(f"[trustgate] {description}: {now + ', ' if now else ''}{elapsed}", file=stream, flush=True)
 
-    ticker = _Ticker(beat, interval)
+    ticker = _Ticker(beat, interval or LINE_INTERVAL_SECONDS)
     try:
         yield
     finally:
