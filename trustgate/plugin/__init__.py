@@ -87,7 +87,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{entry.name}: {entry.summary}")
     if _gates(config):
         settings = settings_of(config)
-        if not hasattr(config, "workerinput"):  # the xdist controller (or a plain run) owns the folder
+        # The xdist controller (or a plain run) owns the folder; --collect-only writes no report.
+        if not hasattr(config, "workerinput") and not config.option.collectonly:
             from trustgate.report.folder import claim_report_folder
             from trustgate.util.errors import TrustgateError
 
