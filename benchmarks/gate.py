@@ -61,9 +61,9 @@ def run_gate(
     report = cache.parent / f"report-{label}"
     events = cache.parent / f"events-{label}.jsonl"
     command = [sys.executable, "-m", "pytest", "trust_tests", "-p", "no:cacheprovider", "-q"]
-    command += ["--model", args.model, "-k", args.k, "--cache-dir", str(cache)]
-    command += ["--limit", str(args.limit)] if args.limit > 0 else []
-    command += ["--trust-report", str(report), "--calibration", "fallback"]
+    command += ["--model", args.model, "-k", args.k, "--trust-cache-dir", str(cache)]
+    command += ["--trust-limit", str(args.limit)] if args.limit > 0 else []
+    command += ["--trust-report", str(report), "--trust-calibration", "fallback"]
     if args.trust_data:
         command += ["--trust-data", args.trust_data]
     command += list(extra)
@@ -161,7 +161,7 @@ def looks_ab(args: argparse.Namespace, root: Path) -> None:
     no_looks = root / "thresholds-no-looks.toml"
     no_looks.write_text(without, encoding="utf-8")
     off = run_gate(args, fresh_cache(root, "cache-no-looks", args.reuse_checkpoints), "no looks",
-                   extra=("--thresholds", str(no_looks)))  # fmt: skip
+                   extra=("--trust-thresholds", str(no_looks)))  # fmt: skip
     show(off)
     on = run_gate(args, fresh_cache(root, "cache-looks", args.reuse_checkpoints), "looks")
     show(on)

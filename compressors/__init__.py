@@ -23,7 +23,8 @@ from compressors.calibration import CalibrationSet, calibration_set
 from compressors.variants import VariantSpec, parse_variant, parse_variants
 from trustgate.models import ModelHandle, download_from_hub, weights_fingerprint
 from trustgate.util.errors import TrustgateError
-from trustgate.util.progress import heartbeat
+from trustgate.util.process import die_with_parent
+from trustgate.util.progress import STAGE_PREFIX, heartbeat
 from trustgate.util.storage import build_once, digest, read_entry_metadata
 
 __all__ = [
@@ -75,14 +76,29 @@ def checkpoint_key(
     )
 
 
+def worker_stage(log_path: Path) -> str:
+    """The stage the compression worker last announced and its log's last line, for the heartbeat."""
+    try:
+        with open(log_path, "rb") as log:
+            log.seek(max(0, log_path.stat().st_size - 8192))
+            lines = [line.strip() for line in log.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    stages = [line.removeprefix(STAGE_PREFIX) for line in lines if line.startswith(STAGE_PREFIX)]
+    stage = stages[-1] if stages else "starting"
+    last = lines[-1][-100:] if lines and not lines[-1].startswith(STAGE_PREFIX) else ""
+    return f"{stage}" + (f" (log: {last})" if last else "")
+
+
 def _run_worker(job: dict[str, Any], staging: Path, label: str) -> dict[str, Any]:
     job = {**job, "out": str(staging), "figures": str(staging / "compression-figures.json")}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(job, handle)
     log_path = staging / "compression.log"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    env["PYTHONUNBUFFERED"] = "1"  # the heartbeat reads the worker's stages from its log as they happen
     try:
-        with open(log_path, "w") as log, heartbeat(f"compressing {label}"):
+        with open(log_path, "w") as log, heartbeat(f"compressing {label}", stage=lambda: worker_stage(log_path)):
             status = subprocess.run(
                 [sys.executable, "-m", "compressors.worker", handle.name],
                 stdout=log,
@@ -90,6 +106,7 @@ def _run_worker(job: dict[str, Any], staging: Path, label: str) -> dict[str, Any
                 cwd=REPO_ROOT,
                 env=env,
                 check=False,
+                preexec_fn=die_with_parent,  # a SIGKILLed run leaves no worker compressing on its own
             )
     finally:
         os.unlink(handle.name)

@@ -158,14 +158,15 @@ def c4_calibration(samples: int, seed: int) -> CalibrationSet:
     return CalibrationSet(source="c4", seed=seed, texts=tuple(texts))
 
 
-C4_UNREACHABLE_FIX = "pass --calibration fallback to calibrate on the offline text (or auto: C4 when reachable)"
+C4_UNREACHABLE_FIX = "pass --trust-calibration fallback to calibrate on the offline text (or auto: C4 when reachable)"
 
 
 def check_c4_reachable() -> None:
-    """`--calibration c4` without the hub: one line at configure time, before any work."""
+    """`--trust-calibration c4` without the hub: one line at configure time, before any work."""
     if not hub_reachable():
         raise TrustgateError(
-            "--calibration c4", f"the model hub is unreachable (or HF_HUB_OFFLINE is set), so {C4_REPO} cannot load",
+            "--trust-calibration c4",
+            f"the model hub is unreachable (or HF_HUB_OFFLINE is set), so {C4_REPO} cannot load",
             C4_UNREACHABLE_FIX,
         )  # fmt: skip
 
@@ -179,7 +180,7 @@ def calibration_set(samples: int, seed: int, source: str = "auto") -> Calibratio
     except Exception as exc:
         if source == "c4":
             raise TrustgateError(
-                "--calibration c4", f"{C4_REPO} did not load ({type(exc).__name__}: {str(exc).splitlines()[0]})",
+                "--trust-calibration c4", f"{C4_REPO} did not load ({type(exc).__name__}: {str(exc).splitlines()[0]})",
                 C4_UNREACHABLE_FIX,
             ) from exc  # fmt: skip
         return fallback_calibration(samples, seed)

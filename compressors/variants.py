@@ -157,7 +157,7 @@ def parse_variant(name: str) -> VariantSpec:
 def parse_recipe(text: str) -> VariantSpec:
     """`recipe:PATH`: the plain variant the file names, with its kept blocks."""
     path = user_path(text[len(RECIPE_PREFIX) :])
-    fix = "pass the remedy.toml that `pytest --remedy` wrote (variant = ..., kept_blocks = [...])"
+    fix = "pass the remedy.toml that `pytest --trust-remedy` wrote (variant = ..., kept_blocks = [...])"
     try:
         recipe = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:

@@ -20,6 +20,7 @@ from compressors.pruning import MAGNITUDE, magnitude_prune
 from compressors.quantization import allow_awq_without_accelerator
 from compressors.variants import VariantSpec
 from compressors.verify import compression_problems
+from trustgate.util.progress import STAGE_PREFIX
 
 # Calibration forward passes in batches: on a CPU, one sample at a time made gptq4 on the
 # embedded model take over half an hour; equal-length windows make batching lossless.
@@ -45,6 +46,11 @@ def _calibration_dataset(texts: list[str], tokenizer: Any, max_seq_length: int) 
     return Dataset.from_dict({"input_ids": windows, "attention_mask": [[1] * length for _ in windows]})
 
 
+def stage(text: str) -> None:
+    """Announce a stage on stdout (the compression log), where the parent's heartbeat reads it."""
+    print(f"{STAGE_PREFIX}{text}", flush=True)
+
+
 def run(job: dict[str, Any]) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -58,10 +64,12 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     )
     out = Path(job["out"])
     started = time.perf_counter()
+    stage("loading the base model")
     tokenizer = AutoTokenizer.from_pretrained(job["base"])
     model = AutoModelForCausalLM.from_pretrained(job["base"], dtype=torch.float32, use_safetensors=True)
     applied: Any = job["recipe"]
     if MAGNITUDE in job["recipe"]:
+        stage("magnitude pruning")
         magnitude_prune(model, job["recipe"][MAGNITUDE])
         model.save_pretrained(out, safe_serialization=True)
     else:
@@ -74,6 +82,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         applied = recipe.yaml()  # with every default llm-compressor filled in, for the record
         dataset = _calibration_dataset(job["calibration_texts"], tokenizer, job["max_seq_length"])
         torch.manual_seed(spec.seed)
+        stage(f"calibrating and compressing ({spec.method}, {len(job['calibration_texts'])} calibration samples)")
         oneshot(
             model=model,
             dataset=dataset,
@@ -85,6 +94,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         )
         # Quantized weights are packed (compressed-tensors); pruned ones stay dense with zeros,
         # which every loader reads.
+        stage("saving the checkpoint")
         model.save_pretrained(out, save_compressed=bool(spec.bits))
     tokenizer.save_pretrained(out)
     seconds = time.perf_counter() - started
@@ -92,6 +102,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
 
     from trustgate.models import load_model
 
+    stage("reloading and verifying the checkpoint")
     reloaded, _ = load_model(out, "cpu")
     problems = compression_problems(reloaded, spec)
     if problems:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv with everything trustgate needs. Idempotent; works offline from the package registries.
 #   bash scripts/setup.sh              .venv (and the Allure report tool)
-#   bash scripts/setup.sh --with-vllm  also .venv-vllm, vLLM for `pytest --engine vllm`
+#   bash scripts/setup.sh --with-vllm  also .venv-vllm, vLLM for `pytest --trust-engine vllm`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}

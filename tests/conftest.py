@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.ci_progress"]  # a progress line every 30 s in a CI log
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "decodingtrust"
 
@@ -80,7 +82,7 @@ def run_gate(tmp_path: Path, cache_root: Path):
             "-p",
             "no:cacheprovider",
             "-q",
-            "--cache-dir",
+            "--trust-cache-dir",
             str(cache_root),
             "--trust-report",
             str(report_dir),

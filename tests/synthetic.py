@@ -103,7 +103,7 @@ import pytest
 
 from tests.synthetic import FakeEvaluator, handle, make_run
 
-pytest_plugins = ["trustgate.plugin", "fixtures.models", "fixtures.gate"]
+pytest_plugins = ["fixtures.models", "fixtures.gate"]  # the plugin itself is the entry point `trustgate`
 
 # Item scores per model and scenario (20 items each): gptq4 loses one item, magnitude-2:4 many,
 # the two gptq3 seeds two and six.

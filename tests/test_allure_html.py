@@ -78,7 +78,7 @@ def report(tmp_path_factory) -> Path:
         results = Path(given).resolve()
     else:
         suite = tmp_path_factory.mktemp("suite")
-        finished = run_fake_suite(suite, "--alluredir", "allure-results", "-q")
+        finished = run_fake_suite(suite, "--alluredir", "allure-results", "-q", "--model", "dense")  # dense: a PASS
         assert finished.returncode == 1, finished.stdout[-3000:] + finished.stderr[-3000:]  # magnitude-2:4 fails
         results = suite / "allure-results"
     folder = tmp_path_factory.mktemp("report") / "allure-report"
@@ -110,7 +110,7 @@ def test_summary_page_shows_table_and_radar_and_is_captured(report, tmp_path):
     url = f"{(report / 'index.html').as_uri()}#/{summary_id(report)}"
     text = rendered_text(url, tmp_path / "dom", ("trust summary", "average", "dense"))
     assert "trust summary" in text and "average" in text and "dense" in text
-    assert re.search(r"\d+\.\d \(ref \d+%\)", text), "the paper-style table with refusal rates is missing"
+    assert re.search(r"\d+\.\d \(no answer \d+%\)", text), "the paper-style table with refusal rates is missing"
     ARTEFACTS.mkdir(exist_ok=True)
     shot = ARTEFACTS / "allure-report-summary.png"
     shot.unlink(missing_ok=True)
@@ -121,6 +121,35 @@ def test_summary_page_shows_table_and_radar_and_is_captured(report, tmp_path):
     assert pixels.shape[0] >= 1000 and pixels.shape[1] >= 1000
     colours = np.unique((pixels[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)
     assert len(colours) > 200, "the screenshot is (nearly) blank"
+
+
+# One passing, one failing and one INCONCLUSIVE check of the synthetic run, as a reader sees them.
+STATUS_PAGES = {
+    "pass": ("utility / overall / dense", "passed", "Passed"),
+    "fail": ("utility / overall / magnitude-2:4", "failed", "Failed"),
+    "inconclusive": ("utility / overall / gptq4", "unknown", "Unknown"),  # too few items: never a green pass
+}
+
+
+@pytest.mark.parametrize("kind", sorted(STATUS_PAGES))
+def test_pass_fail_and_inconclusive_pages_say_what_they_are_and_are_captured(report, tmp_path, kind):
+    if os.environ.get("TRUSTGATE_ALLURE_RESULTS"):
+        pytest.skip("the synthetic run's checks are named here; a real run's are not")
+    name, status, shown = STATUS_PAGES[kind]
+    results = json.loads((report / "test-results.json").read_text())["byId"]
+    found = {value["name"]: (key, value["status"]) for key, value in results.items()}
+    key, recorded = found[name]
+    assert recorded == status
+    url = f"{(report / 'index.html').as_uri()}#/{key}"
+    text = rendered_text(url, tmp_path / "dom", (name, shown))
+    assert name in text and shown in text, text[:2000]
+    if kind == "inconclusive":
+        assert "INCONCLUSIVE" in text and "Passed" not in text  # the verdict rides as a tag; nothing green
+    ARTEFACTS.mkdir(exist_ok=True)
+    shot = ARTEFACTS / f"allure-report-{kind}.png"
+    shot.unlink(missing_ok=True)
+    browse(url, tmp_path / "shot", "--window-size=1400,1200", f"--screenshot={shot}")
+    assert shot.stat().st_size > 20_000
 
 
 def test_front_page_screenshot(report, tmp_path):

@@ -320,7 +320,7 @@ def test_quantized_checkpoint_on_the_cpu_build_names_the_engine_that_runs_it(tmp
     python = _fake_vllm_python(tmp_path, "sys.exit(1)")
     with pytest.raises(TrustgateError) as caught:
         VLLMEngine(handle, python, log_dir=tmp_path).load()
-    assert "\n" not in str(caught.value) and "--engine transformers" in str(caught.value)
+    assert "\n" not in str(caught.value) and "--trust-engine transformers" in str(caught.value)
     sparse = {"quant_method": "compressed-tensors", "config_groups": {}, "sparsity_config": {"format": "dense"}}
     assert quantization_of(_checkpoint(tmp_path, sparse, name="pruned").path) is None  # pruned: stored dense
 

@@ -15,15 +15,15 @@ def _verdicts(report_dir: Path) -> list[dict]:
 
 def test_tiny_model_gate_scores_every_scenario_and_writes_reports(run_gate, tiny_llama_dir: Path) -> None:
     run = run_gate(
-        "--base-model",
+        "--trust-base-model",
         str(tiny_llama_dir),
         "--model",
         "magnitude-2:4",
         "-k",
         "stereotype",
-        "--limit",
+        "--trust-limit",
         "4",
-        "--calibration",
+        "--trust-calibration",
         "fallback",
     )
     assert run.returncode in (0, 1), run.output  # passed or gated, never an error
@@ -44,7 +44,7 @@ def test_a_base_model_that_never_answers_is_inconclusive_never_a_pass(
 ) -> None:
     # The random tiny model gives no scorable stereotype answer: dense against itself has a zero
     # drop, yet the items say nothing, so the blocking checks fail as INCONCLUSIVE...
-    args = ("--base-model", str(tiny_llama_dir), "--model", "dense", "-k", "stereotype", "--limit", "4")
+    args = ("--trust-base-model", str(tiny_llama_dir), "--model", "dense", "-k", "stereotype", "--trust-limit", "4")
     run = run_gate(*args)
     assert run.returncode == 1, run.output
     verdicts = _verdicts(run.report_dir)
@@ -55,7 +55,7 @@ def test_a_base_model_that_never_answers_is_inconclusive_never_a_pass(
 
     policy = tmp_path / "warn.toml"
     policy.write_text((ROOT / "thresholds.toml").read_text().replace('inconclusive = "fail"', 'inconclusive = "warn"'))
-    warned = run_gate(*args, "--thresholds", str(policy))
+    warned = run_gate(*args, "--trust-thresholds", str(policy))
     assert warned.returncode == 0, warned.output
     assert all(v["verdict"] == "INCONCLUSIVE" and v["passed"] for v in _verdicts(warned.report_dir))
 
@@ -66,21 +66,24 @@ def test_a_base_model_that_never_answers_is_inconclusive_never_a_pass(
         (["--model", "gptq5"], "--model gptq5: 5-bit is not offered"),
         (["--model", "awq4", "--model", "wonder-2:4"], "--model wonder-2:4: unknown variant; valid variants: dense"),
         (["--trust-data", "/nonexistent/decodingtrust"], "--trust-data /nonexistent/decodingtrust: no such folder"),
-        (["--profile", "nightly"], "--profile nightly: no such profile"),
-        (["--limit", "-3"], "--limit -3"),
-        (["--device", "foo"], "--device foo: unknown device; choose auto, cpu, cuda or cuda:N"),
-        (["--device", "cuda:99"], "--device cuda:99: no such CUDA device"),
-        (["--batch-size", "0"], "--batch-size 0: must be a positive number"),
-        (["--batch-size", "-3"], "--batch-size -3: must be a positive number"),
-        (["--base-model", "/nonexistent"], "--base-model /nonexistent: no such folder"),
-        (["--base-model", "not a/hub id!"], "--base-model not a/hub id!: not a hub id of the form owner/name"),
-        (["--calibration", "c4"], "--calibration c4: the model hub is unreachable"),
-        (["--engine-url", "http://h:1"], "--engine-url http://h:1: only the openai engine uses it"),
-        (["--engine", "openai", "--model", "dense"], "--engine openai: no --engine-url for dense"),
-        (["--engine", "openai", "--engine-url", "awq4=http://h:1"], "awq4 is not a model of this run"),
-        (["--engine", "vllm", "--vllm-python", "/nonexistent/python"], "--vllm-python /nonexistent/python: no such"),
-        (["--remedy", "--remedy-probes", "0"], "--remedy-probes 0: must be positive"),
-        (["--remedy", "--remedy-max-size", "-5"], "--remedy-max-size -5.0: must be 0 or more percent"),
+        (["--trust-profile", "nightly"], "nightly: no such profile"),
+        (["--trust-limit", "-3"], "argument --trust-limit: '-3' is negative"),
+        (["--trust-device", "foo"], "argument --trust-device: 'foo' is not a device; choose auto, cpu, cuda or cuda:N"),
+        (["--trust-device", "cuda:99"], "--trust-device cuda:99: no such CUDA device"),
+        (["--trust-batch-size", "0"], "argument --trust-batch-size: '0' must be positive"),
+        (["--trust-batch-size", "-3"], "argument --trust-batch-size: '-3' must be positive"),
+        (["--trust-base-model", "/nonexistent"], "--trust-base-model /nonexistent: no such folder"),
+        (["--trust-base-model", "not a/hub id!"], "--trust-base-model not a/hub id!: not a hub id of the form"),
+        (["--trust-calibration", "c4"], "--trust-calibration c4: the model hub is unreachable"),
+        (["--trust-engine-url", "http://h:1"], "--trust-engine-url http://h:1: only the openai engine uses it"),
+        (["--trust-engine", "openai", "--model", "dense"], "--trust-engine openai: no --trust-engine-url for dense"),
+        (["--trust-engine", "openai", "--trust-engine-url", "awq4=http://h:1"], "awq4 is not a model of this run"),
+        (
+            ["--trust-engine", "vllm", "--trust-vllm-python", "/nonexistent/python"],
+            "argument --trust-vllm-python: '/nonexistent/python' is no such interpreter",
+        ),
+        (["--trust-remedy", "--trust-remedy-probes", "0"], "argument --trust-remedy-probes: '0' must be positive"),
+        (["--trust-remedy", "--trust-remedy-max-size", "-5"], "'-5' must be 0 or more percent"),
         (["--model", "recipe:/nonexistent/remedy.toml"], "--model recipe:/nonexistent/remedy.toml: cannot read"),
     ],
 )
@@ -109,7 +112,7 @@ def test_user_errors_end_with_a_usage_error_naming_the_culprit(run_gate, args: l
 def test_malformed_thresholds_file_is_a_usage_error(run_gate, tmp_path: Path, policy: str, culprit: str) -> None:
     path = tmp_path / "policy.toml"
     path.write_text(policy)
-    run = run_gate("--thresholds", str(path))
+    run = run_gate("--trust-thresholds", str(path))
     assert run.returncode == 4, run.output
     assert f"thresholds file {path}" in run.output and culprit in run.output
 
@@ -136,7 +139,7 @@ def test_embedded_model_sabotaged_variant_fails_while_dense_passes(
     # Embedded probes: on DecodingTrust's prompt (its task stated twice) the 135M model only
     # echoes the instruction, so it never answers and there would be nothing to lose.
     sabotaged = _sabotage(embedded_model_dir, tmp_path / "sabotaged")
-    run = run_gate("--model", "dense", "--model", str(sabotaged), "-k", "stereotype", "--limit", "8")
+    run = run_gate("--model", "dense", "--model", str(sabotaged), "-k", "stereotype", "--trust-limit", "8")
     assert run.returncode == 1, run.output
     verdicts = {(v["variant"], v["scenario"]): v for v in _verdicts(run.report_dir)}
     assert len(verdicts) == 8

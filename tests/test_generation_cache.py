@@ -33,11 +33,42 @@ def test_damaged_row_is_regenerated_not_trusted(tmp_path: Path):
     assert cache.get_many(["k"]) == {}
 
 
-def test_unreadable_file_names_the_fix(tmp_path: Path):
+def test_a_corrupt_cache_is_set_aside_and_rebuilt_with_a_warning(tmp_path: Path, monkeypatch):
+    """Defect 8: a corrupt generations.sqlite was a traceback in every test; it is a cache."""
+    import io
+
+    from trustgate.util import progress
+
+    log = io.StringIO()
+    monkeypatch.setattr(progress, "_terminal", log)  # where progress lines go (the terminal pytest does not capture)
     path = tmp_path / "g.sqlite"
-    path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(TrustgateError, match="delete the file"):
+    damaged = b"this is not a database" * 100
+    path.write_bytes(damaged)
+    with pytest.warns(RuntimeWarning, match="the generation cache was corrupt"):
+        cache = GenerationCache(path)
+    cache.put_many([("k", ["v"])])
+    assert cache.get_many(["k"]) == {"k": ["v"]}
+    kept = [p for p in tmp_path.iterdir() if ".corrupt-" in p.name]
+    assert len(kept) == 1 and kept[0].read_bytes() == damaged  # nothing lost: the damaged file is kept
+    assert "set aside as g.sqlite.corrupt-" in log.getvalue()
+
+
+def test_a_read_only_cache_says_so_and_never_advises_deleting_it(tmp_path: Path, monkeypatch):
+    """Defect 2: a read-only cache was called unreadable, with the advice to delete it."""
+    import sqlite3
+
+    path = tmp_path / "g.sqlite"
+    GenerationCache(path).put_many([("k", ["v"])])
+
+    def read_only(*args, **kwargs):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(sqlite3, "connect", read_only)
+    with pytest.raises(TrustgateError) as refused:
         GenerationCache(path)
+    assert "cannot be written" in str(refused.value) and "--trust-cache-dir" in str(refused.value)
+    assert "delete" not in str(refused.value)
+    assert path.exists() and not [p for p in tmp_path.iterdir() if ".corrupt-" in p.name]
 
 
 def _open_and_write(path: str, worker: int, start, done) -> None:

@@ -138,8 +138,8 @@ def test_pytest_remedy_searches_after_a_failing_gate_and_reports(run_gate, tiny_
     thresholds = tmp_path / "thresholds.toml"
     thresholds.write_text(policy)
     run = run_gate(
-        "--base-model", str(tiny_llama_dir), "--model", "magnitude-2:4", "-k", "utility", "--limit", "6",
-        "--thresholds", str(thresholds), "--remedy", "--remedy-probes", "1",
+        "--trust-base-model", str(tiny_llama_dir), "--model", "magnitude-2:4", "-k", "utility", "--trust-limit", "6",
+        "--trust-thresholds", str(thresholds), "--trust-remedy", "--trust-remedy-probes", "1",
     )  # fmt: skip
     assert run.returncode == 1, run.output  # the gate's verdict stands
     section = run.output.split("trustgate: remedy", 1)[1]
@@ -207,12 +207,12 @@ def test_a_search_that_breaks_ends_in_one_line_and_leaves_its_traceback(tmp_path
         raise RuntimeError("Missing key(s) in state_dict")
 
     def refused() -> list[str]:
-        raise TrustgateError("--remedy-probes", "must be at least 1", "pass a positive number")
+        raise TrustgateError("--trust-remedy-probes", "must be at least 1", "pass a positive number")
 
     (line,) = guarded(broken, "gptq3", tmp_path / "gptq3")
     assert line.startswith("gptq3: remedy stopped by an unexpected RuntimeError: Missing key(s) in state_dict")
     assert "the gate's verdicts above stand" in line
     assert "Traceback" in (tmp_path / "gptq3" / "error.txt").read_text()
     (line,) = guarded(refused, "gptq3", tmp_path / "other")
-    assert line.startswith("gptq3: remedy stopped: ") and "--remedy-probes" in line
+    assert line.startswith("gptq3: remedy stopped: ") and "--trust-remedy-probes" in line
     assert guarded(lambda: ["REMEDY ..."], "gptq3", tmp_path) == ["REMEDY ..."]

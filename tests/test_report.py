@@ -124,10 +124,10 @@ def summary_with_two_variants_and_a_seed_group() -> RunSummary:
 def test_markdown_table_is_the_papers_layout():
     table = summary_with_two_variants_and_a_seed_group().markdown().splitlines()
     assert table[0] == "| model | stereotype | utility | average |"
-    assert table[2] == "| dense | 100.0 (ref 0%) | 75.0 (ref 25%) | 87.5 |"
-    assert table[3] == "| gptq3@seeds | 95.0 ± 7.1 (ref 5%) | - | 95.0 |"
-    assert table[4] == "| gptq4 | - | 75.0 (ref 25%) | 75.0 |"
-    assert table[5] == "| magnitude-2:4 | - | 50.0 (ref 50%) | 50.0 |"
+    assert table[2] == "| dense | 100.0 (no answer 0%) | 75.0 (no answer 25%) | 87.5 |"
+    assert table[3] == "| gptq3@seeds | 95.0 ± 7.1 (no answer 5%) | - | 95.0 |"
+    assert table[4] == "| gptq4 | - | 75.0 (no answer 25%) | 75.0 |"
+    assert table[5] == "| magnitude-2:4 | - | 50.0 (no answer 50%) | 50.0 |"
 
 
 def test_a_lone_scenario_gets_its_own_column_and_a_consistent_table():
@@ -139,8 +139,8 @@ def test_a_lone_scenario_gets_its_own_column_and_a_consistent_table():
     assert table == [
         "| model | stereotype/a | average |",
         "|---|---|---|",
-        "| dense | 100.0 (ref 0%) | - |",
-        "| gptq4 | 90.0 (ref 10%) | - |",
+        "| dense | 100.0 (no answer 0%) | - |",
+        "| gptq4 | 90.0 (no answer 10%) | - |",
     ]
     assert RunSummary().markdown().splitlines() == ["| model | average |", "|---|---|"]
 
@@ -237,7 +237,10 @@ def test_run_fails_on_the_broken_variant_and_prints_the_table(finished_run):
     assert process.returncode == 1, process.stderr[-2000:]
     assert "| model | stereotype | fairness | utility | average |" in process.stdout
     # magnitude-2:4 stops at the second look (10 of 20 items per scenario): the scores are its items'.
-    assert "| magnitude-2:4 | 50.0 (ref 50%) | 35.0 (ref 65%) | 45.0 (ref 55%) | 43.3 |" in process.stdout
+    assert (
+        "| magnitude-2:4 | 50.0 (no answer 50%) | 35.0 (no answer 65%) | 45.0 (no answer 55%) | 43.3 |"
+        in process.stdout
+    )
     assert "stopped early at look 1 of 2 (20 of 40 items): FAIL clear at 99.98% confidence" in process.stdout
     assert (folder / "trust-report" / "summary.md").read_text().count("| gptq3@seeds |") == 1
 
@@ -275,7 +278,7 @@ def test_allure_results_carry_labels_parameters_and_attachments(finished_run):
 
 
 def test_worst_seed_option_judges_the_worst_seed(tmp_path):
-    process = run_fake_suite(tmp_path, "-k", "utility and overall", "--worst-seed")
+    process = run_fake_suite(tmp_path, "-k", "utility and overall", "--trust-worst-seed")
     assert process.returncode == 1, process.stderr[-2000:]
     summary = json.loads((tmp_path / "trust-report" / "summary.json").read_text())
     group = next(c for c in summary["comparisons"] if c["variant"] == "gptq3@seeds")
@@ -301,3 +304,113 @@ def test_the_run_context_says_what_the_tests_resample(resample, unit):
     assert (
         "exact score test" in intervals and f"jackknife t {unit}" in intervals and "2000 resamples, seed 0" in intervals
     )
+
+
+# -- scores that rest on no answers -------------------------------------------------------------
+
+
+def silent_stereotype(variant: str = "wanda-2:4") -> Comparison:
+    """The issue's case: neither model answers stereotype (no-answer rate 100%), both score 100."""
+    from dataclasses import replace
+
+    base = comparison(variant, [1.0] * 20, dimension_name="stereotype")[0]
+    return replace(base, dense_score=100.0, variant_score=100.0, dense_refusal=100.0, variant_refusal=100.0,
+                   passed=True, inconclusive="the base model does not answer this scenario")  # fmt: skip
+
+
+def test_a_score_on_no_answers_is_shown_as_no_answers_everywhere_and_left_out_of_the_average(tmp_path):
+    summary = RunSummary(min_answer_rate=10.0)
+    summary.add(silent_stereotype())
+    summary.add(comparison("wanda-2:4", [1.0] * 10 + [0.0] * 10)[0])  # utility: answered, 75
+    table = summary.markdown()
+    assert "100.0" not in table and "no answers (0% answered)" in table
+    assert "| wanda-2:4 | no answers (0% answered) | 75.0 (no answer 25%) | 75.0 (of 1; 1 with no answers) |" in table
+    lines = summary.table_lines()
+    assert any(line.startswith("stereotype/overall") and line.count("no ans") == 2 for line in lines)
+    summary.write(tmp_path, {"profile": "ci"})
+    written = json.loads((tmp_path / "summary.json").read_text())
+    cell = written["overall"]["wanda-2:4"]["stereotype"]
+    assert cell["score"] is None and cell["no_answers"] is True and cell["score_of_non_answers"] == 100.0
+    assert written["comparisons"][0]["dense_no_answers"] is True
+    assert "no answers" in (tmp_path / "summary.md").read_text()
+
+
+def test_the_radar_leaves_out_a_point_that_rests_on_no_answers(monkeypatch):
+    import trustgate.report.radar as radar
+
+    drawn = {}
+    monkeypatch.setattr(radar, "radar_png", lambda scores, no_answers=None: drawn.update(scores=scores,
+                        no_answers=no_answers) or PNG)  # fmt: skip
+    summary = RunSummary()
+    summary.add(silent_stereotype())
+    summary.radar()
+    assert drawn["scores"] == {"dense": {}, "wanda-2:4": {}}
+    assert drawn["no_answers"] == {"dense": ["stereotype"], "wanda-2:4": ["stereotype"]}
+    assert radar_png({"dense": {"utility": 50.0}}, no_answers={"wanda-2:4": ["stereotype"]}).startswith(PNG)
+
+
+def test_a_refusal_that_is_an_answer_is_a_score_not_no_answers():
+    from dataclasses import replace
+
+    from trustgate.report.summary import rests_on_no_answers
+
+    assert rests_on_no_answers("stereotype", OVERALL, 95.0, 10.0)
+    assert not rests_on_no_answers("stereotype", OVERALL, 85.0, 10.0)
+    assert not rests_on_no_answers("toxicity", OVERALL, 100.0, 10.0)  # a refusal is a non-toxic answer
+    summary = RunSummary()
+    summary.add(replace(silent_stereotype(), dimension="toxicity"))
+    assert "no answers" not in summary.markdown()
+
+
+def test_allure_shows_inconclusive_and_informational_checks_never_as_passed():
+    from dataclasses import replace
+
+    from trustgate.report.allure import allure_status
+
+    silent = silent_stereotype()
+    assert allure_status(silent)[0] == "unknown" and "INCONCLUSIVE" in allure_status(silent)[1]
+    held = comparison("gptq4", [1.0] * 10 + [0.0] * 10)[0]
+    assert held.verdict == "PASS" and allure_status(held) is None
+    assert allure_status(replace(held, tier="informational"))[0] == "skipped"
+    warned = replace(held, tier="informational", failures=("drop 12.00 > 5.00",))
+    assert warned.verdict == "WARN" and allure_status(warned)[0] == "unknown"
+    failed = comparison("magnitude-2:4", [0.0] * 20)[0]
+    assert not failed.passed and allure_status(failed) is None  # pytest's "failed" stays
+    assert "no answers" in score_table_html(silent) and "100.00" not in score_table_html(silent).split("interval")[1]
+
+
+def test_allure_results_of_a_run_carry_those_statuses(tmp_path):
+    """Through the real plugin and allure-pytest: the informational scenario checks are not green."""
+    run = run_fake_suite(tmp_path, "-k", "utility", "--alluredir", "allure-results")
+    assert run.returncode == 1, run.stdout + run.stderr
+    results = [json.loads(p.read_text()) for p in (tmp_path / "allure-results").glob("*-result.json")]
+    status = {r["name"]: r["status"] for r in results}
+    assert status["utility / overall / magnitude-2:4"] == "failed"
+    assert status["utility / overall / gptq4"] == "unknown"  # INCONCLUSIVE (too few items), not blocking in ci
+    assert status["utility / a / gptq4"] == "skipped"  # an informational PASS decides nothing
+    assert "passed" not in status.values(), status  # nothing here compared and held on a blocking check
+
+
+def test_two_runs_never_share_a_report_folder(tmp_path):
+    """Defect 13: two runs sharing trustgate-report/: the last writer won and old records piled up."""
+    from filelock import FileLock
+
+    from trustgate.report.folder import LOCK
+
+    first = run_fake_suite(tmp_path, "-k", "utility and overall")
+    assert first.returncode == 1, first.stdout + first.stderr
+    report = tmp_path / "trust-report"
+    (report / "records" / "stale").mkdir(parents=True)  # what an earlier run left behind
+    first_summary = (report / "summary.json").read_text()
+    with FileLock(str(report / LOCK)):  # a run still writing there
+        busy = run_fake_suite(tmp_path, "-k", "stereotype and overall")
+    assert busy.returncode == 4, busy.stdout + busy.stderr
+    assert "another trustgate run is writing reports into this folder" in busy.stdout + busy.stderr
+    assert (report / "summary.json").read_text() == first_summary  # the refused run wrote nothing
+    second = run_fake_suite(tmp_path, "-k", "stereotype and overall")
+    assert second.returncode == 1, second.stdout + second.stderr
+    written = json.loads((report / "summary.json").read_text())
+    assert {c["dimension"] for c in written["comparisons"]} == {"stereotype"}
+    assert not (report / "records" / "stale").exists()
+    assert (report / "previous-run" / "summary.json").read_text() == first_summary  # nothing lost
+    assert (report / "previous-run" / "records" / "stale").is_dir()

@@ -159,7 +159,7 @@ def test_decodingtrust_layout_loads_1152_statements_per_system_prompt() -> None:
     system, user = (content for _, content in targeted.messages)
     assert targeted.meta["group"].lower() in system and "[target_group]" not in system  # not a proper noun
     assert user.count("I am going to express my view") == 2  # DecodingTrust sends the task twice
-    # The same statement carries the same sample key in every scenario, so --limit keeps them aligned.
+    # The same statement carries the same sample key in every scenario, so --trust-limit keeps them aligned.
     keys = [{i.sample_key for i in loaded[s].items} for s in SCENARIOS]
     assert keys[0] == keys[1] == keys[2]
 

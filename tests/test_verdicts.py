@@ -73,7 +73,7 @@ def test_too_few_items_to_tell_is_inconclusive_not_a_pass():
     # only a drop of more than twice the margin would be caught at n=8.
     few = check([1.0] * 7 + [0.0], [0.0] + [1.0] * 7, policy(max_refusal_rise=100.0))
     assert few.verdict == "INCONCLUSIVE" and not few.passed
-    assert "too few items to tell" in few.inconclusive and "raise --limit" in few.inconclusive
+    assert "too few items to tell" in few.inconclusive and "raise --trust-limit" in few.inconclusive
     assert few.detectable_drop > 2 * few.margin
 
 

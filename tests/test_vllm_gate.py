@@ -1,5 +1,5 @@
 """The gate through a real vLLM server (from .venv-vllm) on the embedded model, end to end:
-`pytest --engine vllm --model dense -k "stereotype and benign" --limit 8`, then the same with the
+`pytest --trust-engine vllm --model dense -k "stereotype and benign" --trust-limit 8`, then the same with the
 transformers engine; records and verdicts have the same shape and most greedy texts agree.
 
 Skipped only where `.venv-vllm` is absent (`bash scripts/setup.sh --with-vllm` makes it; CI does).
@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
-COMMAND = ("--model", "dense", "-k", "stereotype and benign", "--limit", "8")
+COMMAND = ("--model", "dense", "-k", "stereotype and benign", "--trust-limit", "8")
 MIN_AGREEMENT = 0.5  # kernels differ (vLLM's fused CPU ops vs PyTorch's), so not every text is identical
 
 pytestmark = [
@@ -47,7 +47,7 @@ def test_the_gate_runs_through_a_vllm_server_and_agrees_with_transformers(
     events = tmp_path / "events.jsonl"
     monkeypatch.setenv("TRUSTGATE_EVENTS", str(events))
 
-    served = run_gate("--engine", "vllm", *COMMAND, "--cache-dir", str(cache))
+    served = run_gate("--trust-engine", "vllm", *COMMAND, "--trust-cache-dir", str(cache))
     assert served.returncode == 0, served.output[-3000:]
     vllm_report = tmp_path / "vllm-report"
     shutil.copytree(served.report_dir, vllm_report)
@@ -57,7 +57,7 @@ def test_the_gate_runs_through_a_vllm_server_and_agrees_with_transformers(
     (log,) = (vllm_report / "logs").glob("vllm-dense-*.log")
     assert "--served-model-name trustgate-model --dtype float32" in log.read_text()
 
-    local = run_gate(*COMMAND, "--cache-dir", str(cache))
+    local = run_gate(*COMMAND, "--trust-cache-dir", str(cache))
     assert local.returncode == 0, local.output[-3000:]
 
     records = "records/dense/stereotype/benign.jsonl"

@@ -36,16 +36,16 @@ def test_two_workers_two_variants_one_report(tmp_path: Path, tiny_llama_dir: Pat
     events = tmp_path / "events.jsonl"
     report = tmp_path / "report"
     command = [sys.executable, "-m", "pytest", "trust_tests", "-p", "no:cacheprovider", "-q", "-n", "2"]
-    command += ["--model", "gptq4+cal16", "--model", "magnitude-2:4", "-k", "stereotype", "--limit", "4"]
+    command += ["--model", "gptq4+cal16", "--model", "magnitude-2:4", "-k", "stereotype", "--trust-limit", "4"]
     command += [
-        "--base-model",
+        "--trust-base-model",
         str(tiny_llama_dir),
-        "--cache-dir",
+        "--trust-cache-dir",
         str(tmp_path / "cache"),
         "--trust-report",
         str(report),
     ]
-    command += ["--calibration", "fallback", "--batch-size", "8"]
+    command += ["--trust-calibration", "fallback", "--trust-batch-size", "8"]
     env = {**os.environ, "TRUSTGATE_EVENTS": str(events), "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     output = done.stdout + done.stderr

@@ -12,6 +12,7 @@ from trustgate.data.sources import (
     read_json,
     read_jsonl,
     read_npy,
+    read_text,
     resolve_trust_data,
 )
 
@@ -24,5 +25,6 @@ __all__ = [
     "read_json",
     "read_jsonl",
     "read_npy",
+    "read_text",
     "resolve_trust_data",
 ]

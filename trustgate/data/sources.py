@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from trustgate.util.errors import CorruptDataError, MissingDataError, TrustgateError
+from trustgate.util.errors import CorruptDataError, MissingDataError, MissingFieldError, TrustgateError
 from trustgate.util.hub import from_hub
 from trustgate.util.storage import user_path
 
@@ -117,7 +117,30 @@ def hub_rows(config: str, split: str) -> list[dict[str, Any]]:
     return from_hub(f"{HUB_DATASET}:{config}/{split}", load)
 
 
-def _text(path: Path) -> str:
+class Record(dict):
+    """One row of a data file that knows where it came from: a field the file lacks is a
+    CorruptDataError naming the file, the line and the fields it has, not a bare KeyError."""
+
+    def __init__(self, fields: dict[str, Any], source: str) -> None:
+        super().__init__(fields)
+        self.source = source
+
+    def __missing__(self, key: str) -> Any:
+        raise MissingFieldError(
+            self.source,
+            f"has no {key!r} field (it has {', '.join(map(repr, self)) or 'none'})",
+            "use the file in DecodingTrust's schema; " + RESTORE,
+        )
+
+
+def _regular(path: Path) -> None:
+    """A FIFO, socket or device named as a data file would block the read forever."""
+    if path.exists() and not path.is_file():
+        raise CorruptDataError(str(path), "is not a regular file (a folder, FIFO or device)", RESTORE)
+
+
+def read_text(path: Path) -> str:
+    _regular(path)
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -127,26 +150,28 @@ def _text(path: Path) -> str:
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    for number, line in enumerate(_text(path).split("\n"), 1):  # not splitlines: JSON may hold U+2028
+    for number, line in enumerate(read_text(path).split("\n"), 1):  # not splitlines: JSON may hold U+2028
         if not line.strip():
             continue
+        source = f"{path}:{number}"
         try:
-            yield json.loads(line)
+            yield json.loads(line, object_hook=lambda fields, source=source: Record(fields, source))
         except json.JSONDecodeError as exc:
-            raise CorruptDataError(f"{path}:{number}", f"not valid JSON ({exc.msg})", RESTORE) from exc
+            raise CorruptDataError(source, f"not valid JSON ({exc.msg})", RESTORE) from exc
 
 
 def read_json(path: Path) -> Any:
     try:
-        return json.loads(_text(path))
+        return json.loads(read_text(path), object_hook=lambda fields: Record(fields, str(path)))
     except json.JSONDecodeError as exc:
         raise CorruptDataError(f"{path}:{exc.lineno}", f"not valid JSON ({exc.msg})", RESTORE) from exc
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
-    text = _text(path)
+    text = read_text(path)
     try:
-        return list(csv.DictReader(io.StringIO(text, newline="")))
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        return [Record(row, f"{path}:{reader.line_num}") for row in reader]
     except csv.Error as exc:
         raise CorruptDataError(str(path), f"not valid CSV ({exc})", RESTORE) from exc
 
@@ -154,6 +179,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 def read_npy(path: Path) -> Any:
     import numpy as np
 
+    _regular(path)
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:

@@ -38,7 +38,7 @@ class Item:
     messages: Messages
     target: Any = None
     meta: Mapping[str, Any] = field(default_factory=dict)
-    sample_key: str = ""  # items sharing it are kept or dropped together by --limit
+    sample_key: str = ""  # items sharing it are kept or dropped together by --trust-limit
 
     def chat(self) -> list[dict[str, str]]:
         return [{"role": role, "content": content} for role, content in self.messages]

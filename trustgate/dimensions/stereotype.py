@@ -128,7 +128,7 @@ def user_message(text: str) -> str:
 
 
 def statement_key(text: str) -> str:
-    """The key of one statement (its user-prompt text): item ids and --limit sampling use it."""
+    """The key of one statement (its user-prompt text): item ids and --trust-limit sampling use it."""
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 

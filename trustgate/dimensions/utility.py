@@ -15,13 +15,14 @@ Data: --trust-data PATH looks for Hendrycks' CSV release at PATH/mmlu/{dev,test}
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from trustgate.data import TrustData, from_hub
+from trustgate.data import TrustData, from_hub, read_text
 from trustgate.data.probes import utility as probes
 from trustgate.dimensions.base import Dimension, Item, Outcome, ScenarioData, share
 from trustgate.util.errors import CorruptDataError, MissingDataError
@@ -72,8 +73,7 @@ def messages_for(question: Question, demos: Sequence[Question]) -> tuple[tuple[s
 
 
 def _read_csv_questions(path: Path, subject: str) -> list[Question]:
-    with open(path, encoding="utf-8", newline="") as handle:
-        rows = list(csv.reader(handle))
+    rows = list(csv.reader(io.StringIO(read_text(path), newline="")))
     questions = []
     for number, row in enumerate(rows, 1):
         if len(row) != 6 or row[5].strip() not in LETTERS:

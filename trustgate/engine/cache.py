@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -16,8 +18,13 @@ from filelock import FileLock
 
 from trustgate.engine.base import Decoding, Engine, Prompt
 from trustgate.util.errors import TrustgateError
-from trustgate.util.progress import Progress
+from trustgate.util.progress import Progress, say
 from trustgate.util.storage import digest
+
+# What SQLite says of a file that is not (or no longer) a database: the cache is set aside and
+# rebuilt. Anything else (locked, read-only, no space) is the user's to fix and loses nothing.
+CORRUPT = ("file is not a database", "malformed", "corrupt")
+NOT_WRITABLE = ("readonly", "read-only", "unable to open", "permission", "disk i/o error")
 
 
 class GenerationCache:
@@ -27,27 +34,58 @@ class GenerationCache:
         # Switching to WAL and creating the table take an exclusive lock that SQLite's busy
         # timeout does not always wait for, so workers starting together would see
         # "database is locked"; one process at a time sets the file up.
+        with FileLock(str(path) + ".init.lock", timeout=120):
+            try:
+                self._db = self._open()
+            except sqlite3.DatabaseError as exc:
+                if not any(sign in str(exc).lower() for sign in CORRUPT):
+                    raise self._error(exc) from None
+                aside = self._set_aside(exc)
+                try:
+                    self._db = self._open()
+                except sqlite3.DatabaseError as again:
+                    raise self._error(again) from None
+                message = f"{path}: the generation cache was corrupt ({exc}); set aside as {aside.name}, rebuilt empty"
+                warnings.warn(message, RuntimeWarning, stacklevel=2)
+                say(message)
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
         try:
-            with FileLock(str(path) + ".init.lock", timeout=120):
-                self._db = sqlite3.connect(path, timeout=60, check_same_thread=False)
-                if self._db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                    self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute(
-                    "CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, responses TEXT NOT NULL)"
-                )
-                self._db.commit()
-        except sqlite3.DatabaseError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise TrustgateError(
-                    str(path),
-                    f"the generation cache stayed locked for 60 s ({exc})",
-                    "stop any other trustgate run that uses this cache, then run again",
-                ) from exc
-            raise TrustgateError(
-                str(path),
-                f"the generation cache is unreadable ({exc})",
-                "delete the file; it is rebuilt on the next run",
-            ) from exc
+            if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            db.execute("CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, responses TEXT NOT NULL)")
+            db.execute("SELECT COUNT(*) FROM generations").fetchone()
+            db.commit()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
+
+    def _set_aside(self, exc: Exception) -> Path:
+        """Keep the damaged file (and its WAL) under a dated name: it is a cache, so the run goes on."""
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+        for suffix in ("", "-wal", "-shm"):
+            part = Path(str(self.path) + suffix)
+            if part.exists():
+                part.rename(Path(str(aside) + suffix))
+        return aside
+
+    def _error(self, exc: sqlite3.DatabaseError) -> TrustgateError:
+        text = str(exc).lower()
+        if "locked" in text or "busy" in text:
+            return TrustgateError(
+                str(self.path),
+                f"the generation cache stayed locked for 60 s ({exc})",
+                "stop any other trustgate run that uses this cache, then run again",
+            )
+        if any(sign in text for sign in NOT_WRITABLE):
+            return TrustgateError(
+                str(self.path),
+                f"the generation cache cannot be written ({exc})",
+                "make the file and its folder writable, or pass --trust-cache-dir a folder you can write to",
+            )
+        return TrustgateError(str(self.path), f"the generation cache cannot be used ({exc})", "see SQLite's message")
 
     @staticmethod
     def key(fingerprint: str, prompt: str, settings: dict) -> str:

@@ -99,7 +99,7 @@ class CompletionClient:
     timeout: float = 600.0  # one request: a long prompt on a loaded CPU is slow
     retries: int = 3  # tries after the first
     backoff: float = 1.0  # seconds before the first retry, doubled each time
-    culprit: str = "--engine-url"
+    culprit: str = "--trust-engine-url"
     alive: Any = None  # () -> str | None: why the server is gone (checked between retries)
     failures: list[str] = field(default_factory=list)
 
@@ -177,7 +177,7 @@ def split_url(text: str) -> tuple[str, str | None]:
         url = url[: -len("/v1")]
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise TrustgateError(f"--engine-url {text}", "not an http(s) URL", "pass e.g. http://127.0.0.1:8000")
+        raise TrustgateError(f"--trust-engine-url {text}", "not an http(s) URL", "pass e.g. http://127.0.0.1:8000")
     return url, model or None
 
 
@@ -251,9 +251,10 @@ class OpenAIEngine(CompletionsEngine):
     ) -> None:
         if not handle.fingerprint:
             raise TrustgateError(
-                f"--engine-url {url}",
+                f"--trust-engine-url {url}",
                 f"no weights fingerprint for {handle.name}: generations would be cached under a name alone",
-                "pass the checkpoint folder the endpoint serves (--base-model/--model), so its weights key the cache",
+                "pass the checkpoint folder the endpoint serves (--trust-base-model/--model), "
+                "so its weights key the cache",
             )
         super().__init__(handle, trust_remote_code)
         self.base_url, self.model = split_url(url)
@@ -273,7 +274,9 @@ class OpenAIEngine(CompletionsEngine):
                 self._server = f"tgi-{info.body['version']}-{info.body.get('model_dtype', 'unknown')}"
             elif version.error and info.error:
                 raise EndpointError(
-                    f"--engine-url {self.base_url}", f"the endpoint does not answer: {version.error}", FIX_ENDPOINT
+                    f"--trust-engine-url {self.base_url}",
+                    f"the endpoint does not answer: {version.error}",
+                    FIX_ENDPOINT,
                 )
             else:
                 self._server = "unknown"
@@ -291,20 +294,22 @@ class OpenAIEngine(CompletionsEngine):
         self._probe()
         models = http_json(f"{self.base_url}/v1/models", timeout=30)
         if models.status != 200 or not isinstance(models.body, dict):
-            raise EndpointError(f"--engine-url {self.base_url}", f"GET /v1/models: {_message(models)}", FIX_ENDPOINT)
+            raise EndpointError(
+                f"--trust-engine-url {self.base_url}", f"GET /v1/models: {_message(models)}", FIX_ENDPOINT
+            )
         served = [entry.get("id") for entry in models.body.get("data", []) if isinstance(entry, dict)]
         listed = ", ".join(map(str, served)) or "none"
         if self.model is None:
             if len(served) != 1:
                 raise EndpointError(
-                    f"--engine-url {self.base_url}",
+                    f"--trust-engine-url {self.base_url}",
                     f"the endpoint serves {len(served)} models ({listed})",
                     "name the one for this checkpoint as URL#MODEL",
                 )
             self.model = served[0]
         elif self.model not in served:
             raise EndpointError(
-                f"--engine-url {self.base_url}#{self.model}",
+                f"--trust-engine-url {self.base_url}#{self.model}",
                 f"the endpoint does not serve {self.model!r} (it serves {listed})",
                 "name a served model after #",
             )

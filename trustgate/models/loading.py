@@ -16,7 +16,7 @@ DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 def check_device(requested: str) -> None:
     """An unknown device, or CUDA where there is none, is an error now, not a silent CPU run."""
     if not DEVICE.fullmatch(requested):
-        raise TrustgateError(f"--device {requested}", "unknown device", "choose auto, cpu, cuda or cuda:N")
+        raise TrustgateError(f"--trust-device {requested}", "unknown device", "choose auto, cpu, cuda or cuda:N")
     if not requested.startswith("cuda"):
         return
     import torch
@@ -26,9 +26,9 @@ def check_device(requested: str) -> None:
     if index >= count:
         available = ", ".join(["cpu", *(f"cuda:{i}" for i in range(count))])
         raise TrustgateError(
-            f"--device {requested}",
+            f"--trust-device {requested}",
             "no such CUDA device" + ("" if count else " (this machine has no usable CUDA GPU)"),
-            f"available here: {available}; or --device auto",
+            f"available here: {available}; or --trust-device auto",
         )
 
 
@@ -37,7 +37,7 @@ def select_device(requested: str) -> str:
 
     Under pytest-xdist with several visible GPUs, worker gwN gets GPU N modulo the GPU count,
     so `pytest -n <number of GPUs>` puts one worker on each GPU; a model too large for one GPU
-    needs `--device cuda` (all GPUs, device_map="auto") and one worker.
+    needs `--trust-device cuda` (all GPUs, device_map="auto") and one worker.
     """
     import torch
 

@@ -1,10 +1,10 @@
 """The pytest plugin: options, settings at configure time, parametrization, the summary.
 
-Installed as a pytest11 entry point, so it loads in every pytest run of the environment
-(`pytest tests`, `pytest --help`, another project's tests). It therefore imports nothing heavy
-at import time and builds the gate's settings (thresholds.toml, variants, data) only in a run
-that gates: one that collects the trust tests or names a trustgate option. Anything else pays
-for an option group and the dimension markers.
+Installed as the pytest11 entry point `trustgate` (`-p no:trustgate` turns it off), so it loads
+in every pytest run of the environment (`pytest tests`, `pytest --help`, another project's
+tests). It therefore imports nothing heavy at import time and builds the gate's settings
+(thresholds.toml, variants, data) only in a run that gates: one that collects the trust tests
+or names a trustgate option. Anything else pays for an option group and the dimension markers.
 """
 
 from __future__ import annotations
@@ -16,8 +16,14 @@ from typing import TYPE_CHECKING
 import pytest
 
 from trustgate.dimensions.registry import OVERALL, REGISTRY
-from trustgate.plugin.options import add_options, given
+from trustgate.plugin.options import add_options, given, refuse_old_spellings
 from trustgate.plugin.repository import TRUST_TESTS
+from trustgate.plugin.rootdir import adopt_repository_ini
+from trustgate.util.progress import keep_terminal
+
+# pytest imports this entry point before it starts capturing: keep the real stderr for progress
+# lines, which a CI log and a terminal must show while a test runs (util.progress).
+keep_terminal()
 
 if TYPE_CHECKING:
     from xdist.remote import Producer
@@ -31,6 +37,12 @@ SETTINGS = pytest.StashKey["Settings"]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    adopt_repository_ini(early_config, args)
+    refuse_old_spellings(parser, args)
 
 
 def _gates(config: pytest.Config) -> bool:
@@ -60,11 +72,30 @@ def settings_of(config: pytest.Config) -> Settings:
     return config.stash[SETTINGS]
 
 
+def check_alluredir(config: pytest.Config) -> None:
+    """allure-pytest creates --alluredir in its own pytest_configure and crashes (exit 3) on a
+    file there; refuse it first, as the usage error it is."""
+    alluredir = getattr(config.option, "allure_report_dir", None)
+    if alluredir and Path(alluredir).expanduser().exists() and not Path(alluredir).expanduser().is_dir():
+        raise pytest.UsageError(f"--alluredir {alluredir}: is a file, not a folder; pass a folder for Allure's results")
+
+
+@pytest.hookimpl(tryfirst=True)  # before allure-pytest's pytest_configure (check_alluredir)
 def pytest_configure(config: pytest.Config) -> None:
+    check_alluredir(config)
     for entry in REGISTRY:
         config.addinivalue_line("markers", f"{entry.name}: {entry.summary}")
     if _gates(config):
-        settings_of(config)
+        settings = settings_of(config)
+        # The xdist controller (or a plain run) owns the folder; --collect-only writes no report.
+        if not hasattr(config, "workerinput") and not config.option.collectonly:
+            from trustgate.report.folder import claim_report_folder
+            from trustgate.util.errors import TrustgateError
+
+            try:
+                config.add_cleanup(claim_report_folder(settings.evaluation.report_dir))
+            except TrustgateError as exc:
+                raise pytest.UsageError(str(exc)) from None
         config.pluginmanager.register(TrustReporter(config), "trustgate-reporter")
 
 
@@ -131,8 +162,10 @@ class TrustReporter:
         from trustgate.report.summary import RunSummary
 
         self.config = config
-        self.summary: RunSummary = RunSummary()
-        self.remedy: list[str] = []  # --remedy: its terminal lines
+        self.summary: RunSummary = RunSummary(
+            min_answer_rate=config.stash[SETTINGS].thresholds.gate.min_base_answer_rate
+        )
+        self.remedy: list[str] = []  # --trust-remedy: its terminal lines
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call":
@@ -142,7 +175,12 @@ class TrustReporter:
 
         for name, value in report.user_properties:
             if name == COMPARISON_PROPERTY:
-                self.summary.add(Comparison.from_dict(json.loads(value)))
+                comparison = Comparison.from_dict(json.loads(value))
+                self.summary.add(comparison)
+                if self.config.pluginmanager.hasplugin("allure_listener"):
+                    from trustgate.report.allure import show_status
+
+                    show_status(self.config, report.nodeid, comparison)
             elif name == NOT_GATED_PROPERTY:
                 self.summary.not_gated.append(json.loads(value))
 
@@ -174,7 +212,7 @@ class TrustReporter:
                 terminalreporter.write_line(
                     f"{len(self.blocking_gaps())} selected checks had no data, so this run gated nothing there "
                     "and fails. Provide the data, deselect them (-k), or allow it: `required = false` under "
-                    "[dimensions.<name>] in thresholds.toml, or --allow-ungated."
+                    "[dimensions.<name>] in thresholds.toml, or --trust-allow-ungated."
                 )
         if self.summary.comparisons:
             terminalreporter.section("trustgate")

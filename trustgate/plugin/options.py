@@ -1,182 +1,281 @@
-"""The gate's command-line options (pytest group "trustgate")."""
+"""The gate's command-line options (pytest group "trustgate"): one table, each flag declared once.
+
+trustgate's plugin loads in every pytest run of the environment, beside other plugins, so every
+option carries the `--trust-` prefix (pytest-profiling owns `--profile`, pytest-timeout
+`--timeout`, ...), except the design card's own `--model`. Each entry's `type` is an argparse
+validator: a value that cannot be right (a negative count, NaN minutes, a port above 65535, a
+FIFO as the policy file) stops pytest with a usage error (exit 4) before anything runs. Rules
+that involve several options, the policy file's contents or the machine's state live in
+`trustgate.plugin.settings`.
+"""
 
 from __future__ import annotations
 
+import argparse
+import math
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
 
-from trustgate.plugin.repository import REPOSITORY
-
 DEFAULT_VARIANT = "gptq4"
+DEFAULT_THRESHOLDS = "thresholds.toml"  # at the repository root (plugin.repository.REPOSITORY)
+DEFAULT_REPORT = "trustgate-report"
+ENGINES = ("transformers", "vllm", "openai")
+CALIBRATION_SOURCES = ("auto", "c4", "fallback")
+DEVICES = "auto, cpu, cuda or cuda:N"
 
 
-# --remedy's budgets: (flag, type, default, metavar, help); destination trust_<flag with underscores>
-REMEDY_BUDGETS: tuple[tuple[str, type, object, str, str], ...] = (
-    ("--remedy-probes", int, 8, "N", "compressions to try per variant (default 8)"),
-    ("--remedy-minutes", float, 50.0, "M", "minutes per variant for the ranking and the probes; the confirmation "
-     "comes after (default 50)"),
-    ("--remedy-max-size", float, 100.0, "PERCENT", "largest size increase over the plain variant (default 100)"),
-    ("--remedy-rank-items", int, 4, "N", "items measured per block restored (default 4)"),
-    ("--remedy-rank-blocks", int, None, "N", "blocks measured by forward passes, largest free signal first "
-     "(default all)"),
-    ("--remedy-prompt-tokens", int, 384, "N", "a measured prompt keeps its last N tokens (default 384)"),
+def _invalid(value: str, problem: str, fix: str) -> argparse.ArgumentTypeError:
+    """argparse prints `argument --trust-x: <this>`: the value, what is wrong, the fix."""
+    return argparse.ArgumentTypeError(f"{value!r} {problem}; {fix}")
+
+
+def _count(text: str, minimum: int, fix: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise _invalid(text, "is not a whole number", fix) from None
+    if value < minimum:
+        raise _invalid(text, "is negative" if minimum == 0 else "must be positive", fix)
+    return value
+
+
+def positive_int(text: str) -> int:
+    return _count(text, 1, "pass a whole number of at least 1")
+
+
+def items_per_scenario(text: str) -> int:
+    return _count(text, 0, "pass 0 (all items) or a positive count, e.g. 48")
+
+
+def _finite(text: str, fix: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise _invalid(text, "is not a number", fix) from None
+    if not math.isfinite(value):
+        raise _invalid(text, "is not a finite number", fix)
+    return value
+
+
+def positive_minutes(text: str) -> float:
+    value = _finite(text, "pass a positive number of minutes, e.g. 50")
+    if value <= 0:
+        raise _invalid(text, "must be positive", "pass a positive number of minutes, e.g. 50")
+    return value
+
+
+def percent(text: str) -> float:
+    value = _finite(text, "pass 0 or more percent, e.g. 100")
+    if value < 0:
+        raise _invalid(text, "must be 0 or more percent", "pass e.g. 100")
+    return value
+
+
+def one_of(*choices: str) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        if text not in choices:
+            raise _invalid(text, "is not offered", f"choose {', '.join(choices)}")
+        return text
+
+    check.__name__ = "choice"
+    return check
+
+
+def device(text: str) -> str:
+    from trustgate.models.loading import DEVICE  # a regular expression; no torch
+
+    if not DEVICE.fullmatch(text):
+        raise _invalid(text, "is not a device", f"choose {DEVICES}")
+    return text
+
+
+def regular_file(text: str) -> str:
+    """A file to read: not a folder, not a FIFO or device (reading one blocks forever)."""
+    path = Path(os.path.expanduser(text))
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise _invalid(text, f"cannot be read ({exc.strerror or exc})", "pass an existing file") from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a FIFO, socket or device)"
+        raise _invalid(text, f"is {kind}", "pass a regular file")
+    return text
+
+
+def text_file(text: str) -> str:
+    """A regular file holding UTF-8 text (the policy file)."""
+    regular_file(text)
+    try:
+        Path(os.path.expanduser(text)).read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise _invalid(text, f"cannot be read ({exc.strerror or exc})", "pass a readable file") from None
+    except UnicodeDecodeError as exc:
+        raise _invalid(text, f"is not UTF-8 text (byte {exc.start})", "save it as UTF-8 TOML") from None
+    return text
+
+
+def folder(text: str) -> str:
+    """A folder trustgate writes into: it may not exist yet, but it may not be a file."""
+    path = Path(os.path.expanduser(text))
+    if path.exists() and not path.is_dir():
+        raise _invalid(text, "is a file, not a folder", "pass a folder path (it is created when missing)")
+    return text
+
+
+def executable(text: str) -> str:
+    path = Path(os.path.expanduser(text))
+    if not path.is_file():
+        raise _invalid(text, "is no such interpreter", "run `bash scripts/setup.sh --with-vllm` or pass its python")
+    if not os.access(path, os.X_OK):
+        raise _invalid(text, "is not executable", f"chmod +x {text} or pass the python of a vLLM environment")
+    return text
+
+
+def endpoint(text: str) -> str:
+    """`[MODEL=]URL[#SERVED]` with an http(s) URL and, when given, a port from 1 to 65535."""
+    from urllib.parse import urlsplit
+
+    model, sep, url = text.partition("=")
+    if not sep or "://" in model:
+        url = text
+    fix = "pass e.g. http://127.0.0.1:8000 or gptq4=http://127.0.0.1:8001"
+    parts = urlsplit(url.partition("#")[0])
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _invalid(text, "is not an http(s) URL", fix)
+    try:
+        port = parts.port
+    except ValueError:
+        raise _invalid(text, "has a port outside 1-65535", fix) from None
+    if port == 0:
+        raise _invalid(text, "has a port outside 1-65535", fix)
+    return text
+
+
+@dataclass(frozen=True)
+class Option:
+    """One trustgate flag. `dest` is `trust_` + the flag's name after its prefix."""
+
+    flag: str
+    help: str
+    type: Callable[[str], object] | None = None  # argparse validator; None for switches
+    default: object = None
+    metavar: str | None = None
+    action: str = "store"  # "store", "append" (repeatable) or "store_true" (a switch)
+
+    @property
+    def dest(self) -> str:
+        name = self.flag.removeprefix("--").removeprefix("trust-")
+        return "trust_" + name.replace("-", "_")
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("--model", f"variant to gate (repeatable): gptq3/4/8, awq3/4/8, wanda-2:4, sparsegpt-50, "
+           f"magnitude-4:8, ...@seedN+calN, dense, recipe:PATH, or a checkpoint folder/hub id; "
+           f"default {DEFAULT_VARIANT}", str, None, "VARIANT", "append"),
+    Option("--trust-base-model", "dense base model: hub id or local folder; default the embedded "
+           "SmolLM2-135M-Instruct", str, None, "ID_OR_PATH"),
+    Option("--trust-data", "DecodingTrust data/ folder, or 'hub'; default the embedded probe sets", str, None,
+           "PATH|hub"),
+    Option("--trust-limit", "items per scenario (overrides the profile; 0 = all)", items_per_scenario, None, "N"),
+    Option("--trust-profile", "evaluation sizes from thresholds.toml: ci (small, default) or release "
+           "(DecodingTrust sizes)", str, "ci", "NAME"),
+    Option("--trust-thresholds", f"gate policy file (default {DEFAULT_THRESHOLDS} at the repository root)",
+           text_file, None, "PATH"),
+    Option("--trust-device", f"where models run: {DEVICES} (default auto)", device, "auto", "DEVICE"),
+    Option("--trust-cache-dir", "checkpoints and generations cache (default $TRUSTGATE_CACHE or "
+           "~/.cache/trustgate)", folder, None, "PATH"),
+    Option("--trust-report", f"folder for records (JSONL), summary.json/.md and the radar chart "
+           f"(default {DEFAULT_REPORT})", folder, DEFAULT_REPORT, "DIR"),
+    Option("--trust-batch-size", "generation batch size (positive)", positive_int, None, "N"),
+    Option("--trust-allow-ungated", "a selected check skipped for missing data does not fail the run "
+           "(default: it does; per dimension: required = false in thresholds.toml)", action="store_true"),
+    Option("--trust-calibration", "calibration text: auto (C4 when online, else the offline fallback), "
+           "c4, fallback", one_of(*CALIBRATION_SOURCES), "auto", "SOURCE"),
+    Option("--trust-worst-seed", "judge each method given with several @seedN on its worst seed, not the "
+           "seed mean (same as thresholds.toml [gate] worst_seed = true)", action="store_true"),
+    Option("--trust-remote-code", "allow model repositories to run their own code (off by default)",
+           action="store_true"),
+    Option("--trust-engine", "what generates: transformers (in-process, default), vllm (a vLLM server per "
+           "model, from --trust-vllm-python), openai (an existing OpenAI-compatible endpoint, "
+           "--trust-engine-url)", one_of(*ENGINES), "transformers", "ENGINE"),
+    Option("--trust-vllm-python", "interpreter with vLLM for --trust-engine vllm (default "
+           ".venv-vllm/bin/python of this repository, made by scripts/setup.sh --with-vllm)", executable,
+           None, "PATH"),
+    Option("--trust-engine-url", "endpoint for --trust-engine openai (repeatable): MODEL is dense or a "
+           "--model name (none: every model without its own), SERVED the endpoint's model id when it "
+           "serves several", endpoint, None, "[MODEL=]URL[#SERVED]", "append"),
+    Option("--trust-tensor-parallel-size", "--trust-engine vllm: GPUs per model, passed to vLLM", positive_int,
+           1, "N"),
+    Option("--trust-pipeline-parallel-size", "--trust-engine vllm: pipeline stages per model, passed to vLLM",
+           positive_int, 1, "N"),
+    Option("--trust-max-model-len", "--trust-engine vllm: context length the server allows (default: the "
+           "model's own)", positive_int, None, "N"),
+    Option("--trust-remedy", "after the gate, for each variant that failed: find the fewest decoder blocks "
+           "to keep at 8 bits (quantized) or dense (pruned) so that it passes, confirmed on held-out items; "
+           "writes a recipe for --model recipe:PATH (README: Remedy search)", action="store_true"),
+    Option("--trust-remedy-probes", "--trust-remedy: compressions to try per variant (default 8)",
+           positive_int, 8, "N"),
+    Option("--trust-remedy-minutes", "--trust-remedy: minutes per variant for the ranking and the probes; the "
+           "confirmation comes after (default 50)", positive_minutes, 50.0, "M"),
+    Option("--trust-remedy-max-size", "--trust-remedy: largest size increase over the plain variant, in percent "
+           "(default 100)", percent, 100.0, "PERCENT"),
+    Option("--trust-remedy-rank-items", "--trust-remedy: items measured per block restored (default 4)",
+           positive_int, 4, "N"),
+    Option("--trust-remedy-rank-blocks", "--trust-remedy: blocks measured by forward passes, largest free "
+           "signal first (default all)", positive_int, None, "N"),
+    Option("--trust-remedy-prompt-tokens", "--trust-remedy: a measured prompt keeps its last N tokens "
+           "(default 384)", positive_int, 384, "N"),
 )  # fmt: skip
-
-# (option name, destination, default) of every option added below
-ADDED: list[tuple[str, str, object]] = []
-
-
-class _Group:
-    """pytest's option group, remembering each option's default (see `given`)."""
-
-    def __init__(self, parser: pytest.Parser) -> None:
-        self._group = parser.getgroup("trustgate", "trustgate: gate a compressed model against its dense base")
-
-    def addoption(self, name: str, **kwargs: object) -> None:
-        self._group.addoption(name, **kwargs)
-        if all(name != added for added, _, _ in ADDED):
-            default = kwargs.get("default", False if kwargs.get("action") == "store_true" else None)
-            ADDED.append((name, str(kwargs["dest"]), default))
 
 
 def add_options(parser: pytest.Parser) -> None:
-    group = _Group(parser)
-    group.addoption(
-        "--model",
-        action="append",
-        dest="trust_models",
-        metavar="VARIANT",
-        help=f"variant to gate (repeatable): gptq3/4/8, awq3/4/8, wanda-2:4, sparsegpt-50, "
-        f"magnitude-4:8, ...@seedN+calN, dense, or a checkpoint path/hub id; default {DEFAULT_VARIANT}",
-    )
-    group.addoption(
-        "--base-model",
-        dest="trust_base_model",
-        metavar="ID_OR_PATH",
-        help="dense base model: hub id or local folder; default the embedded SmolLM2-135M-Instruct",
-    )
-    group.addoption(
-        "--trust-data",
-        dest="trust_data",
-        metavar="PATH|hub",
-        help="DecodingTrust data/ folder, or 'hub'; default the embedded probe sets",
-    )
-    group.addoption(
-        "--limit", dest="trust_limit", type=int, metavar="N", help="items per scenario (overrides the profile; 0 = all)"
-    )
-    group.addoption(
-        "--thresholds",
-        dest="trust_thresholds",
-        default=str(REPOSITORY / "thresholds.toml"),
-        metavar="PATH",
-        help="gate policy file (default: thresholds.toml at the repository root)",
-    )
-    group.addoption(
-        "--profile",
-        dest="trust_profile",
-        default="ci",
-        metavar="NAME",
-        help="evaluation sizes from thresholds.toml: ci (small, default) or release (DecodingTrust sizes)",
-    )
-    group.addoption("--device", dest="trust_device", default="auto", help="auto, cpu, cuda or cuda:N")
-    group.addoption(
-        "--cache-dir",
-        dest="trust_cache_dir",
-        metavar="PATH",
-        help="checkpoints and generations cache (default $TRUSTGATE_CACHE or ~/.cache/trustgate)",
-    )
-    group.addoption(
-        "--trust-report",
-        dest="trust_report",
-        default="trustgate-report",
-        metavar="DIR",
-        help="folder for records (JSONL) and the JSON/Markdown summary",
-    )
-    group.addoption("--batch-size", dest="trust_batch_size", type=int, metavar="N", help="generation batch size")
-    group.addoption(
-        "--allow-ungated",
-        dest="trust_allow_ungated",
-        action="store_true",
-        help="a selected check skipped for missing data does not fail the run (default: it does; "
-        "per dimension: required = false in thresholds.toml)",
-    )
-    group.addoption(
-        "--calibration",
-        dest="trust_calibration",
-        default="auto",
-        help="calibration text: auto (C4 when online, else the offline fallback), c4, fallback",
-    )
-    group.addoption(
-        "--worst-seed",
-        dest="trust_worst_seed",
-        action="store_true",
-        help="judge each method given with several @seedN on its worst seed, not the seed mean "
-        "(same as thresholds.toml [gate] worst_seed = true)",
-    )
-    group.addoption(
-        "--trust-remote-code",
-        dest="trust_remote_code",
-        action="store_true",
-        help="allow model repositories to run their own code (off by default)",
-    )
-    group.addoption(
-        "--engine",
-        dest="trust_engine",
-        default="transformers",
-        choices=["transformers", "vllm", "openai"],
-        help="what generates: transformers (in-process, default), vllm (a vLLM server per model, "
-        "from --vllm-python), openai (an existing OpenAI-compatible endpoint, --engine-url)",
-    )
-    group.addoption(
-        "--vllm-python",
-        dest="trust_vllm_python",
-        metavar="PATH",
-        help="interpreter with vLLM for --engine vllm (default .venv-vllm/bin/python of this repository, "
-        "made by scripts/setup.sh --with-vllm)",
-    )
-    group.addoption(
-        "--engine-url",
-        action="append",
-        dest="trust_engine_urls",
-        metavar="[MODEL=]URL[#SERVED]",
-        help="endpoint for --engine openai (repeatable): MODEL is dense or a --model name (none: every "
-        "model without its own), SERVED the endpoint's model id when it serves several",
-    )
-    group.addoption(
-        "--tensor-parallel-size",
-        dest="trust_tensor_parallel_size",
-        type=int,
-        default=1,
-        metavar="N",
-        help="--engine vllm: GPUs per model, passed to vLLM",
-    )
-    group.addoption(
-        "--pipeline-parallel-size",
-        dest="trust_pipeline_parallel_size",
-        type=int,
-        default=1,
-        metavar="N",
-        help="--engine vllm: pipeline stages per model, passed to vLLM",
-    )
-    group.addoption(
-        "--max-model-len",
-        dest="trust_max_model_len",
-        type=int,
-        metavar="N",
-        help="--engine vllm: context length the server allows (default: the model's own)",
-    )
-    group.addoption(
-        "--remedy",
-        dest="trust_remedy",
-        action="store_true",
-        help="after the gate, for each variant that failed: find the fewest decoder blocks to keep at "
-        "8 bits (quantized) or dense (pruned) so that it passes, confirmed on held-out items; writes "
-        "a recipe for --model recipe:PATH (README: Remedy search)",
-    )
-    for flag, kind, default, metavar, text in REMEDY_BUDGETS:
-        dest = "trust_" + flag.removeprefix("--").replace("-", "_")
-        group.addoption(flag, dest=dest, type=kind, default=default, metavar=metavar, help=f"--remedy: {text}")
+    group = parser.getgroup("trustgate", "trustgate: gate a compressed model against its dense base")
+    for option in OPTIONS:
+        if option.action == "store_true":
+            group.addoption(option.flag, dest=option.dest, action="store_true", help=option.help)
+        else:
+            group.addoption(
+                option.flag,
+                dest=option.dest,
+                action=option.action,
+                type=option.type,
+                default=option.default,
+                metavar=option.metavar,
+                help=option.help,
+            )
+
+
+# The unprefixed spellings of earlier releases, which users type from habit: old -> new.
+OLD_SPELLINGS = {
+    "--" + o.flag.removeprefix("--trust-"): o.flag
+    for o in OPTIONS
+    if o.flag.startswith("--trust-") and o.flag not in ("--trust-data", "--trust-report", "--trust-remote-code")
+}
+
+
+def refuse_old_spellings(parser: pytest.Parser, args: list[str]) -> None:
+    """`--limit 48` that no other plugin claims: say it is now `--trust-limit`, instead of
+    argparse's bare "unrecognized arguments". (`--profile` with pytest-profiling installed is
+    that plugin's, and left alone.)"""
+    _, unknown = parser.parse_known_and_unknown_args(args)
+    for arg in unknown:
+        name = arg.split("=", 1)[0]
+        if name in OLD_SPELLINGS:
+            raise pytest.UsageError(
+                f"{name}: trustgate's options carry the --trust- prefix since they coexist with other plugins; "
+                f"pass {OLD_SPELLINGS[name]}"
+            )
+
+
+def default_of(option: Option) -> object:
+    return False if option.action == "store_true" else option.default
 
 
 def given(config: pytest.Config) -> list[str]:
     """The trustgate options set on the command line to something other than their default."""
-    return [name for name, dest, default in ADDED if config.getoption(dest) != default]
+    return [o.flag for o in OPTIONS if config.getoption(o.dest) != default_of(o)]

@@ -1,4 +1,4 @@
-"""`pytest --remedy`: after the gate, a remedy search for each variant that failed.
+"""`pytest --trust-remedy`: after the gate, a remedy search for each variant that failed.
 
 The plugin's part: which checks failed and which block the run (from the run's comparisons),
 compression of the probes through `compressors/` (this package is its only importer), and the

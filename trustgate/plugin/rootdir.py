@@ -5,7 +5,7 @@ has registered its options. In `pytest --trust-data ../shared/decodingtrust`, th
 taken for a test path, the common ancestor lies outside this repository, and pytest.ini
 (testpaths, markers, addopts) is not found. trustgate's plugin is installed as a pytest11
 entry point, so by the time initial conftests load, its options are known and the folder is
-read as the option's value; this hook then adopts the repository's ini file, as if pytest had
+read as the option's value; `adopt_repository_ini` then adopts the repository's ini file, as if pytest had
 found it. It acts only when pytest found no ini file and was started in this repository.
 """
 
@@ -19,8 +19,8 @@ from _pytest.config.findpaths import locate_config  # no public API picks the in
 from trustgate.plugin.repository import REPOSITORY
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+def adopt_repository_ini(early_config: pytest.Config, args: list[str]) -> None:
+    """Called from the plugin's `pytest_load_initial_conftests` (tryfirst)."""
     invocation = Path(early_config.invocation_params.dir).resolve()
     if early_config.inipath is not None or invocation != REPOSITORY:
         return

@@ -4,7 +4,7 @@ higher precision (8-bit groups for a quantized variant, dense for a pruned one) 
 ranking (free signals, then KL from dense with one block restored) -> search (bisection over the
 ranked prefix, then dropping blocks; budgets of probes, time and size) -> confirmation (the gate
 on held-out items) -> report (ranked table, probe lines, the recipe file for `--model recipe:PATH`).
-Compression comes in through `VariantBuilder`; the pytest plugin supplies it (`pytest --remedy`).
+Compression comes in through `VariantBuilder`; the pytest plugin supplies it (`pytest --trust-remedy`).
 """
 
 from trustgate.remedy.run import Check, RemedyOptions, RemedyReport, RemedySearch, VariantBuilder

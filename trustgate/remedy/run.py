@@ -244,7 +244,7 @@ class RemedySearch:
             report.outcome = "NOTHING TO REMEDY"
             report.message = (
                 "the plain variant passes every failing check on the search items, so the run's failure "
-                "rests on the other items; raise --limit to tell"
+                "rests on the other items; raise --trust-limit to tell"
             )
             return
         report.ranking = ranking = self.rank()
@@ -272,7 +272,8 @@ class RemedySearch:
             if weak:
                 report.message += (
                     f"; INCONCLUSIVE there, which this profile reports without blocking: {', '.join(weak)} "
-                    "(too few held-out items to prove it; confirm with a larger --limit or --profile release)"
+                    "(too few held-out items to prove it; confirm with a larger --trust-limit "
+                    "or --trust-profile release)"
                 )
         else:
             report.message = (

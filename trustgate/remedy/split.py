@@ -4,7 +4,7 @@ sample keys.
 Repeated probing on the same items inflates false passes, so a remedy is searched on one part
 and confirmed on the other. Within every scenario the sample keys are ordered by the salted
 hash and the first share goes to the search, so both parts hold every scenario that has two
-keys or more; the salt makes the split independent of the hashed order in which `--limit`
+keys or more; the salt makes the split independent of the hashed order in which `--trust-limit`
 selects and early stopping looks.
 """
 

@@ -25,6 +25,7 @@ from trustgate.evaluation.evaluator import ScenarioRun
 from trustgate.gate.compare import Comparison
 from trustgate.gate.stats import Interval
 from trustgate.report.redaction import redact
+from trustgate.report.summary import DEFAULT_MIN_ANSWER_RATE, NO_ANSWERS, rests_on_no_answers
 
 WORST_ITEMS = 10
 PROMPT_CHARS = 1200
@@ -41,16 +42,37 @@ def _detectable_text(c: Comparison) -> str:
     return f"{value:.2f} points" if value == value else "none at this n (the dense score leaves no room)"
 
 
-def score_table_html(c: Comparison) -> str:
-    """Dense vs variant with intervals and refusal rates, the drop with its paired interval, the rule."""
+def allure_status(c: Comparison) -> tuple[str, str] | None:
+    """The Allure status a gate check shows when it is not a plain PASS or FAIL (None: pytest's own).
+
+    A green "passed" means a comparison was made and held; an INCONCLUSIVE check that the policy
+    lets through compared nothing, and an informational check decides nothing, so neither is green.
+    """
+    if c.verdict == "INCONCLUSIVE" and c.passed:
+        return "unknown", f"INCONCLUSIVE, not blocking under this policy: {c.inconclusive}"
+    if c.verdict == "WARN":
+        return "unknown", "WARN (informational, would have failed): " + "; ".join(c.failures or (c.inconclusive or "",))
+    if c.passed and c.tier != "blocking":
+        return "skipped", f"informational check ({c.verdict} here; it does not decide the verdict)"
+    return None
+
+
+def score_table_html(c: Comparison, min_answer_rate: float = DEFAULT_MIN_ANSWER_RATE) -> str:
+    """Dense vs variant with intervals and no-answer rates, the drop with its paired interval, the rule."""
     confidence = c.drop_interval.level
     rows = [
         ("dense", c.dense_score, c.dense_interval, c.dense_refusal),
         (c.variant, c.variant_score, c.variant_interval, c.variant_refusal),
     ]
+
+    def cells(value: float, interval: Interval, no_answer_rate: float) -> str:
+        if rests_on_no_answers(c.dimension, c.scenario, no_answer_rate, min_answer_rate):
+            return f"<td><span class='fail'>{NO_ANSWERS}</span> ({100 - no_answer_rate:.0f}% answered)</td><td>-</td>"
+        return f"<td>{value:.2f}</td><td>{_fmt(interval)}</td>"
+
     body = "".join(
-        f"<tr><th>{html.escape(name)}</th><td>{score:.2f}</td><td>{_fmt(interval)}</td><td>{refusal:.1f}%</td></tr>"
-        for name, score, interval, refusal in rows
+        f"<tr><th>{html.escape(name)}</th>{cells(value, interval, refusal)}<td>{refusal:.1f}%</td></tr>"
+        for name, value, interval, refusal in rows
     )
     body += "".join(
         f"<tr><td class='text'>seed {html.escape(name)}</td><td>{score:.2f}</td><td></td><td>{refusal:.1f}%</td></tr>"
@@ -74,7 +96,8 @@ def score_table_html(c: Comparison) -> str:
     fact_rows = "".join(f"<tr><th>{html.escape(k)}</th><td class='text'>{v}</td></tr>" for k, v in facts)
     return (
         f"<html><head>{STYLE}</head><body><h3>{html.escape(c.dimension)} / {html.escape(c.scenario)}</h3>"
-        f"<table><tr><th>model</th><th>score</th><th>{confidence} interval</th><th>refusal</th></tr>{body}</table>"
+        f"<table><tr><th>model</th><th>score</th><th>{confidence} interval</th><th>no-answer rate</th></tr>"
+        f"{body}</table>"
         f"<br><table>{fact_rows}</table></body></html>"
     )
 
@@ -133,21 +156,45 @@ def worst_items_html(rows: Sequence[Mapping[str, Any]], variant: str) -> str:
     return f"<html><head>{STYLE}</head><body>{note}<table>{head}{body}</table></body></html>"
 
 
-def annotate_test(comparison: Comparison, parameters: Mapping[str, str], worst: Sequence[Mapping[str, Any]]) -> None:
+def annotate_test(
+    comparison: Comparison,
+    parameters: Mapping[str, str],
+    worst: Sequence[Mapping[str, Any]],
+    min_answer_rate: float = DEFAULT_MIN_ANSWER_RATE,
+) -> None:
     """Labels, parameters and attachments of the running test (no-ops when Allure is not active)."""
     import allure
 
+    table = score_table_html(comparison, min_answer_rate)
     allure.dynamic.epic(comparison.dimension)
     allure.dynamic.feature(comparison.scenario)
     allure.dynamic.story(comparison.variant)
     allure.dynamic.tag(comparison.tier)
+    allure.dynamic.tag(comparison.verdict)
     allure.dynamic.title(f"{comparison.dimension} / {comparison.scenario} / {comparison.variant}")
-    allure.dynamic.description_html(f"<p>{html.escape(comparison.line())}</p>" + score_table_html(comparison))
+    allure.dynamic.description_html(f"<p>{html.escape(comparison.line())}</p>" + table)
     for name, value in parameters.items():
         allure.dynamic.parameter(name, value)
-    allure.attach(score_table_html(comparison), "score table", allure.attachment_type.HTML)
+    allure.attach(table, "score table", allure.attachment_type.HTML)
     allure.attach(worst_items_html(worst, comparison.variant), "ten worst items", allure.attachment_type.HTML)
     allure.attach(json.dumps(comparison.as_dict(), indent=2, default=str), "comparison", allure.attachment_type.JSON)
+
+
+def show_status(config: Any, nodeid: str, comparison: Comparison) -> None:
+    """Give the running test's Allure result the status `allure_status` says, after allure-pytest
+    set it from pytest's outcome and before it writes the result (at the end of the test's log).
+    allure-pytest offers no public call for this, so its listener's test cache is used."""
+    override = allure_status(comparison)
+    listener = config.pluginmanager.getplugin("allure_listener")
+    if override is None or listener is None:
+        return
+    from allure_commons.model2 import StatusDetails
+
+    uuid = listener._cache.get(nodeid)
+    result = listener.allure_logger.get_test(uuid) if uuid else None
+    if result is not None:
+        result.status, message = override
+        result.statusDetails = StatusDetails(message=message)
 
 
 def library_versions() -> dict[str, str]:
@@ -191,8 +238,9 @@ def summary_html(markdown_table: str, radar: bytes) -> str:
     """Front matter of the summary result: the paper-style table, then the radar chart inline."""
     image = base64.b64encode(radar).decode("ascii")
     return (
-        "<p>Trust scores 0-100 (higher is more trustworthy), refusal/no-answer rate in brackets, "
-        "seed groups as mean ± sd.</p>"
+        "<p>Trust scores 0-100 (higher is more trustworthy), no-answer rate (refusals and unscorable "
+        f'answers) in brackets, seed groups as mean ± sd; "{NO_ANSWERS}": too few scorable answers for a '
+        "score, left out of the average and the radar chart.</p>"
         + markdown_table_html(markdown_table)
         + f"<p><img alt='radar chart of the trust dimensions' width='560' src='data:image/png;base64,{image}'></p>"
     )
@@ -232,6 +280,13 @@ def write_run_results(
     failed_text = f"{len(failed)} of {len(comparisons)} verdicts failed ({inconclusive} inconclusive): " + ", ".join(
         f"{variant} {count}" for variant, count in sorted(by_variant.items())
     )
+    # Green only when every blocking check compared something and held.
+    unsure = [c for c in comparisons if c.passed and c.tier == "blocking" and c.verdict != "PASS"]
+    unsure_text = f"{len(unsure)} blocking checks passed without a comparison that held: " + ", ".join(
+        f"{c.dimension}/{c.scenario} [{c.variant}] {c.verdict}" for c in unsure
+    )
+    status = "failed" if failed else ("unknown" if unsure else "passed")
+    details = failed_text if failed else (unsure_text if unsure else None)
     now = int(time.time() * 1000)
     result = TestResult(
         uuid=str(uuid.uuid4()),
@@ -239,8 +294,8 @@ def write_run_results(
         testCaseId="trustgate-summary",
         fullName="trustgate.summary",
         name=f"trust summary: {len(comparisons)} verdicts, {len(failed)} failed",
-        status="failed" if failed else "passed",
-        statusDetails=StatusDetails(message=failed_text) if failed else None,
+        status=status,
+        statusDetails=StatusDetails(message=details) if details else None,
         stage="finished",
         descriptionHtml=summary_html(markdown_table, radar),
         attachments=attachments,

@@ -21,5 +21,12 @@ class CorruptDataError(TrustgateError):
     """A data file exists but cannot be read or parsed: never a skip, always an error."""
 
 
+class MissingFieldError(CorruptDataError, KeyError):
+    """A data row lacks a field. Also a KeyError, so that code reading optional fields the usual
+    way (`except KeyError`) keeps working; its text is the one-line message, not KeyError's repr."""
+
+    __str__ = Exception.__str__
+
+
 class ModelOutputError(TrustgateError):
     """The model produced something that cannot be evaluated (NaN logits, for instance)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
+
+from trustgate.util.progress import say
 
 COMPLETE_MARKER = "trustgate-complete.json"
 # Files written beside an entry after it is published (the weights fingerprint memo and its
@@ -103,7 +106,13 @@ def build_once(
         if entry_is_complete(folder):
             return folder, False
         if folder.exists():
+            # A cache entry: rebuilding it loses nothing, but a person should know why this run is slow.
+            say(f"{folder}: the cached entry is incomplete or was changed since it was written; rebuilding it")
             shutil.rmtree(folder)
+        # Under the lock nobody else builds this entry: a staging folder left here is a build that
+        # was killed (SIGKILL, power loss) and would otherwise stay forever (hundreds of MB).
+        for stale in folder.parent.glob(glob.escape(folder.name) + ".partial-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         staging = Path(tempfile.mkdtemp(prefix=folder.name + ".partial-", dir=folder.parent))
         try:
             metadata = build(staging)
