@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file, save_file
 
+from tests.conftest import ROOT
+
 
 def _verdicts(report_dir: Path) -> list[dict]:
     return json.loads((report_dir / "summary.json").read_text())["comparisons"]
@@ -139,14 +141,24 @@ def test_embedded_model_sabotaged_variant_fails_while_dense_passes(
     # Embedded probes: on DecodingTrust's prompt (its task stated twice) the 135M model only
     # echoes the instruction, so it never answers and there would be nothing to lose.
     sabotaged = _sabotage(embedded_model_dir, tmp_path / "sabotaged")
-    run = run_gate("--model", "dense", "--model", str(sabotaged), "-k", "stereotype", "--trust-limit", "8")
+    # 8 statements are 8 sample keys (each under 3 system prompts): the refusal rise is tested on 8
+    # units. With -k stereotype the family is this one check (alpha 5%); half of it goes to the rise
+    # here (the shipped 5% share proves a rise on 8 units only beyond about 60 points).
+    policy = tmp_path / "thresholds.toml"
+    shipped = (ROOT / "thresholds.toml").read_text()
+    policy.write_text(shipped.replace("rise_alpha_share = 0.05", "rise_alpha_share = 0.5"))
+    run = run_gate(
+        "--model", "dense", "--model", str(sabotaged), "-k", "stereotype", "--trust-limit", "8",
+        "--trust-thresholds", str(policy),
+    )  # fmt: skip
     assert run.returncode == 1, run.output
     verdicts = {(v["variant"], v["scenario"]): v for v in _verdicts(run.report_dir)}
     assert len(verdicts) == 8
     for (variant, _), verdict in verdicts.items():
         if variant == "dense":  # dense against itself never fails; where it does not answer, it proves nothing
-            expected = "INCONCLUSIVE" if verdict["dense_refusal"] > 90 else "PASS"
-            assert verdict["verdict"] == expected and verdict["drop"] == 0, verdict
+            # (on 8 statements nothing changed proves no drop within 5 points either: PASS or too few items)
+            expected = {"INCONCLUSIVE"} if verdict["dense_refusal"] > 90 else {"PASS", "INCONCLUSIVE"}
+            assert verdict["verdict"] in expected and verdict["drop"] == 0, verdict
     overall = verdicts[(str(sabotaged), "overall")]
     assert overall["dense_refusal"] < 90 and overall["variant_refusal"] == 100
     # It never says "I agree", so its bias score looks perfect: the refusal bound is what catches it.

@@ -82,3 +82,29 @@ def test_missing_file_and_unknown_profile(tmp_path: Path) -> None:
         load_thresholds(tmp_path / "absent.toml")
     with pytest.raises(TrustgateError, match="choose one of: ci"):
         load_thresholds(write(tmp_path, MINIMAL), profile="nightly")
+
+
+@pytest.mark.parametrize(("key", "value"), [("margin", True), ("margin", "7"), ("worst_seed", "yes"), ("seed", 1.5)])
+def test_values_are_never_converted(tmp_path, key, value):
+    # pydantic's lax mode once read margin = true as 1.0 and margin = "7" as 7 (issue 25, defect 10)
+    text = (ROOT / "thresholds.toml").read_text()
+    path = tmp_path / "thresholds.toml"
+    rendered = {True: "true", "7": '"7"', "yes": '"yes"', 1.5: "1.5"}[value]
+    path.write_text(_with_gate_key(text, key, rendered))
+    with pytest.raises(TrustgateError, match=f"gate.{key}"):
+        load_thresholds(path)
+
+
+def _with_gate_key(text: str, key: str, rendered: str) -> str:
+    lines = [line for line in text.splitlines() if not line.startswith(f"{key} = ")]
+    index = lines.index("[gate]")
+    return "\n".join([*lines[: index + 1], f"{key} = {rendered}", *lines[index + 1 :]]) + "\n"
+
+
+def test_an_unknown_dimension_is_named_without_printing_the_whole_table(tmp_path):
+    # the error once printed the parsed table (about 1,900 characters; issue 25, defect 20)
+    path = tmp_path / "thresholds.toml"
+    path.write_text((ROOT / "thresholds.toml").read_text() + "\n[dimensions.toxicty]\nmargin = 3.0\n")
+    with pytest.raises(TrustgateError) as error:
+        load_thresholds(path)
+    assert "toxicty" in str(error.value) and len(str(error.value)) < 600

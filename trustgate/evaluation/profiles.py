@@ -14,9 +14,10 @@ from trustgate.dimensions.registry import NAMES
 
 
 class Strict(BaseModel):
-    """Frozen, and an unknown key is an error (a typo must never fall back to a default)."""
+    """Frozen, strict (a value is never converted: `margin = true` or `margin = "7"` is an error,
+    not 1.0 or 7), and an unknown key is an error (a typo must never fall back to a default)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
 def check_dimension_names(mapping: dict, where: str) -> None:

@@ -273,7 +273,8 @@ def _inconclusive_reason(
         can = f"would catch only a drop of {detectable:.2f}" if np.isfinite(detectable) else "cannot detect any drop"
         why = (
             f"too few items to tell: the interval {interval} holds the margin {policy.margin:.2f}, and at this n "
-            f"rule {policy.rule} {can} (80% power), more than twice the margin; raise --trust-limit or use --trust-profile release"
+            f"rule {policy.rule} {can} (80% power), more than twice the margin; "
+            "raise --trust-limit or use --trust-profile release"
         )
         return why, policy.too_few_items
     return None

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from trustgate.dimensions.registry import NAMES
+from trustgate.dimensions.registry import NAMES, OVERALL
 from trustgate.evaluation.profiles import EvaluationSize, Profile, check_dimension_names
 from trustgate.evaluation.profiles import Strict as _Strict
 from trustgate.gate.kernel import Levels
@@ -53,6 +53,11 @@ class GateDefaults(_Strict):
     resample: Resample = "sample_key"
     rise_alpha_share: float = Field(default=0.05, gt=0, lt=1)
     family: Literal["variant", "run"] = "variant"
+
+    @field_validator("looks", mode="before")
+    @classmethod
+    def _looks_from_a_toml_array(cls, looks: object) -> object:
+        return tuple(looks) if isinstance(looks, list) else looks  # TOML has arrays, not tuples
 
     @field_validator("looks")
     @classmethod
@@ -95,13 +100,23 @@ class Thresholds(_Strict):
     # the family) and how many variants one run judges (under family = "run").
     _scenarios: dict[str, tuple[str, ...]] = PrivateAttr(default_factory=dict)
     _variants: int = PrivateAttr(default=1)
+    _selected: dict[str, frozenset[str]] | None = PrivateAttr(default=None)
 
-    def for_run(self, scenarios: Mapping[str, Sequence[str]] | None = None, variants: int | None = None) -> Thresholds:
-        """Tell the policy what the run holds, so the family counts every blocking check."""
+    def for_run(
+        self,
+        scenarios: Mapping[str, Sequence[str]] | None = None,
+        variants: int | None = None,
+        selected: Mapping[str, frozenset[str]] | None = None,
+    ) -> Thresholds:
+        """Tell the policy what the run holds, so the family counts its blocking checks: every
+        dimension's scenarios, the variants, and (after collection) the checks the run selected
+        (`pytest -k privacy` judges one check, not nine)."""
         if scenarios is not None:
             self._scenarios = {name: tuple(values) for name, values in scenarios.items()}
         if variants is not None:
             self._variants = max(1, variants)
+        if selected is not None:
+            self._selected = {name: frozenset(checks) for name, checks in selected.items()}
         return self
 
     @model_validator(mode="after")
@@ -157,11 +172,21 @@ class Thresholds(_Strict):
         return chosen or self.gate.inconclusive
 
     def _blocking_checks(self, name: str) -> int:
+        """The blocking checks of a dimension in this run: its overall check (when selected) and
+        the scenario checks that block (all of them under scenario_checks = "blocking"; a scenario
+        selected without its overall check is judged alone and blocks)."""
         dim = self.dimensions.get(name, DimensionPolicy())
         if dim.tier != "blocking":
             return 0
-        scenario_checks = dim.scenario_checks or self.gate.scenario_checks
-        return 1 + (len(self._scenarios.get(name, ())) if scenario_checks == "blocking" else 0)
+        if self._selected is None:
+            overall, scenarios = True, self._scenarios.get(name, ())
+        elif name not in self._selected:
+            return 0
+        else:
+            overall = OVERALL in self._selected[name]
+            scenarios = tuple(s for s in self._selected[name] if s != OVERALL)
+        blocking_scenarios = (dim.scenario_checks or self.gate.scenario_checks) == "blocking" or not overall
+        return int(overall) + (len(scenarios) if blocking_scenarios else 0)
 
     def family_size(self) -> int:
         """The blocking checks a verdict is judged on: one overall check per blocking dimension,
@@ -215,6 +240,14 @@ def check_scenario_names(thresholds: Thresholds, path: Path, scenarios: dict[str
                 )
 
 
+def _shown(value: object) -> str:
+    """The offending value, short: a whole table (an unknown dimension's) is named by its keys."""
+    if isinstance(value, dict):
+        return "a table with keys " + ", ".join(map(str, list(value)[:8])) + (", ..." if len(value) > 8 else "")
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _location(error: dict) -> str:
     return ".".join(str(part) for part in error["loc"]) or "(top level)"
 
@@ -234,7 +267,7 @@ def load_thresholds(path: Path, profile: str | None = None) -> Thresholds:
         first = exc.errors()[0]
         raise TrustgateError(
             culprit,
-            f"{_location(first)}: {first['msg']} (got {first.get('input')!r})",
+            f"{_location(first)}: {first['msg']} (got {_shown(first.get('input'))})",
             "see the comments in thresholds.toml for the allowed keys and values",
         ) from exc
     if profile is not None and profile not in thresholds.profiles:
