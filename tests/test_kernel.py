@@ -225,3 +225,13 @@ def test_every_comparison_reports_its_flips():
     result = check([1.0] * 6 + [0.0] * 6, [0.0] * 6 + [1.0] * 6)
     assert result.flips == 1.0 and "flips 100.0%" in result.line()
     assert dataclasses.asdict(result)["flips"] == 1.0
+
+
+def test_the_family_is_the_checks_the_run_selects():
+    raw = {"gate": {"margin": 5.0, "max_refusal_rise": 10.0}, "profiles": {}}
+    every = Thresholds.model_validate(raw).for_run({"privacy": ("enron", "pii", "understanding")})
+    assert every.family_size() == 9
+    one = Thresholds.model_validate(raw).for_run(selected={"privacy": frozenset({"overall", "enron", "pii"})})
+    assert one.family_size() == 1 and one.check_alpha() == pytest.approx(0.05)  # -k privacy: one blocking check
+    alone = Thresholds.model_validate(raw).for_run(selected={"stereotype": frozenset({"benign", "targeted"})})
+    assert alone.family_size() == 2  # scenarios selected without their overall check are judged alone
