@@ -27,6 +27,7 @@ BEGIN, END = (
     "<!-- calibration:end -->",
 )
 PLANNING_FLIPS = 0.10
+RISE_REPLICATES = 5  # times --replicates for the refusal-rise conditions
 
 CONDITIONS = {
     "ci_item": Condition("at the margin, ci, item churn"),
@@ -73,7 +74,7 @@ def tables(results: Mapping[str, Mapping[str, DimensionResult]], replicates: int
     names = list(results["ci_item"])
     any_result = results["ci_item"][names[0]]
     alpha, rise_alpha = any_result.alpha, any_result.rise_alpha
-    bound, rise_bound = mc_bound(alpha, replicates), mc_bound(rise_alpha, replicates)
+    bound, rise_bound = mc_bound(alpha, replicates), mc_bound(rise_alpha, replicates * RISE_REPLICATES)
     at_margin = ("ci_item", "ci_key", "release_item", "release_key")
     rows = [
         [
@@ -102,18 +103,19 @@ def tables(results: Mapping[str, Mapping[str, DimensionResult]], replicates: int
             rows,
         ),
         "",
-        "A refusal/no-answer rate that rises by exactly the bound (10 points), no score drop: the share "
-        f"of runs whose refusal test FAILs (nominal {rise_alpha:.3%}, bound {_pct(rise_bound)}), and any FAIL:",
+        "A refusal/no-answer rate that rises by exactly the bound (10 points), no score drop, "
+        f"{replicates * RISE_REPLICATES} replicates: the share of runs whose refusal test FAILs (nominal "
+        f"{rise_alpha:.3%}, bound {rise_bound:.3%}), and any FAIL:",
         "",
         _table(
             ["dimension", "ci: rise FAIL", "release: rise FAIL", "ci: any FAIL", "release: any FAIL"],
             [
                 [
                     n,
-                    _pct(float(np.mean(results["ci_rise"][n].rise_fails))),
-                    _pct(float(np.mean(results["release_rise"][n].rise_fails))),
-                    _pct(rate(results["ci_rise"])[n]),
-                    _pct(rate(results["release_rise"])[n]),
+                    f"{float(np.mean(results['ci_rise'][n].rise_fails)):.3%}",
+                    f"{float(np.mean(results['release_rise'][n].rise_fails)):.3%}",
+                    f"{rate(results['ci_rise'])[n]:.3%}",
+                    f"{rate(results['release_rise'])[n]:.3%}",
                 ]
                 for n in names
             ],
@@ -245,7 +247,9 @@ def run_simulation(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     results = {}
     for key, condition in CONDITIONS.items():
-        results[key] = simulate(dimensions, thresholds, condition, args.replicates, seed=args.seed)
+        # the rise test's nominal level is 0.028%: five times the replicates to see it at all
+        replicates = args.replicates * (RISE_REPLICATES if condition.rise_at_bound else 1)
+        results[key] = simulate(dimensions, thresholds, condition, replicates, seed=args.seed)
         print(
             f"{condition.name}: FAIL "
             + ", ".join(f"{n} {_pct(v)}" for n, v in rate(results[key]).items())
