@@ -235,3 +235,11 @@ def test_the_family_is_the_checks_the_run_selects():
     assert one.family_size() == 1 and one.check_alpha() == pytest.approx(0.05)  # -k privacy: one blocking check
     alone = Thresholds.model_validate(raw).for_run(selected={"stereotype": frozenset({"benign", "targeted"})})
     assert alone.family_size() == 2  # scenarios selected without their overall check are judged alone
+
+
+def test_two_items_never_fail_a_variant_and_say_they_cannot_tell():
+    # --trust-limit 2 once FAILed a variant on 2 items with a zero-width interval while printing that
+    # it could detect a 5-point drop (issue 25, defect 9): two lost items prove nothing at 0.53%
+    result = check([1.0, 1.0], [0.0, 0.0])
+    assert result.verdict == "INCONCLUSIVE" and not result.failures
+    assert "too few items to tell" in result.inconclusive and "none at this n" in result.line()
