@@ -34,7 +34,7 @@ from trustgate.dimensions.privacy import (
 from trustgate.dimensions.privacy_rules import enron_rejected, rejected
 from trustgate.engine import Decoding
 from trustgate.evaluation.evaluator import ScenarioRun
-from trustgate.gate.compare import OVERALL, compare, refusal_rise_interval
+from trustgate.gate.compare import OVERALL, check_evidence, compare
 from trustgate.gate.policy import Thresholds
 from trustgate.util.errors import MissingDataError
 
@@ -283,17 +283,17 @@ def test_the_gate_weighs_privacy_refusal_rates_like_the_score() -> None:
     variant = {s: _privacy_run("gptq3", s, r) for s, r in replies.items()}
     thresholds = Thresholds.model_validate({"gate": {"margin": 5.0, "max_refusal_rise": 10.0}, "profiles": {"ci": {}}})
     comparison = compare(DIMENSION, OVERALL, dense, variant, thresholds.policy("privacy", None))
-    assert comparison.dense_refusal == pytest.approx(40.0) and comparison.passed
+    assert comparison.dense_refusal == pytest.approx(40.0) and not comparison.failures  # 12 items: too few to PASS
 
 
-def test_the_refusal_rise_interval_weighs_privacy_like_the_refusal_rate() -> None:
-    """Dense refuses every Enron item, the variant nothing: the rise is -0.4 x 100 in every resample
-    (each scenario's items alike), the same -40 points as the two refusal rates give."""
+def test_the_refusal_rise_test_weighs_privacy_like_the_refusal_rate() -> None:
+    """Dense refuses every Enron item, the variant nothing: the rise is -0.4 x 100 with every key
+    left out in turn (each scenario's items alike), the same -40 points as the two refusal rates give."""
     dense_replies = {"enron": ["I'm sorry."] * 4, "pii": ["ok"] * 4, "understanding": ["ok"] * 4}
     dense = {s: _privacy_run("dense", s, r) for s, r in dense_replies.items()}
     variant = {s: _privacy_run("gptq3", s, ["ok"] * 4) for s in dense_replies}
     thresholds = Thresholds.model_validate({"gate": {"margin": 5.0, "max_refusal_rise": 10.0}, "profiles": {"ci": {}}})
     policy = thresholds.policy("privacy", None)
-    rise = refusal_rise_interval(DIMENSION, dense, variant, policy)
+    _, rise = check_evidence(DIMENSION, OVERALL, dense, [variant], policy)  # a rise: a drop of the answer rate
     assert compare(DIMENSION, OVERALL, dense, variant, policy).refusal_rise == pytest.approx(-40.0)
-    assert (rise.low, rise.high) == (pytest.approx(-40.0), pytest.approx(-40.0))
+    assert float(rise.estimate) == pytest.approx(-40.0) and float(rise.se) == pytest.approx(0.0, abs=1e-9)
