@@ -117,8 +117,8 @@ def judges_scores(texts, judge):
 def test_a_gate_run_rescored_from_its_cache_loads_no_judge(run_gate, tiny_llama_dir, cache_root, monkeypatch) -> None:
     """End to end: the gate writes the judge's name in each record header and its scores in the
     cache; `rescore` of those records then answers from the cache alone."""
-    run = run_gate("--base-model", str(tiny_llama_dir), "--model", "dense", "-k", "toxicity and nontoxic",
-                   "--limit", "2", "--allow-ungated")  # fmt: skip
+    run = run_gate("--trust-base-model", str(tiny_llama_dir), "--model", "dense", "-k", "toxicity and nontoxic",
+                   "--trust-limit", "2", "--trust-allow-ungated")  # fmt: skip
     assert run.returncode in (0, 1), run.output
     records = sorted((run.report_dir / "records").rglob("toxicity/*.jsonl"))
     assert len(records) == 2, run.output

@@ -283,7 +283,7 @@ def _inconclusive_reason(
 def _test_name(evidence: Evidence) -> str:
     if evidence.method == "score":
         return f"exact score test, {evidence.n} items"
-    return f"jackknife t, {evidence.units} units, df {float(evidence.df):.1f}"
+    return f"jackknife t, {int(np.max(evidence.units))} units, df {float(evidence.df):.1f}"
 
 
 def flips_of(dense: Mapping[str, ScenarioRun], variant: Mapping[str, ScenarioRun]) -> float:
