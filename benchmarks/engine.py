@@ -32,7 +32,8 @@ sys.path.insert(0, str(REPO_ROOT))
 from trustgate.data import TrustData  # noqa: E402
 from trustgate.dimensions.stereotype import DIMENSION  # noqa: E402
 from trustgate.engine import Decoding, Prompt, clean_text  # noqa: E402
-from trustgate.engine.transformers import TransformersEngine, plan_batches, render_chat  # noqa: E402
+from trustgate.engine.planning import plan_streams  # noqa: E402
+from trustgate.engine.transformers import TransformersEngine, render_chat  # noqa: E402
 from trustgate.evaluation.evaluator import select_items  # noqa: E402
 from trustgate.models import (  # noqa: E402
     ModelHandle,
