@@ -67,6 +67,10 @@ class BatchFigures:
     decode_steps: int = 0
     decode_rows: int = 0  # rows summed over decode steps (rows per step = decode_rows / decode_steps)
 
+    def add(self, other: BatchFigures) -> None:
+        for name, value in vars(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
 
 def _left_padded(suffixes: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(s) for s in suffixes)

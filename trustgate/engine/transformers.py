@@ -72,6 +72,7 @@ class TransformersEngine:
         self._tokenizer: Any = None
         self.model: Any = None
         self.generated_tokens = 0  # new tokens produced, stop tokens excluded (benchmarks read it)
+        self.figures = BatchFigures()  # all streams' timings and positions (benchmarks read it)
 
     @classmethod
     def from_model(cls, handle: ModelHandle, model: Any, tokenizer: Any, batch_size: int = 32) -> TransformersEngine:
@@ -108,6 +109,7 @@ class TransformersEngine:
     def _attach(self, model: Any) -> None:
         self.model = model
         self.max_batch_tokens = self._max_batch_tokens or kv_cache_tokens(model)
+        self.parameters = sum(p.numel() for p in model.parameters())  # FLOPs per position: 2 x this
         eos = {self.tokenizer.eos_token_id}
         configured = getattr(model.generation_config, "eos_token_id", None)
         eos.update(configured if isinstance(configured, list) else [configured])
@@ -142,8 +144,9 @@ class TransformersEngine:
         )
         generated = sum(len(tokens) for tokens in new_tokens)
         self.generated_tokens += generated
-        record_event("stream", model=self.handle.name, prompts=len(token_ids), rows=len(new_tokens),
-                     new_tokens=generated, **asdict(figures))  # fmt: skip
+        self.figures.add(figures)
+        record_event("stream", model=self.handle.name, parameters=self.parameters, prompts=len(token_ids),
+                     rows=len(new_tokens), new_tokens=generated, **asdict(figures))  # fmt: skip
         texts = [clean_text(t) for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
         return [texts[i * decoding.samples : (i + 1) * decoding.samples] for i in range(len(token_ids))]
 
