@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from tests.tiny_models import NEVER, VOCAB, generate_alone, tiny_causal_lm
+from trustgate.engine import prefix_attention
 from trustgate.engine.batch_decode import BatchFigures, BatchSpec, _SharedPrefixRows, generate_batch
 from trustgate.engine.planning import common_prefix_length, distinct_heads
 
@@ -130,3 +131,26 @@ def test_the_copied_cache_path_keeps_fixed_batches_within_the_bounds():
     prompts = _stream()
     expected = [generate_alone(gpt2, p, NEW_TOKENS, NEVER) for p in prompts]
     assert generate_batch(gpt2, prompts, _spec(NEVER, max_rows=5, max_cached_positions=200), "gpt2") == expected
+
+
+@pytest.mark.parametrize("max_rows", [2, 5, 7, 9, 11])
+def test_any_number_of_places_gives_the_same_tokens(max_rows):
+    # Finished rows may stay in the batch for a while (fed padding) before they are dropped,
+    # and rows joined at different steps finish at different steps: every mix must hold.
+    model = tiny_causal_lm("llama", initializer_range=SHARP)
+    prompts = _stream(seed=13)
+    stop = _stop_part_way(model, prompts)
+    expected = [generate_alone(model, p, NEW_TOKENS, stop) for p in prompts]
+    assert generate_batch(model, prompts, _spec(stop, max_rows=max_rows), "tiny") == expected
+
+
+def test_a_finished_row_kept_in_the_batch_stays_inside_its_buffer():
+    model = tiny_causal_lm("llama", initializer_range=SHARP)
+    prompts = [p for p in _stream(seed=14)[:2]]
+    spec = _spec(NEVER, max_rows=2)
+    with torch.inference_mode(), prefix_attention.prefix_attention(model):
+        rows = _SharedPrefixRows(model, prompts, spec, BatchFigures())
+        capacity = rows.cache.capacity
+        for _ in range(capacity + 3):  # more steps than any row has room for
+            rows.step(model, torch.tensor([5, 6]))
+    assert int(rows.cache.lengths.max()) == capacity - 1

@@ -121,8 +121,10 @@ class PrefixCache:
         self._decode_end = int(self.lengths.max()) + 1
 
     def advance(self) -> None:
-        """The decode step has finished."""
-        self.lengths += 1
+        """The decode step has finished. A finished row not yet dropped is fed padding and may
+        outstay its own tokens: it keeps rewriting its last column instead of running past the
+        buffer (a live row never reaches that column: capacity covers its prompt and new tokens)."""
+        self.lengths = torch.clamp(self.lengths + 1, max=self.capacity - 1)
 
     def select_rows(self, index: torch.Tensor) -> None:
         """Rows become `index` of the current rows: drops finished rows, or copies a segment
