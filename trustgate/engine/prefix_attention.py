@@ -77,6 +77,7 @@ class PrefixCache:
         self._piece_masks: list[torch.Tensor] = []
         self._write_rows = self._write_columns = self.lengths
         self._decode_end = 0
+        self._step_slots: torch.Tensor | None = None
 
     @property
     def prefix_length(self) -> int:
@@ -119,6 +120,7 @@ class PrefixCache:
     def begin_step(self) -> None:
         """The next forward is a decode step: one token per row, written at its own length."""
         self._decode_end = int(self.lengths.max()) + 1
+        self._step_slots = None  # where each (row, key/value head) writes; made by the first layer
 
     def advance(self) -> None:
         """The decode step has finished. A finished row not yet dropped is fed padding and may
@@ -164,9 +166,15 @@ class PrefixCache:
             own_keys[self._write_rows, :, self._write_columns] = keys[0].transpose(0, 1)
             own_values[self._write_rows, :, self._write_columns] = values[0].transpose(0, 1)
             return own_keys, own_values
-        rows = torch.arange(len(self.lengths), device=keys.device)
-        own_keys[rows, :, self.lengths] = keys[:, :, 0]
-        own_values[rows, :, self.lengths] = values[:, :, 0]
+        if self._step_slots is None:
+            # Row r, head h, column lengths[r] of the [rows, heads, capacity, dim] buffer, as an
+            # index into its rows of `dim`: one index_copy_ per layer instead of an index_put.
+            rows, heads = own_keys.shape[:2]
+            row_heads = torch.arange(rows * heads, device=keys.device).view(rows, heads)
+            self._step_slots = (row_heads * own_keys.shape[2] + self.lengths[:, None]).flatten()
+        dim = keys.shape[3]
+        own_keys.view(-1, dim).index_copy_(0, self._step_slots, keys[:, :, 0].reshape(-1, dim))
+        own_values.view(-1, dim).index_copy_(0, self._step_slots, values[:, :, 0].reshape(-1, dim))
         return own_keys[:, :, : self._decode_end], own_values[:, :, : self._decode_end]
 
 
