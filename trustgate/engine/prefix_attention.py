@@ -74,8 +74,10 @@ class PrefixCache:
         self.capacity = 0
         self.filling_prefix = False
         self.pieces: list[Piece] | None = None
-        self._piece_masks: list[torch.Tensor] = []
-        self._write_rows = self._write_columns = self.lengths
+        # Set by `pack` for one packed forward: see there.
+        self._pack_rows = self._pack_slots = self._write_rows = self._write_columns = self.lengths
+        self._pack_mask = torch.zeros((0, 1, 0, 0), dtype=torch.bool)
+        self._pack_width = 0
         self._decode_end = 0
         self._step_slots: torch.Tensor | None = None
 
@@ -99,17 +101,26 @@ class PrefixCache:
         self.own_values = [None] * self.layers
 
     def pack(self, pieces: list[Piece]) -> None:
-        """The next forward is one packed sequence made of `pieces`."""
+        """The next forward is one packed sequence made of `pieces` (at most one per row, in
+        offset order). Attention runs on the pieces' queries padded to the longest piece, one
+        row each: padding costs attention only, never the projections and MLPs."""
         device = self.lengths.device
         self.pieces = pieces
-        self._write_rows = torch.cat([torch.full((p.count,), p.row, dtype=torch.long) for p in pieces]).to(device)
+        starts = torch.tensor([p.start for p in pieces], device=device)
+        widest = max(p.count for p in pieces)
+        self._pack_rows = torch.tensor([p.row for p in pieces], device=device)
+        self._pack_slots = torch.cat([slot * widest + torch.arange(p.count) for slot, p in enumerate(pieces)]).to(
+            device
+        )
+        self._pack_width = max(p.start + p.count for p in pieces)
+        self._write_rows = self._pack_rows.repeat_interleave(torch.tensor([p.count for p in pieces], device=device))
         self._write_columns = torch.cat([torch.arange(p.start, p.start + p.count) for p in pieces]).to(device)
-        # Query i of a piece sits at own column start + i and sees the prefix and own columns up to itself.
-        self._piece_masks = []
-        for piece in pieces:
-            seen = self.prefix_length + piece.start + torch.arange(piece.count, device=device)
-            keys = torch.arange(self.prefix_length + piece.start + piece.count, device=device)
-            self._piece_masks.append(keys[None, :] <= seen[:, None])
+        # Query i of a piece sits at own column start + i and sees the prefix and own columns up
+        # to itself (a padding query sees the same and is discarded).
+        columns = starts[:, None] + torch.arange(widest, device=device)[None, :]
+        own = torch.arange(self._pack_width, device=device)[None, None, :] <= columns[:, :, None]
+        prefix = torch.ones((len(pieces), widest, self.prefix_length), dtype=torch.bool, device=device)
+        self._pack_mask = torch.cat([prefix, own], dim=2).unsqueeze(1)
 
     def unpack(self) -> None:
         """The packed forward has finished: each row now holds its pieces' tokens."""
@@ -213,24 +224,24 @@ def _prefix_attention(
 
 
 def _packed_queries(query, key, value, layer: int, cache: PrefixCache, scaling) -> torch.Tensor:
-    """Prompt tokens of many rows packed in one sequence: per piece, PyTorch's fused attention
-    over the prefix and the row's own columns up to the piece's end, causal within."""
+    """Prompt tokens of many rows packed in one sequence: scattered to one padded row per piece
+    for PyTorch's fused attention over the prefix and the row's own columns (causal), then
+    gathered back to the packed order."""
     prefix_keys, prefix_values = cache.prefix_keys[layer], cache.prefix_values[layer]
-    outputs = []
-    for piece, allowed in zip(cache.pieces, cache._piece_masks, strict=True):
-        end = piece.start + piece.count
-        piece_keys = key[piece.row : piece.row + 1, :, :end]
-        piece_values = value[piece.row : piece.row + 1, :, :end]
-        if prefix_keys is not None:
-            piece_keys = torch.cat([prefix_keys.unsqueeze(0), piece_keys], dim=2)
-            piece_values = torch.cat([prefix_values.unsqueeze(0), piece_values], dim=2)
-        piece_query = query[:, :, piece.offset : piece.offset + piece.count]
-        outputs.append(
-            F.scaled_dot_product_attention(
-                piece_query, piece_keys, piece_values, attn_mask=allowed, scale=scaling, enable_gqa=True
-            )
-        )
-    return torch.cat(outputs, dim=2)
+    rows, slots, width = cache._pack_rows, cache._pack_slots, cache._pack_width
+    _, heads, _, dim = query.shape
+    pieces, widest = len(rows), cache._pack_mask.shape[2]
+    padded = query.new_zeros((pieces * widest, heads, dim))
+    padded[slots] = query[0].transpose(0, 1)
+    padded = padded.view(pieces, widest, heads, dim).transpose(1, 2)
+    keys, values = key[rows, :, :width], value[rows, :, :width]
+    if prefix_keys is not None:
+        keys = torch.cat([prefix_keys.expand(pieces, -1, -1, -1), keys], dim=2)
+        values = torch.cat([prefix_values.expand(pieces, -1, -1, -1), values], dim=2)
+    output = F.scaled_dot_product_attention(
+        padded, keys, values, attn_mask=cache._pack_mask, scale=scaling, enable_gqa=True
+    )
+    return output.transpose(1, 2).reshape(pieces * widest, heads, dim)[slots].transpose(0, 1).unsqueeze(0)
 
 
 def _one_query(query, key, value, layer: int, cache: PrefixCache, scaling) -> torch.Tensor:
