@@ -25,8 +25,9 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from trustgate.data.sources import resolve_trust_data  # noqa: E402
 from trustgate.dimensions.registry import all_dimensions  # noqa: E402
-from trustgate.engine.batch_decode import BatchSpec, _split  # noqa: E402
+from trustgate.engine.batch_decode import BatchSpec  # noqa: E402
 from trustgate.engine.planning import distinct_heads, plan_batches  # noqa: E402
+from trustgate.engine.stream_rows import split_rows  # noqa: E402
 from trustgate.engine.transformers import CPU_KV_CACHE_BYTES, render_chat  # noqa: E402
 from trustgate.evaluation.evaluator import Evaluator  # noqa: E402
 from trustgate.evaluation.profiles import EvaluationSettings  # noqa: E402
@@ -41,7 +42,7 @@ EMBEDDED_BYTES_PER_POSITION = 46_080
 def batch_positions(token_ids: list[list[int]], samples: int, max_new_tokens: int) -> tuple[int, int]:
     """(real, padded) prefill positions of one batch in the old three-stage layout."""
     spec = BatchSpec(max_new_tokens, samples, 0.0, 0, (), 0)
-    rows, shared = _split(token_ids, spec)
+    rows, shared = split_rows(token_ids, spec)
     tails = [ids[shared:] for ids in rows]
     heads, group_of = distinct_heads(tails, spec.min_shared_prefix)
     rests = [len(tail) - len(heads[group]) for tail, group in zip(tails, group_of, strict=True)]

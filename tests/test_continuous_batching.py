@@ -9,8 +9,9 @@ import torch
 
 from tests.tiny_models import NEVER, VOCAB, generate_alone, tiny_causal_lm
 from trustgate.engine import prefix_attention
-from trustgate.engine.batch_decode import BatchFigures, BatchSpec, _SharedPrefixRows, generate_batch
+from trustgate.engine.batch_decode import BatchFigures, BatchSpec, generate_batch
 from trustgate.engine.planning import common_prefix_length, distinct_heads
+from trustgate.engine.stream_rows import SharedPrefixRows
 
 NEW_TOKENS = 10
 # Larger weights than the default make the tokens depend sharply on every position and key
@@ -51,7 +52,7 @@ def _stop_part_way(model, prompts: list[list[int]]) -> int:
 def admissions(monkeypatch):
     """(rows still running, rows joining) for every admission that brought rows in."""
     seen: list[tuple[int, int]] = []
-    original = _SharedPrefixRows.admit
+    original = SharedPrefixRows.admit
 
     def admit(self, model, logits):
         running, before = int((self.alive >= 0).sum()), len(self.alive)
@@ -60,7 +61,7 @@ def admissions(monkeypatch):
             seen.append((running, len(self.alive) - before))
         return result
 
-    monkeypatch.setattr(_SharedPrefixRows, "admit", admit)
+    monkeypatch.setattr(SharedPrefixRows, "admit", admit)
     return seen
 
 
@@ -149,7 +150,7 @@ def test_a_finished_row_kept_in_the_batch_stays_inside_its_buffer():
     prompts = [p for p in _stream(seed=14)[:2]]
     spec = _spec(NEVER, max_rows=2)
     with torch.inference_mode(), prefix_attention.prefix_attention(model):
-        rows = _SharedPrefixRows(model, prompts, spec, BatchFigures())
+        rows = SharedPrefixRows(model, prompts, spec, BatchFigures())
         capacity = rows.cache.capacity
         for _ in range(capacity + 3):  # more steps than any row has room for
             rows.step(model, torch.tensor([5, 6]))

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from tests.tiny_models import NEVER, VOCAB, generate_alone, tiny_causal_lm
 from trustgate.engine import Decoding, Prompt
-from trustgate.engine.batch_decode import BatchSpec, common_prefix_length, generate_batch
+from trustgate.engine.batch_decode import BatchSpec, generate_batch
 from trustgate.engine.cache import GenerationCache, cached_generate
-from trustgate.engine.planning import plan_batches
+from trustgate.engine.planning import common_prefix_length, plan_batches
 from trustgate.models import ModelHandle
 from trustgate.util.errors import ModelOutputError
 

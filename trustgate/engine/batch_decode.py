@@ -7,32 +7,29 @@ scenario prompts about one group share a second, longer head. Here the stream's 
 runs once with batch size 1, each group's head runs once, and only what is left of each prompt
 runs per row.
 
-Two paths share the decode loop. For the architectures `prefix_attention` supports, the prefix's
-keys and values are held once, each row's cache is a buffer written in place, prompt segments
-of many rows are packed into one sequence so that only real tokens are computed (no padding),
-and rows of the stream wait for a free place (at most `max_rows` rows, `max_cached_positions`
-cached positions) and join the running batch when others finish (continuous batching). Any
-other model runs on transformers' own cache with the prefix copied to every row, in fixed
-batches (layout [prefix][left padding][own suffix][generated ...], padding masked and skipped
-by position ids). Both give the tokens `generate` gives one prompt at a time
+Two row layouts (trustgate/engine/stream_rows.py) share the decode loop. For the
+architectures `prefix_attention` supports, the prefix's keys and values are held once, each
+row's cache is a buffer written in place, prompt segments of many rows are packed into one
+sequence so that only real tokens run through the projections and MLPs (no padding), and rows
+of the stream wait for a free place (at most `max_rows` rows, `max_cached_positions` cached
+positions, the prefix counted once) and join the running batch when others finish (continuous
+batching). Any other model runs on transformers' own cache with the prefix copied to every row,
+in fixed batches (layout [prefix][left padding][own suffix][generated ...], padding masked and
+skipped by position ids). Both give the tokens `generate` gives one prompt at a time
 (tests/test_prefix_attention.py, tests/test_continuous_batching.py).
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from trustgate.engine import prefix_attention
-from trustgate.engine.planning import common_prefix_length, distinct_heads
-from trustgate.engine.prefix_attention import Piece, PrefixCache
+from trustgate.engine.stream_rows import CopiedCacheRows, SharedPrefixRows
 from trustgate.util.errors import ModelOutputError
-
-__all__ = ["BatchFigures", "BatchSpec", "common_prefix_length", "distinct_heads", "generate_batch"]
 
 
 @dataclass(frozen=True)
@@ -72,214 +69,6 @@ class BatchFigures:
             setattr(self, name, getattr(self, name) + value)
 
 
-def _left_padded(suffixes: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in suffixes)
-    ids = torch.full((len(suffixes), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(suffixes), width), dtype=torch.long)
-    for row, suffix in enumerate(suffixes):
-        ids[row, width - len(suffix) :] = torch.tensor(suffix, dtype=torch.long)
-        mask[row, width - len(suffix) :] = 1
-    return ids, mask
-
-
-def _split(token_ids: list[list[int]], spec: BatchSpec) -> tuple[list[list[int]], int]:
-    """Rows (prompts x samples) and the length of the prefix all of them share."""
-    rows = [ids for ids in token_ids for _ in range(spec.samples)]
-    # At least one token per row stays outside the shared part: its logits start generation.
-    shared = min(common_prefix_length(token_ids), min(len(ids) for ids in token_ids) - 1)
-    if shared < spec.min_shared_prefix or len(rows) == 1:
-        shared = 0
-    return rows, shared
-
-
-class _CopiedCacheRows:
-    """transformers' own cache with the prefix copied to every row: any architecture, all rows
-    at once. Attention mask, next position and cache shrink together when rows are dropped."""
-
-    waiting: tuple[int, ...] = ()
-
-    def __init__(self, model: Any, token_ids: list[list[int]], spec: BatchSpec, figures: BatchFigures) -> None:
-        from transformers import DynamicCache
-
-        device = model.device
-        rows, shared = _split(token_ids, spec)
-        self.cache = DynamicCache(config=model.config)
-        if shared:
-            prefix = torch.tensor([rows[0][:shared]], dtype=torch.long, device=device)
-            model(input_ids=prefix, past_key_values=self.cache, use_cache=True, logits_to_keep=1)
-            self.cache.batch_repeat_interleave(len(rows))
-        suffix_ids, suffix_mask = _left_padded([ids[shared:] for ids in rows], spec.pad_id)
-        positions = torch.maximum(shared + suffix_mask.cumsum(dim=1) - 1, torch.tensor(shared))
-        self.mask = torch.cat([torch.ones((len(rows), shared), dtype=torch.long), suffix_mask], dim=1).to(device)
-        output = model(
-            input_ids=suffix_ids.to(device),
-            attention_mask=self.mask,
-            position_ids=positions.to(device),
-            past_key_values=self.cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        figures.prompt_positions += shared + int(suffix_mask.sum())
-        figures.padding_positions += int((suffix_mask == 0).sum())
-        self.first_logits = output.logits[:, -1, :].float()
-        self.alive = torch.arange(len(rows))
-        self.next_position = positions[:, -1:].to(device) + 1
-
-    def admit(self, model: Any, logits: torch.Tensor) -> torch.Tensor:
-        return logits
-
-    def keep(self, local: torch.Tensor) -> None:
-        self.alive = self.alive[local]
-        self.mask = self.mask[local]
-        self.next_position = self.next_position[local]
-        self.cache.batch_select_indices(local)
-
-    def step(self, model: Any, chosen: torch.Tensor) -> torch.Tensor:
-        self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
-        output = model(
-            input_ids=chosen.unsqueeze(1),
-            attention_mask=self.mask,
-            position_ids=self.next_position,
-            past_key_values=self.cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        self.next_position = self.next_position + 1
-        return output.logits[:, -1, :].float()
-
-
-class _SharedPrefixRows:
-    """The prefix's keys and values held once (see prefix_attention); prompts read packed, real
-    tokens only; waiting rows join (`admit`) when an eighth of the places are free."""
-
-    def __init__(self, model: Any, token_ids: list[list[int]], spec: BatchSpec, figures: BatchFigures) -> None:
-        self.spec, self.figures = spec, figures
-        rows, self.shared = _split(token_ids, spec)
-        self.tails = [ids[self.shared :] for ids in rows]
-        self.cache = PrefixCache(model.config.num_hidden_layers)
-        self.forward = {"past_key_values": self.cache, "use_cache": True, "trustgate_cache": self.cache}
-        device = model.device
-        if self.shared:
-            self.cache.filling_prefix = True
-            prefix = torch.tensor([rows[0][: self.shared]], dtype=torch.long, device=device)
-            positions = torch.arange(self.shared, device=device).unsqueeze(0)
-            model(input_ids=prefix, position_ids=positions, logits_to_keep=1, **self.forward)
-            figures.prompt_positions += self.shared
-        self.cache.start_rows(0, 0, device)
-        self.waiting = deque(range(len(rows)))
-        self.max_rows = spec.max_rows or len(rows)
-        self.alive = torch.zeros(0, dtype=torch.long)
-        self.next_position = torch.zeros((0, 1), dtype=torch.long, device=device)
-        self.first_logits = self.admit(model, torch.zeros((0, model.config.get_text_config().vocab_size)))
-
-    def keep(self, local: torch.Tensor) -> None:
-        self.alive = self.alive[local]
-        self.next_position = self.next_position[local]
-        self.cache.select_rows(local.to(self.next_position.device))
-
-    def step(self, model: Any, chosen: torch.Tensor) -> torch.Tensor:
-        self.cache.begin_step()
-        output = model(input_ids=chosen.unsqueeze(1), position_ids=self.next_position, logits_to_keep=1, **self.forward)
-        self.cache.advance()
-        self.next_position = self.next_position + 1
-        return output.logits[:, -1, :].float()
-
-    def admit(self, model: Any, logits: torch.Tensor) -> torch.Tensor:
-        """Waiting rows that fit join the batch: their prompts are read and their first logits
-        follow `logits` (the running rows'). Each admission copies the cache, hence the eighth."""
-        joining = self._rows_that_fit()
-        if not joining:
-            return logits
-        joined = self.cache.sharing_prefix()
-        tails = [self.tails[row] for row in joining]
-        first = _read_prompts(model, joined, tails, self.shared, self.spec, self.figures)
-        self.cache.append(joined)
-        self.alive = torch.cat([self.alive, torch.tensor(joining)])
-        ends = torch.tensor([[self.shared + len(self.tails[row])] for row in joining], device=self.next_position.device)
-        self.next_position = torch.cat([self.next_position, ends])
-        return torch.cat([logits.to(first.device), first])
-
-    def _rows_that_fit(self) -> list[int]:
-        running = len(self.alive)
-        free = self.max_rows - running
-        if not self.waiting or free <= 0 or (running and free * 8 < self.max_rows):
-            return []
-        joining: list[int] = []
-        width = self.cache.capacity if running else 0
-        while self.waiting and len(joining) < free:
-            needed = max(width, len(self.tails[self.waiting[0]]) + self.spec.max_new_tokens)
-            positions = self.shared + (running + len(joining) + 1) * needed
-            budget = self.spec.max_cached_positions
-            if budget is not None and positions > budget and (running or joining):
-                break
-            joining.append(self.waiting.popleft())
-            width = needed
-        return joining
-
-
-def _read_prompts(
-    model: Any, cache: PrefixCache, tails: list[list[int]], shared: int, spec: BatchSpec, figures: BatchFigures
-) -> torch.Tensor:
-    """Two packed stages into an empty `cache`: each group's head once (then copied to its
-    rows), then every row's remaining tokens. Returns each row's logits after its prompt."""
-    heads, group_of = distinct_heads(tails, spec.min_shared_prefix)
-    cache.start_rows(len(heads), capacity=max(len(t) for t in tails) + spec.max_new_tokens, device=model.device)
-    _run_packed(model, cache, [(group, 0, head) for group, head in enumerate(heads)], shared, spec, figures)
-    cache.select_rows(torch.tensor(group_of, device=model.device))
-    starts = [len(heads[group]) for group in group_of]
-    rests = [(row, start, tail[start:]) for row, (tail, start) in enumerate(zip(tails, starts, strict=True))]
-    return _run_packed(model, cache, rests, shared, spec, figures)
-
-
-def _run_packed(
-    model: Any,
-    cache: PrefixCache,
-    segments: list[tuple[int, int, list[int]]],
-    shared: int,
-    spec: BatchSpec,
-    figures: BatchFigures,
-) -> torch.Tensor:
-    """Segments (row, first own column, tokens) packed into forwards of at most
-    `spec.prefill_tokens` tokens, a segment continuing in the next forward where one is full
-    (it attends to its earlier part through the cache, so the result equals one forward).
-    Returns the logits after each segment's last token, in segment order."""
-    device = model.device
-    forward = {"past_key_values": cache, "use_cache": True, "trustgate_cache": cache}
-    logits: list[torch.Tensor] = []
-    pieces: list[Piece] = []
-    ids: list[int] = []
-    ending: list[int] = []  # positions in the packed input where a segment ends
-
-    def run() -> None:
-        cache.pack(pieces)
-        positions = torch.cat([shared + torch.arange(p.start, p.start + p.count) for p in pieces])
-        keep = torch.tensor(ending or [len(ids) - 1], device=device)
-        output = model(
-            input_ids=torch.tensor([ids], device=device), position_ids=positions.unsqueeze(0).to(device),
-            logits_to_keep=keep, **forward,
-        )  # fmt: skip
-        cache.unpack()
-        figures.prompt_positions += len(ids)
-        if ending:
-            logits.append(output.logits[0].float())
-        pieces.clear(), ids.clear(), ending.clear()
-
-    for row, start, tokens in segments:
-        done = 0
-        while done < len(tokens):
-            count = min(spec.prefill_tokens - len(ids), len(tokens) - done)
-            pieces.append(Piece(row, start + done, count, len(ids)))
-            ids.extend(tokens[done : done + count])
-            done += count
-            if done == len(tokens):
-                ending.append(len(ids) - 1)
-            if len(ids) >= spec.prefill_tokens:
-                run()
-    if ids:
-        run()
-    return torch.cat(logits) if logits else torch.zeros(0)
-
-
 def _check_finite(logits: torch.Tensor, model_name: str) -> None:
     if not torch.isfinite(logits).all():
         raise ModelOutputError(
@@ -306,7 +95,7 @@ def generate_batch(
     longest = max(len(ids) for ids in token_ids) + spec.max_new_tokens
     if spec.shared_prefix_attention and prefix_attention.supports(model, longest):
         with prefix_attention.prefix_attention(model):
-            return _decode(model, token_ids, spec, model_name, _SharedPrefixRows, figures)
+            return _decode(model, token_ids, spec, model_name, SharedPrefixRows, figures)
     # The copied-cache path holds its rows at once: consecutive fixed batches within the same
     # bounds, the prefix counted in every row (each row holds a copy).
     generated: list[list[int]] = []
@@ -315,7 +104,7 @@ def generate_batch(
         end = start + 1
         while end < len(token_ids) and _fits_copied(token_ids[start : end + 1], spec):
             end += 1
-        generated += _decode(model, token_ids[start:end], spec, model_name, _CopiedCacheRows, figures)
+        generated += _decode(model, token_ids[start:end], spec, model_name, CopiedCacheRows, figures)
         start = end
     return generated
 
