@@ -32,7 +32,9 @@ sys.path.insert(0, str(REPO_ROOT))
 from trustgate.data import TrustData  # noqa: E402
 from trustgate.dimensions.stereotype import DIMENSION  # noqa: E402
 from trustgate.engine import Decoding, Prompt, clean_text  # noqa: E402
-from trustgate.engine.transformers import TransformersEngine, plan_batches, render_chat  # noqa: E402
+from trustgate.engine.batch_decode import BatchFigures  # noqa: E402
+from trustgate.engine.planning import plan_streams  # noqa: E402
+from trustgate.engine.transformers import TransformersEngine, render_chat  # noqa: E402
 from trustgate.evaluation.evaluator import select_items  # noqa: E402
 from trustgate.models import (  # noqa: E402
     ModelHandle,
@@ -104,6 +106,17 @@ def one_at_a_time(model, tokenizer, prompts: list[str], new_tokens: int, stop_id
     return texts, tokens, time.perf_counter() - started
 
 
+def print_figures(figures: BatchFigures) -> None:
+    """The engine's own per-stream figures, summed: where its time went."""
+    prefill = figures.prompt_positions + figures.padding_positions
+    print(
+        f"  prefill {figures.prefill_seconds:.1f}s: {prefill} positions, {figures.prompt_positions} real, "
+        f"{figures.padding_positions} padding ({100 * figures.padding_positions / max(1, prefill):.1f}%)"
+    )
+    print(f"  decode {figures.decode_seconds:.1f}s: {figures.decode_steps} steps, "
+          f"{figures.decode_rows / max(1, figures.decode_steps):.1f} rows per step")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base-model", default="embedded")
@@ -150,9 +163,11 @@ def main() -> None:
     rate = engine.generated_tokens / seconds
     print(f"batched engine (batch {args.batch_size}, {len(prompts)} prompts): {engine.generated_tokens} tokens")
     token_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
-    plan = plan_batches(token_ids, 1, args.batch_size, engine.max_batch_tokens, args.new_tokens)
-    print(f"  rows per batch under the {engine.max_batch_tokens}-position KV budget: {[len(b) for b in plan]}")
+    streams = plan_streams(token_ids, 1, args.batch_size)
+    print(f"  prompts per stream (at most {args.batch_size} rows at once, {engine.max_batch_tokens}-position "
+          f"KV budget, prefix counted once): {[len(s) for s in streams]}")  # fmt: skip
     print(f"  in {seconds:.1f}s = {rate:.1f} tokens/s; {load_text()}")
+    print_figures(engine.figures)
     same = sum(texts[i][0] == base_texts[n] for n, i in enumerate(subset))
     print(f"identical greedy texts on the baseline's prompts: {same}/{len(subset)}")
     after = matmul_flops(device, dtype)
@@ -160,6 +175,9 @@ def main() -> None:
     for name, value in (("one at a time", base_rate), ("batched", rate)):
         share = 2 * parameters * value / max(peak, after)
         print(f"FLOP share {name}: {100 * share:.1f}% of measured matmul rate (2 x parameters per token)")
+    useful = engine.figures.prompt_positions + engine.generated_tokens
+    share = useful * 2 * parameters / (seconds * max(peak, after))
+    print(f"FLOP share batched, prompt positions included: {100 * share:.1f}% ({useful} positions)")
     if device.startswith("cuda"):
         print(f"GPU memory peak: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB allocated")
     print(f"speedup: {rate / base_rate:.2f}")

@@ -6,6 +6,10 @@
 Runs the real gate (`pytest trust_tests`, dense + one variant) three ways in a fresh cache:
 cold (nothing cached), warm (the same command again: generations and checkpoints cached), and
 killed half-way then rerun (the rerun must generate only what the killed run had not committed).
+After the cold run it prints the engine's figures from the event log (prefill and decode seconds,
+padding share of prefill, rows per decode step) and `gate FLOP share: <s>`: real prompt positions
+and generated tokens x 2 x parameters over the cold run's wall time x the measured torch.mm rate
+(the gate runs on the CPU; `benchmarks/prefill_replay.py` replays the main job's prompts).
 `--looks-ab` instead runs cold twice, each in its own fresh cache: without early stopping
 (a copy of thresholds.toml with `looks = [1.0]`) and with the repository's looks; it prints
 both wall times, the prompts each generated and their ratio.
@@ -30,8 +34,12 @@ import time
 from pathlib import Path
 
 import psutil
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.engine import matmul_flops  # noqa: E402
 
 
 def tree_rss(process: psutil.Process) -> int:
@@ -81,7 +89,9 @@ def run_gate(
     seconds = time.perf_counter() - started
     output = child.stdout.read().decode(errors="replace") if child.stdout else ""
     lines = [json.loads(line) for line in events.read_text().splitlines()] if events.exists() else []
+    streams = [e for e in lines if e["event"] == "stream"]
     return {
+        "streams": streams,
         "label": label,
         "seconds": seconds,
         "peak_rss_mb": peak / 2**20,
@@ -103,6 +113,30 @@ def show(result: dict) -> None:
     )
     for line in result["tail"]:
         print(f"    {line}")
+
+
+def show_flop_share(result: dict, matmul_rate: float) -> None:
+    """Useful work over what the wall time could have computed: real prompt positions and
+    generated tokens, 2 x parameters each, against the measured torch.mm rate. The engine's
+    per-stream figures (the event log) give the positions and its own seconds."""
+    streams = result["streams"]
+    if not streams:
+        print("gate FLOP share: no engine streams in the event log (everything cached?)")
+        return
+    useful = sum((e["prompt_positions"] + e["new_tokens"]) * 2 * e["parameters"] for e in streams)
+    engine_seconds = sum(e["prefill_seconds"] + e["decode_seconds"] for e in streams)
+    prefill = sum(e["prompt_positions"] + e["padding_positions"] for e in streams)
+    padding = sum(e["padding_positions"] for e in streams)
+    steps = sum(e["decode_steps"] for e in streams)
+    rows = sum(e["decode_rows"] for e in streams)
+    print(f"engine: {len(streams)} streams, prefill {sum(e['prefill_seconds'] for e in streams):.1f}s, "
+          f"decode {sum(e['decode_seconds'] for e in streams):.1f}s, {steps} decode steps, "
+          f"{rows / max(1, steps):.1f} rows per step")  # fmt: skip
+    print(f"prefill padding: {100 * padding / max(1, prefill):.1f}% of {prefill} prefill positions")
+    print(f"engine FLOP share: {useful / (engine_seconds * matmul_rate):.3f} (over the engine's own seconds)")
+    wall = result["seconds"]
+    print(f"gate FLOP share: {useful / (wall * matmul_rate):.3f} "
+          f"({useful / 1e12:.1f} TFLOP useful in {wall:.0f}s wall at {matmul_rate / 1e9:.0f} GFLOP/s)")  # fmt: skip
 
 
 def fresh_cache(root: Path, name: str, reuse: Path | None) -> Path:
@@ -131,8 +165,10 @@ def main() -> None:
         looks_ab(args, root)
         return
     cache = fresh_cache(root, "cache", args.reuse_checkpoints)
+    rate = matmul_flops("cpu", torch.float32)
     cold = run_gate(args, cache, "cold")
     show(cold)
+    show_flop_share(cold, max(rate, matmul_flops("cpu", torch.float32)))
     warm = run_gate(args, cache, "warm")
     show(warm)
     peak = max(cold["peak_rss_mb"], warm["peak_rss_mb"])

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from tests.tiny_models import NEVER, VOCAB, generate_alone, tiny_causal_lm
 from trustgate.engine import Decoding, Prompt
-from trustgate.engine.batch_decode import BatchSpec, common_prefix_length, generate_batch
+from trustgate.engine.batch_decode import BatchSpec, generate_batch
 from trustgate.engine.cache import GenerationCache, cached_generate
-from trustgate.engine.transformers import plan_batches
+from trustgate.engine.planning import common_prefix_length, plan_batches
 from trustgate.models import ModelHandle
 from trustgate.util.errors import ModelOutputError
 
@@ -175,3 +175,29 @@ def test_kv_budget_is_bytes_over_the_models_bytes_per_position(tiny_model):
     assert kv_cache_tokens(tiny_model) == CPU_KV_CACHE_BYTES // 256
     assert kv_cache_tokens(tiny_model.to(torch.bfloat16)) == CPU_KV_CACHE_BYTES // 128
     tiny_model.to(torch.float32)
+
+
+def test_each_stream_logs_its_timings_positions_and_rows(tiny_llama_dir: Path, tmp_path: Path, monkeypatch):
+    import json
+
+    from trustgate.engine.transformers import TransformersEngine
+
+    events = tmp_path / "events.jsonl"
+    monkeypatch.setenv("TRUSTGATE_EVENTS", str(events))
+    engine = TransformersEngine(ModelHandle("dense", tiny_llama_dir, "1" * 64), device="cpu", batch_size=2)
+    chats = [
+        engine.render((("system", "You are a careful assistant. " * 4), ("user", f"Question {i}?"))) for i in range(5)
+    ]
+    engine.generate(_texts(*chats), Decoding(6))
+    streams = [e for e in map(json.loads, events.read_text().splitlines()) if e["event"] == "stream"]
+    assert len(streams) == 1 and streams[0]["prompts"] == 5 and streams[0]["model"] == "dense"
+    (stream,) = streams
+    token_ids = engine.tokenizer(chats, add_special_tokens=False)["input_ids"]
+    # Packed prefill: the shared prefix once, then each prompt's own tokens, no padding.
+    shared = common_prefix_length(token_ids)
+    assert stream["prompt_positions"] == shared + sum(len(ids) - shared for ids in token_ids)
+    assert stream["padding_positions"] == 0
+    assert stream["new_tokens"] == engine.generated_tokens > 0
+    assert stream["parameters"] == sum(p.numel() for p in engine.model.parameters())
+    assert stream["decode_steps"] > 0 and stream["decode_rows"] <= 2 * stream["decode_steps"]  # batch_size 2
+    assert stream["prefill_seconds"] > 0 and stream["decode_seconds"] > 0

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 
 from tests.tiny_models import NEVER, VOCAB, generate_alone, tiny_causal_lm
 from trustgate.engine import prefix_attention
-from trustgate.engine.batch_decode import BatchSpec, _prefill_copied, _prefill_shared, distinct_heads, generate_batch
+from trustgate.engine.batch_decode import BatchFigures, BatchSpec, generate_batch
+from trustgate.engine.planning import distinct_heads
+from trustgate.engine.stream_rows import CopiedCacheRows, SharedPrefixRows
 
 
 def _random(generator: torch.Generator, length: int) -> list[int]:
@@ -63,8 +65,8 @@ def test_first_logits_match_the_copied_cache_path(model_type):
     prompts = _layered_prompts(seed=4)
     with torch.inference_mode():
         with prefix_attention.prefix_attention(model):
-            shared, _ = _prefill_shared(model, prompts, _spec(NEVER, samples=2))
-        copied, _ = _prefill_copied(model, prompts, _spec(NEVER, samples=2))
+            shared = SharedPrefixRows(model, prompts, _spec(NEVER, samples=2), BatchFigures()).first_logits
+        copied = CopiedCacheRows(model, prompts, _spec(NEVER, samples=2), BatchFigures()).first_logits
     torch.testing.assert_close(shared, copied, atol=1e-5, rtol=1e-4)
 
 

@@ -142,7 +142,7 @@ def cached_generate(
     `stats["generated"]` counts the misses."""
     keys = generation_keys(engine, prompts, decoding)
     found = cache.get_many(keys)
-    # Text order keeps prompts that share a system prompt in one chunk (see plan_batches).
+    # Text order keeps prompts that share a system prompt in one chunk (see trustgate.engine.planning).
     missing = sorted((i for i, key in enumerate(keys) if key not in found), key=lambda i: prompts[i].text)
     if missing:
         if loader is not None:

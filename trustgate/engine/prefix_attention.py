@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -44,12 +44,24 @@ def supports(model: Any, longest_sequence: int) -> bool:
     return all(kind == "full_attention" for kind in layer_types)
 
 
+class Piece(NamedTuple):
+    """Consecutive prompt tokens of one row in a packed forward: `count` tokens read from the
+    packed input at `offset`, written to the row's own columns from `start` on."""
+
+    row: int
+    start: int
+    count: int
+    offset: int
+
+
 class PrefixCache:
     """Keys and values of one batch: the shared prefix once, each row's own tokens in place.
 
-    `own_valid[r, j]` says whether own position j of row r holds a real token (padding does
-    not). Before each forward over rows, `begin(valid)` marks which of its input tokens are
-    real; `length` (own positions written) advances after the forward (`advance`).
+    Row r's own tokens fill its columns [0, lengths[r]) with no padding between them (prompt
+    segments, then generated tokens), so rows of different lengths sit side by side and each
+    decode step writes every row at its own next column. Three kinds of forward write here:
+    the prefix (`filling_prefix`, batch size 1), packed prompt segments (`pack`, batch size 1,
+    any mix of rows: only real tokens are computed) and a decode step (one token per row).
     """
 
     def __init__(self, layers: int) -> None:
@@ -58,33 +70,96 @@ class PrefixCache:
         self.prefix_values: list[torch.Tensor | None] = [None] * layers
         self.own_keys: list[torch.Tensor | None] = [None] * layers
         self.own_values: list[torch.Tensor | None] = [None] * layers
-        self.own_valid: torch.Tensor | None = None
+        self.lengths = torch.zeros(0, dtype=torch.long)
         self.capacity = 0
-        self.length = 0
         self.filling_prefix = False
+        self.pieces: list[Piece] | None = None
+        # Set by `pack` for one packed forward: see there.
+        self._pack_rows = self._pack_slots = self._write_rows = self._write_columns = self.lengths
+        self._pack_mask = torch.zeros((0, 1, 0, 0), dtype=torch.bool)
+        self._pack_width = 0
+        self._decode_end = 0
+        self._step_slots: torch.Tensor | None = None
+
+    @property
+    def prefix_length(self) -> int:
+        keys = self.prefix_keys[0]
+        return 0 if keys is None else keys.shape[1]
+
+    def sharing_prefix(self) -> PrefixCache:
+        """An empty cache for further rows that reads this cache's prefix (stored once)."""
+        other = PrefixCache(self.layers)
+        other.prefix_keys, other.prefix_values = self.prefix_keys, self.prefix_values
+        return other
 
     def start_rows(self, rows: int, capacity: int, device: torch.device) -> None:
+        """Own buffers for `rows` rows of at most `capacity` positions each (allocated on first write)."""
         self.filling_prefix = False
         self.capacity = capacity
-        self.own_valid = torch.zeros((rows, capacity), dtype=torch.bool, device=device)
-        self.length = 0
+        self.lengths = torch.zeros(rows, dtype=torch.long, device=device)
+        self.own_keys = [None] * self.layers
+        self.own_values = [None] * self.layers
 
-    def begin(self, valid: torch.Tensor) -> None:
-        """The next forward writes `valid.shape[1]` own positions; `valid` marks the real tokens."""
-        self.own_valid[:, self.length : self.length + valid.shape[1]] = valid
+    def pack(self, pieces: list[Piece]) -> None:
+        """The next forward is one packed sequence made of `pieces` (at most one per row, in
+        offset order). Attention runs on the pieces' queries padded to the longest piece, one
+        row each: padding costs attention only, never the projections and MLPs."""
+        device = self.lengths.device
+        self.pieces = pieces
+        starts = torch.tensor([p.start for p in pieces], device=device)
+        widest = max(p.count for p in pieces)
+        self._pack_rows = torch.tensor([p.row for p in pieces], device=device)
+        self._pack_slots = torch.cat([slot * widest + torch.arange(p.count) for slot, p in enumerate(pieces)]).to(
+            device
+        )
+        self._pack_width = max(p.start + p.count for p in pieces)
+        self._write_rows = self._pack_rows.repeat_interleave(torch.tensor([p.count for p in pieces], device=device))
+        self._write_columns = torch.cat([torch.arange(p.start, p.start + p.count) for p in pieces]).to(device)
+        # Query i of a piece sits at own column start + i and sees the prefix and own columns up
+        # to itself (a padding query sees the same and is discarded).
+        columns = starts[:, None] + torch.arange(widest, device=device)[None, :]
+        own = torch.arange(self._pack_width, device=device)[None, None, :] <= columns[:, :, None]
+        prefix = torch.ones((len(pieces), widest, self.prefix_length), dtype=torch.bool, device=device)
+        self._pack_mask = torch.cat([prefix, own], dim=2).unsqueeze(1)
 
-    def advance(self, tokens: int) -> None:
-        """The forward that wrote `tokens` own positions has finished."""
-        self.length += tokens
+    def unpack(self) -> None:
+        """The packed forward has finished: each row now holds its pieces' tokens."""
+        for piece in self.pieces or ():
+            self.lengths[piece.row] = piece.start + piece.count
+        self.pieces = None
+
+    def begin_step(self) -> None:
+        """The next forward is a decode step: one token per row, written at its own length."""
+        self._decode_end = int(self.lengths.max()) + 1
+        self._step_slots = None  # where each (row, key/value head) writes; made by the first layer
+
+    def advance(self) -> None:
+        """The decode step has finished. A finished row not yet dropped is fed padding and may
+        outstay its own tokens: it keeps rewriting its last column instead of running past the
+        buffer (a live row never reaches that column: capacity covers its prompt and new tokens)."""
+        self.lengths = torch.clamp(self.lengths + 1, max=self.capacity - 1)
 
     def select_rows(self, index: torch.Tensor) -> None:
         """Rows become `index` of the current rows: drops finished rows, or copies a segment
         computed once per distinct prompt part to every row that has it (repeats allowed)."""
-        self.own_valid = self.own_valid[index]
+        self.lengths = self.lengths[index]
         for layer in range(self.layers):
             if self.own_keys[layer] is not None:
                 self.own_keys[layer] = self.own_keys[layer][index]
                 self.own_values[layer] = self.own_values[layer][index]
+
+    def append(self, other: PrefixCache) -> None:
+        """`other`'s rows (same prefix) join after this cache's rows."""
+        if not len(self.lengths):
+            self.own_keys, self.own_values = other.own_keys, other.own_values
+            self.lengths, self.capacity = other.lengths, other.capacity
+            return
+        capacity = max(self.capacity, other.capacity)
+        for layer in range(self.layers):
+            self.own_keys[layer] = _stack_rows(self.own_keys[layer], other.own_keys[layer], capacity)
+            self.own_values[layer] = _stack_rows(self.own_values[layer], other.own_values[layer], capacity)
+        self.lengths = torch.cat([self.lengths, other.lengths])
+        self.capacity = capacity
 
     def update(self, keys: torch.Tensor, values: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any):
         if self.filling_prefix:
@@ -92,15 +167,36 @@ class PrefixCache:
             self.prefix_values[layer_idx] = values[0]
             return keys, values
         if self.own_keys[layer_idx] is None:
-            rows, heads, _, dim = keys.shape
-            shape = (rows, heads, self.capacity, dim)
-            self.own_keys[layer_idx] = keys.new_empty(shape)
-            self.own_values[layer_idx] = values.new_empty(shape)
-        end = self.length + keys.shape[2]
+            # Zeros, not empty memory: columns past a row's length are masked, and a masked
+            # weight of 0 times a NaN left in uninitialised memory would still be NaN.
+            shape = (len(self.lengths), keys.shape[1], self.capacity, keys.shape[3])
+            self.own_keys[layer_idx] = keys.new_zeros(shape)
+            self.own_values[layer_idx] = values.new_zeros(shape)
         own_keys, own_values = self.own_keys[layer_idx], self.own_values[layer_idx]
-        own_keys[:, :, self.length : end] = keys
-        own_values[:, :, self.length : end] = values
-        return own_keys[:, :, :end], own_values[:, :, :end]
+        if self.pieces is not None:
+            own_keys[self._write_rows, :, self._write_columns] = keys[0].transpose(0, 1)
+            own_values[self._write_rows, :, self._write_columns] = values[0].transpose(0, 1)
+            return own_keys, own_values
+        if self._step_slots is None:
+            # Row r, head h, column lengths[r] of the [rows, heads, capacity, dim] buffer, as an
+            # index into its rows of `dim`: one index_copy_ per layer instead of an index_put.
+            rows, heads = own_keys.shape[:2]
+            row_heads = torch.arange(rows * heads, device=keys.device).view(rows, heads)
+            self._step_slots = (row_heads * own_keys.shape[2] + self.lengths[:, None]).flatten()
+        dim = keys.shape[3]
+        own_keys.view(-1, dim).index_copy_(0, self._step_slots, keys[:, :, 0].reshape(-1, dim))
+        own_values.view(-1, dim).index_copy_(0, self._step_slots, values[:, :, 0].reshape(-1, dim))
+        return own_keys[:, :, : self._decode_end], own_values[:, :, : self._decode_end]
+
+
+def _stack_rows(first: torch.Tensor | None, second: torch.Tensor | None, capacity: int) -> torch.Tensor | None:
+    if first is None or second is None:
+        return second if first is None else first
+    rows = first.shape[0] + second.shape[0]
+    stacked = first.new_zeros((rows, first.shape[1], capacity, first.shape[3]))
+    stacked[: first.shape[0], :, : first.shape[2]] = first
+    stacked[first.shape[0] :, :, : second.shape[2]] = second
+    return stacked
 
 
 def _prefix_attention(
@@ -120,39 +216,38 @@ def _prefix_attention(
     cache = trustgate_cache
     if cache.filling_prefix:
         output = F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling, enable_gqa=True)
-        return output.transpose(1, 2).contiguous(), None
-    prefix_keys = cache.prefix_keys[module.layer_idx]
-    prefix_values = cache.prefix_values[module.layer_idx]
-    if query.shape[2] > 1:
-        output = _many_queries(query, key, value, prefix_keys, prefix_values, cache, scaling)
+    elif cache.pieces is not None:
+        output = _packed_queries(query, key, value, module.layer_idx, cache, scaling)
     else:
-        output = _one_query(query, key, value, prefix_keys, prefix_values, cache, scaling)
+        output = _one_query(query, key, value, module.layer_idx, cache, scaling)
     return output.transpose(1, 2).contiguous(), None
 
 
-def _many_queries(query, key, value, prefix_keys, prefix_values, cache: PrefixCache, scaling) -> torch.Tensor:
-    """A segment of prompt tokens per row (run once per batch): PyTorch's fused attention with
-    the prefix expanded to every row for this one call."""
-    rows, _, queries, _ = query.shape
-    own_length = key.shape[2]
-    query_positions = cache.length + torch.arange(queries, device=query.device)
-    key_positions = torch.arange(own_length, device=query.device)
-    causal = key_positions[None, :] <= query_positions[:, None]
-    # A padding query may see itself, so its (discarded) softmax never runs over nothing.
-    itself = key_positions[None, :] == query_positions[:, None]
-    allowed = (cache.own_valid[:, None, None, :own_length] & causal) | itself
+def _packed_queries(query, key, value, layer: int, cache: PrefixCache, scaling) -> torch.Tensor:
+    """Prompt tokens of many rows packed in one sequence: scattered to one padded row per piece
+    for PyTorch's fused attention over the prefix and the row's own columns (causal), then
+    gathered back to the packed order."""
+    prefix_keys, prefix_values = cache.prefix_keys[layer], cache.prefix_values[layer]
+    rows, slots, width = cache._pack_rows, cache._pack_slots, cache._pack_width
+    _, heads, _, dim = query.shape
+    pieces, widest = len(rows), cache._pack_mask.shape[2]
+    padded = query.new_zeros((pieces * widest, heads, dim))
+    padded[slots] = query[0].transpose(0, 1)
+    padded = padded.view(pieces, widest, heads, dim).transpose(1, 2)
+    keys, values = key[rows, :, :width], value[rows, :, :width]
     if prefix_keys is not None:
-        prefix_length = prefix_keys.shape[1]
-        key = torch.cat([prefix_keys.expand(rows, -1, -1, -1), key], dim=2)
-        value = torch.cat([prefix_values.expand(rows, -1, -1, -1), value], dim=2)
-        seen = torch.ones((rows, 1, queries, prefix_length), dtype=torch.bool, device=query.device)
-        allowed = torch.cat([seen, allowed], dim=3)
-    return F.scaled_dot_product_attention(query, key, value, attn_mask=allowed, scale=scaling, enable_gqa=True)
+        keys = torch.cat([prefix_keys.expand(pieces, -1, -1, -1), keys], dim=2)
+        values = torch.cat([prefix_values.expand(pieces, -1, -1, -1), values], dim=2)
+    output = F.scaled_dot_product_attention(
+        padded, keys, values, attn_mask=cache._pack_mask, scale=scaling, enable_gqa=True
+    )
+    return output.transpose(1, 2).reshape(pieces * widest, heads, dim)[slots].transpose(0, 1).unsqueeze(0)
 
 
-def _one_query(query, key, value, prefix_keys, prefix_values, cache: PrefixCache, scaling) -> torch.Tensor:
+def _one_query(query, key, value, layer: int, cache: PrefixCache, scaling) -> torch.Tensor:
     """A decode step: every row's query against the one prefix copy, plus its own tokens, under
     one softmax; no key or value is copied."""
+    prefix_keys, prefix_values = cache.prefix_keys[layer], cache.prefix_values[layer]
     rows, heads, _, dim = query.shape
     kv_heads = key.shape[1]
     group = heads // kv_heads
@@ -160,8 +255,8 @@ def _one_query(query, key, value, prefix_keys, prefix_values, cache: PrefixCache
     # Query head h reads key/value head h // group: fold the group into the query axis.
     grouped = query.reshape(rows, kv_heads, group, dim)
     own_scores = torch.matmul(grouped, key.transpose(2, 3))
-    allowed = cache.own_valid[:, : key.shape[2]].clone()
-    allowed[:, cache.length] = True  # a padding query sees itself, so its softmax never runs over nothing
+    # Each row sees its own columns up to the one just written (its length before advancing).
+    allowed = torch.arange(key.shape[2], device=key.device)[None, :] <= cache.lengths[:, None]
     own_scores = own_scores.masked_fill(~allowed[:, None, None, :], float("-inf"))
     if prefix_keys is None:
         weights = torch.softmax(own_scores.float() * scaling, dim=-1).to(value.dtype)

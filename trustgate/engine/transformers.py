@@ -10,13 +10,15 @@ from typing import Any
 import torch
 
 from trustgate.engine.base import Decoding, Messages, Prompt, clean_text
-from trustgate.engine.batch_decode import BatchSpec, common_prefix_length, generate_batch
+from trustgate.engine.batch_decode import BatchFigures, BatchSpec, generate_batch
+from trustgate.engine.planning import plan_streams
 from trustgate.models import ModelHandle, evaluation_dtype, load_model, load_tokenizer
+from trustgate.util.events import record_event
 from trustgate.util.progress import Progress
 
 # Bumped when trustgate's own decoding changes what text comes out (batch_decode,
 # prefix_attention): part of the backend id, so cached generations of older code are not reused.
-ENGINE_REVISION = 1
+ENGINE_REVISION = 2
 CPU_KV_CACHE_BYTES = 512 << 20
 GPU_KV_CACHE_SHARE = 0.5  # of the memory free once the model is loaded
 
@@ -31,45 +33,6 @@ def render_chat(tokenizer: Any, messages: Messages) -> str:
     if tokenizer.chat_template:
         return tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
     return "\n\n".join(m["content"] for m in chat) + "\n"
-
-
-def plan_batches(
-    token_ids: Sequence[Sequence[int]],
-    samples: int,
-    batch_size: int,
-    max_batch_tokens: int,
-    max_new_tokens: int,
-) -> list[list[int]]:
-    """Prompt indices per batch: neighbours in token order, so a batch shares a long prefix.
-
-    A batch ends when its rows (prompts x samples) reach `batch_size`, when its KV cache would
-    pass `max_batch_tokens` (rows x (widest prompt + new tokens)), or when the next prompt would
-    halve the shared prefix of a batch that is already a quarter full (a new system prompt).
-    """
-    order = sorted(range(len(token_ids)), key=lambda i: list(token_ids[i]))
-    batches: list[list[int]] = []
-    current: list[int] = []
-    shared = width = 0
-    for index in order:
-        ids = token_ids[index]
-        if current:
-            # In token order, the prefix shared by a run is the one its first and last share.
-            common = common_prefix_length([token_ids[current[0]], ids])
-            rows = (len(current) + 1) * samples
-            full = rows > batch_size or rows * (max(width, len(ids)) + max_new_tokens) > max_batch_tokens
-            new_prefix = common * 2 < shared and len(current) * samples * 4 >= batch_size
-            if full or new_prefix:
-                batches.append(current)
-                current = []
-        if not current:
-            shared, width = len(ids), 0
-        else:
-            shared = common_prefix_length([token_ids[current[0]], ids])
-        current.append(index)
-        width = max(width, len(ids))
-    if current:
-        batches.append(current)
-    return batches
 
 
 def kv_cache_tokens(model: Any) -> int:
@@ -109,6 +72,7 @@ class TransformersEngine:
         self._tokenizer: Any = None
         self.model: Any = None
         self.generated_tokens = 0  # new tokens produced, stop tokens excluded (benchmarks read it)
+        self.figures = BatchFigures()  # all streams' timings and positions (benchmarks read it)
 
     @classmethod
     def from_model(cls, handle: ModelHandle, model: Any, tokenizer: Any, batch_size: int = 32) -> TransformersEngine:
@@ -145,6 +109,7 @@ class TransformersEngine:
     def _attach(self, model: Any) -> None:
         self.model = model
         self.max_batch_tokens = self._max_batch_tokens or kv_cache_tokens(model)
+        self.parameters = sum(p.numel() for p in model.parameters())  # FLOPs per position: 2 x this
         eos = {self.tokenizer.eos_token_id}
         configured = getattr(model.generation_config, "eos_token_id", None)
         eos.update(configured if isinstance(configured, list) else [configured])
@@ -158,7 +123,7 @@ class TransformersEngine:
             torch.cuda.empty_cache()
 
     def _spec(self, token_ids: list[list[int]], decoding: Decoding) -> BatchSpec:
-        # The seed depends on the batch's prompts, not on its position in the run.
+        # The seed depends on the stream's prompts, not on its position in the run.
         seed_text = repr(token_ids) + repr(asdict(decoding))
         seed = int(hashlib.sha256(seed_text.encode()).hexdigest()[:8], 16) + decoding.seed
         return BatchSpec(
@@ -168,11 +133,20 @@ class TransformersEngine:
             seed=seed,
             stop_ids=self.stop_ids,
             pad_id=self.pad_id,
+            max_rows=self.batch_size,
+            max_cached_positions=self.max_batch_tokens,
         )
 
-    def _generate_batch(self, token_ids: list[list[int]], decoding: Decoding) -> list[list[str]]:
-        new_tokens = generate_batch(self.model, token_ids, self._spec(token_ids, decoding), self.handle.name)
-        self.generated_tokens += sum(len(tokens) for tokens in new_tokens)
+    def _generate_stream(self, token_ids: list[list[int]], decoding: Decoding) -> list[list[str]]:
+        figures = BatchFigures()
+        new_tokens = generate_batch(
+            self.model, token_ids, self._spec(token_ids, decoding), self.handle.name, figures=figures
+        )
+        generated = sum(len(tokens) for tokens in new_tokens)
+        self.generated_tokens += generated
+        self.figures.add(figures)
+        record_event("stream", model=self.handle.name, parameters=self.parameters, prompts=len(token_ids),
+                     rows=len(new_tokens), new_tokens=generated, **asdict(figures))  # fmt: skip
         texts = [clean_text(t) for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
         return [texts[i * decoding.samples : (i + 1) * decoding.samples] for i in range(len(token_ids))]
 
@@ -182,25 +156,22 @@ class TransformersEngine:
         self.load()
         token_ids = self.tokenizer([p.text for p in prompts], add_special_tokens=False)["input_ids"]
         results: list[list[str]] = [[] for _ in prompts]
-        pending = plan_batches(
-            token_ids, decoding.samples, self.batch_size, self.max_batch_tokens, decoding.max_new_tokens
-        )
+        pending = plan_streams(token_ids, decoding.samples, self.batch_size)
         while pending:
-            batch = pending.pop(0)
+            stream = pending.pop(0)
             try:
-                texts = self._generate_batch([token_ids[i] for i in batch], decoding)
+                texts = self._generate_stream([token_ids[i] for i in stream], decoding)
             except Exception as exc:
-                if not _is_out_of_memory(exc) or len(batch) == 1:
+                if not _is_out_of_memory(exc) or self.batch_size == 1:
                     raise
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
-                # Out of memory: retry the same prompts in halves, and keep later batches smaller.
-                self.batch_size = max(1, len(batch) * decoding.samples // 2)
-                half = len(batch) // 2
-                pending[:0] = [batch[:half], batch[half:]]
+                # Out of memory: retry the same prompts with half as many rows at once.
+                self.batch_size = max(1, self.batch_size // 2)
+                pending.insert(0, stream)
                 continue
-            for index, text in zip(batch, texts, strict=True):
+            for index, text in zip(stream, texts, strict=True):
                 results[index] = text
             if progress:
-                progress.update(len(batch))
+                progress.update(len(stream))
         return results

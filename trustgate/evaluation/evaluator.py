@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ from trustgate.evaluation.records import write_records
 from trustgate.judges.scores import judge_scores_kept_in
 from trustgate.models import ModelHandle
 from trustgate.util.errors import MissingDataError, TrustgateError
+from trustgate.util.events import record_event
 from trustgate.util.storage import digest, locked
 
 
@@ -62,17 +61,6 @@ def select_items(items: tuple[Item, ...], limit: int) -> tuple[Item, ...]:
         return items
     chosen = set(sorted(keys, key=lambda k: hashlib.sha256(k.encode()).hexdigest())[:limit])
     return tuple(item for item in items if (item.sample_key or item.id) in chosen)
-
-
-def record_event(kind: str, **fields: Any) -> None:
-    """One JSON line per model load or generation, to $TRUSTGATE_EVENTS when set: how the
-    benchmarks and the xdist test see what each worker really did."""
-    path = os.environ.get("TRUSTGATE_EVENTS")
-    if not path:
-        return
-    line = json.dumps({"event": kind, "pid": os.getpid(), "worker": os.environ.get("PYTEST_XDIST_WORKER"), **fields})
-    with open(path, "a", encoding="utf-8") as handle:  # one short append per line: atomic on POSIX
-        handle.write(line + "\n")
 
 
 def _safe(name: str) -> str:
