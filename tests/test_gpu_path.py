@@ -14,22 +14,17 @@ import torch
 
 from tests.test_prefix_attention import _layered_prompts, _spec
 from tests.tiny_models import NEVER, generate_alone, tiny_causal_lm
-from trustgate.engine import batch_decode, prefix_attention
+from trustgate.engine import batch_decode, prefix_attention, stream_rows
 from trustgate.engine.batch_decode import generate_batch
 from trustgate.models import ModelHandle, load_model, weights_fingerprint
 from trustgate.models import loading as model_loading
 
 
 def first_logits(model: Any, prompts: list[list[int]], shared: bool) -> torch.Tensor:
-    """The first logits of the shared-prefix path (`shared`) or of the copied-cache path. The
-    engine's rework (trustgate/engine, another branch) turns its _prefill_* functions into
-    _*Rows classes; this reads either."""
-    spec = _spec(NEVER)
-    if hasattr(batch_decode, "_prefill_shared"):
-        prefill = batch_decode._prefill_shared if shared else batch_decode._prefill_copied
-        return prefill(model, prompts, spec)[0]
-    rows = batch_decode._SharedPrefixRows if shared else batch_decode._CopiedCacheRows
-    return rows(model, prompts, spec, batch_decode.BatchFigures()).first_logits
+    """The first logits of the shared-prefix path (`shared`: packed, the prefix stored once) or of
+    the copied-cache path (transformers' own cache, any architecture)."""
+    rows = stream_rows.SharedPrefixRows if shared else stream_rows.CopiedCacheRows
+    return rows(model, prompts, _spec(NEVER), batch_decode.BatchFigures()).first_logits
 
 
 class _Loaded:
