@@ -112,6 +112,8 @@ def parse_variant(name: str) -> VariantSpec:
     text = name.strip()
     if not text:
         raise _bad(name, "empty variant name")
+    if any(ord(character) < 32 for character in text):  # a NUL byte reaches no file system call
+        raise _bad(name, "control characters (a NUL byte, a tab) in a variant name")
     if text == "dense":
         return VariantSpec(name="dense", method="dense")
     if text.startswith(RECIPE_PREFIX):

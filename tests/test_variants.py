@@ -93,6 +93,13 @@ def test_any_text_parses_or_fails_with_a_usage_error(text: str) -> None:
         parse_variant(text)
 
 
+@pytest.mark.parametrize("text", ["~\x00", "gptq4\x00", "a\tb"])
+def test_a_control_character_is_a_usage_error(text: str) -> None:
+    # hypothesis found "~\x00": pathlib raised "embedded null byte" from expanduser
+    with pytest.raises(TrustgateError, match="control characters"):
+        parse_variant(text)
+
+
 def test_a_remedy_recipe_is_its_plain_variant_with_kept_blocks(tmp_path) -> None:
     recipe = tmp_path / "remedy.toml"
     recipe.write_text('variant = "gptq3+cal16@seed1"\nkept_blocks = [7, 2, 7]\n[found]\nverdict = "REMEDY"\n')
