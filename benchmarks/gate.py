@@ -14,7 +14,9 @@ and generated tokens x 2 x parameters over the cold run's wall time x the measur
 (a copy of thresholds.toml with `looks = [1.0]`) and with the repository's looks; it prints
 both wall times, the prompts each generated and their ratio.
 `--reuse-checkpoints` hard-links converted base models and compressed checkpoints from another
-cache, so the cold run measures evaluation rather than compression. Peak memory is the largest
+cache, so the cold run measures evaluation rather than compression. `--from-log EVENTS --wall S`
+prints the same figures for a run made elsewhere (the README's main job with $TRUSTGATE_EVENTS set),
+compression included when it ran. Peak memory is the largest
 summed RSS of the pytest process and its children (compression workers included), sampled
 every 0.1 s. $TRUSTGATE_EVENTS records each model load and each generation.
 """
@@ -77,7 +79,9 @@ def run_gate(
     command += list(extra)
     env = {**os.environ, "TRUSTGATE_CACHE": str(cache), "TRUSTGATE_EVENTS": str(events), "HF_HUB_OFFLINE": "1"}
     started = time.perf_counter()
-    child = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log = cache.parent / f"output-{label}.log"  # a file, not a pipe: a full run's output would fill a pipe
+    log_handle = open(log, "w")  # noqa: SIM115 (closed below, after the child exits)
+    child = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log_handle, stderr=subprocess.STDOUT)
     watched, peak, killed_with = psutil.Process(child.pid), 0, None
     while child.poll() is None:
         peak = max(peak, tree_rss(watched))
@@ -87,11 +91,13 @@ def run_gate(
                 member.send_signal(signal.SIGKILL)
         time.sleep(0.1)
     seconds = time.perf_counter() - started
-    output = child.stdout.read().decode(errors="replace") if child.stdout else ""
+    log_handle.close()
+    output = log.read_text(errors="replace")
     lines = [json.loads(line) for line in events.read_text().splitlines()] if events.exists() else []
     streams = [e for e in lines if e["event"] == "stream"]
     return {
         "streams": streams,
+        "compressions": [e for e in lines if e["event"] == "compress"],
         "label": label,
         "seconds": seconds,
         "peak_rss_mb": peak / 2**20,
@@ -134,6 +140,14 @@ def show_flop_share(result: dict, matmul_rate: float) -> None:
           f"{rows / max(1, steps):.1f} rows per step")  # fmt: skip
     print(f"prefill padding: {100 * padding / max(1, prefill):.1f}% of {prefill} prefill positions")
     print(f"engine FLOP share: {useful / (engine_seconds * matmul_rate):.3f} (over the engine's own seconds)")
+    for done in result["compressions"]:
+        # llm-compressor's sequential pipeline: two passes of every layer over the calibration windows.
+        work = 2 * done["calibration_positions"] * 2 * done["parameters"]
+        stages = ", ".join(f"{name} {seconds:.0f}s" for name, seconds in done["stage_seconds"].items())
+        calibrate = done["stage_seconds"].get("calibrate", float("nan")) * matmul_rate
+        whole = sum(done["stage_seconds"].values()) * matmul_rate
+        print(f"compression {done['variant']}: {stages}; FLOP share {work / calibrate:.3f} of the "
+              f"calibration stage, {work / whole:.3f} of the whole")  # fmt: skip
     wall = result["seconds"]
     print(f"gate FLOP share: {useful / (wall * matmul_rate):.3f} "
           f"({useful / 1e12:.1f} TFLOP useful in {wall:.0f}s wall at {matmul_rate / 1e9:.0f} GFLOP/s)")  # fmt: skip
@@ -157,7 +171,18 @@ def main() -> None:
     parser.add_argument("--reuse-checkpoints", type=Path, default=None)
     parser.add_argument("--skip-resume", action="store_true")
     parser.add_argument("--looks-ab", action="store_true", help="cold without and with early stopping")
+    parser.add_argument("--from-log", type=Path, default=None, metavar="EVENTS",
+                        help="no run: the figures of a run already made ($TRUSTGATE_EVENTS), with --wall")  # fmt: skip
+    parser.add_argument("--wall", type=float, default=None, help="that run's wall seconds")
     args = parser.parse_args()
+    if args.from_log:
+        if args.wall is None:
+            raise SystemExit("--from-log needs --wall SECONDS (the run's wall time)")
+        lines = [json.loads(line) for line in args.from_log.read_text().splitlines()]
+        result = {"seconds": args.wall, "streams": [e for e in lines if e["event"] == "stream"],
+                  "compressions": [e for e in lines if e["event"] == "compress"]}  # fmt: skip
+        show_flop_share(result, matmul_flops("cpu", torch.float32))
+        return
     load = os.getloadavg()
     print(f"gate: dense + {args.model}, -k {args.k}, --limit {args.limit}; load average {load[0]:.2f} at start")
     root = Path(tempfile.mkdtemp(prefix="trustgate-gate-bench-"))

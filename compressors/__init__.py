@@ -23,6 +23,7 @@ from compressors.calibration import CalibrationSet, calibration_set
 from compressors.variants import VariantSpec, parse_variant, parse_variants
 from trustgate.models import ModelHandle, download_from_hub, weights_fingerprint
 from trustgate.util.errors import TrustgateError
+from trustgate.util.events import record_event
 from trustgate.util.process import die_with_parent
 from trustgate.util.progress import STAGE_PREFIX, heartbeat
 from trustgate.util.storage import build_once, digest, read_entry_metadata
@@ -39,6 +40,8 @@ __all__ = [
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MAX_SEQ_LENGTH = 512
+# The worker's figures the event log carries (benchmarks/gate.py reads them).
+COMPRESSION_FIGURES = ("compression_seconds", "stage_seconds", "calibration_positions", "parameters")
 
 
 def library_versions() -> dict[str, str]:
@@ -164,6 +167,8 @@ def compressed_model(
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
-    path, _ = build_once(folder, build)
+    path, built = build_once(folder, build)
     metadata = read_entry_metadata(path)
+    if built:
+        record_event("compress", variant=spec.name, **{k: metadata.get(k) for k in COMPRESSION_FIGURES})
     return ModelHandle(name=spec.name, path=path, fingerprint=weights_fingerprint(path)), metadata

@@ -46,9 +46,19 @@ def _calibration_dataset(texts: list[str], tokenizer: Any, max_seq_length: int) 
     return Dataset.from_dict({"input_ids": windows, "attention_mask": [[1] * length for _ in windows]})
 
 
-def stage(text: str) -> None:
-    """Announce a stage on stdout (the compression log), where the parent's heartbeat reads it."""
-    print(f"{STAGE_PREFIX}{text}", flush=True)
+STAGE_SECONDS: dict[str, float] = {}  # seconds per stage, in the figures (what compression spends where)
+_current: list = [None, 0.0]  # the stage running and when it began
+
+
+def stage(text: str | None, key: str | None = None) -> None:
+    """Announce a stage on stdout (the compression log), where the parent's heartbeat reads it,
+    and close the one before in STAGE_SECONDS (under `key`, a short name). None: the last ended."""
+    now = time.perf_counter()
+    if _current[0] is not None:
+        STAGE_SECONDS[_current[0]] = round(STAGE_SECONDS.get(_current[0], 0.0) + now - _current[1], 2)
+    _current[:] = [key or text, now]
+    if text is not None:
+        print(f"{STAGE_PREFIX}{text}", flush=True)
 
 
 def run(job: dict[str, Any]) -> dict[str, Any]:
@@ -64,12 +74,14 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     )
     out = Path(job["out"])
     started = time.perf_counter()
-    stage("loading the base model")
+    stage("loading the base model", "load")
     tokenizer = AutoTokenizer.from_pretrained(job["base"])
     model = AutoModelForCausalLM.from_pretrained(job["base"], dtype=torch.float32, use_safetensors=True)
     applied: Any = job["recipe"]
+    calibration_positions = 0
+    parameters = sum(p.numel() for p in model.parameters())
     if MAGNITUDE in job["recipe"]:
-        stage("magnitude pruning")
+        stage("magnitude pruning", "prune")
         magnitude_prune(model, job["recipe"][MAGNITUDE])
         model.save_pretrained(out, safe_serialization=True)
     else:
@@ -80,9 +92,12 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
             allow_awq_without_accelerator()
         recipe = Recipe.from_dict(job["recipe"])
         applied = recipe.yaml()  # with every default llm-compressor filled in, for the record
+        stage("preparing calibration windows", "prepare")
         dataset = _calibration_dataset(job["calibration_texts"], tokenizer, job["max_seq_length"])
+        calibration_positions = len(dataset) * len(dataset[0]["input_ids"]) if len(dataset) else 0
         torch.manual_seed(spec.seed)
-        stage(f"calibrating and compressing ({spec.method}, {len(job['calibration_texts'])} calibration samples)")
+        stage(f"calibrating and compressing ({spec.method}, {len(job['calibration_texts'])} calibration samples)",
+              "calibrate")  # fmt: skip
         oneshot(
             model=model,
             dataset=dataset,
@@ -94,7 +109,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         )
         # Quantized weights are packed (compressed-tensors); pruned ones stay dense with zeros,
         # which every loader reads.
-        stage("saving the checkpoint")
+        stage("saving the checkpoint", "save")
         model.save_pretrained(out, save_compressed=bool(spec.bits))
     tokenizer.save_pretrained(out)
     seconds = time.perf_counter() - started
@@ -102,15 +117,23 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
 
     from trustgate.models import load_model
 
-    stage("reloading and verifying the checkpoint")
+    stage("reloading and verifying the checkpoint", "verify")
     reloaded, _ = load_model(out, "cpu")
     problems = compression_problems(reloaded, spec)
+    stage(None)
     if problems:
         raise SystemExit("compression did not take effect:\n" + "\n".join(problems[:10]))
     gpu_peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0
     return {
         "applied_recipe": applied,
         "compression_seconds": round(seconds, 2),
+        # Where the time went, and the work the calibration stage must do at least: llm-compressor's
+        # sequential pipeline runs each layer over the calibration windows twice (inputs for the
+        # Hessians, then outputs of the compressed layer), 2 x parameters FLOPs per position each;
+        # benchmarks/gate.py turns these into the compression's FLOP share.
+        "stage_seconds": dict(STAGE_SECONDS),
+        "calibration_positions": calibration_positions,
+        "parameters": parameters,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "peak_gpu_mb": round(gpu_peak / 2**20, 1),
     }

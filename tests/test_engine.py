@@ -96,7 +96,7 @@ class CountingEngine:
         self.calls = 0
         self.fail_after = fail_after
 
-    def generate(self, prompts, decoding, progress=None):
+    def generate(self, prompts, decoding, progress=None, finished=None):
         if self.fail_after is not None and self.calls >= self.fail_after:
             raise KeyboardInterrupt("killed half-way")
         self.calls += 1
@@ -120,7 +120,41 @@ def test_interrupted_generation_resumes_without_redoing_finished_chunks(tmp_path
     stats: dict[str, int] = {}
     result = cached_generate(resumed, prompts, Decoding(8), cache, "test", chunk=3, stats=stats)
     assert sorted(resumed.prompts) == sorted({p.text for p in prompts} - set(interrupted.prompts))
-    assert stats == {"generated": 4}
+    assert stats["generated"] == 4 and stats["seconds"] >= 0
+    assert result == [[f"answer to {p.text}"] for p in prompts]
+
+
+class StreamingEngine(CountingEngine):
+    """Takes every miss at once and reports finished prompts two at a time, as the transformers
+    engine reports each finished stream; killed after `fail_after` reports when set."""
+
+    commits_as_it_goes = True
+
+    def generate(self, prompts, decoding, progress=None, finished=None):
+        self.calls += 1
+        self.sizes = [*getattr(self, "sizes", []), len(prompts)]
+        for start in range(0, len(prompts), 2):
+            if self.fail_after is not None and start // 2 >= self.fail_after:
+                raise KeyboardInterrupt("killed half-way")
+            self.prompts.extend(p.text for p in prompts[start : start + 2])
+            finished(list(range(start, min(start + 2, len(prompts)))),
+                     [[f"answer to {p.text}"] for p in prompts[start : start + 2]])  # fmt: skip
+        return [[f"answer to {p.text}"] for p in prompts]
+
+
+def test_an_engine_that_commits_as_it_goes_gets_every_miss_at_once_and_loses_only_unfinished_work(tmp_path: Path):
+    cache = GenerationCache(tmp_path / "generations.sqlite")
+    handle = ModelHandle("dense", tmp_path, "f" * 64)
+    prompts = _texts(*(f"prompt {i}" for i in range(10)))
+    interrupted = StreamingEngine(handle, fail_after=3)
+    with pytest.raises(KeyboardInterrupt):
+        cached_generate(interrupted, prompts, Decoding(8), cache, "test", chunk=3)
+    assert interrupted.sizes == [10]  # no chunks: the engine's decode batches can stay full
+    assert len(cache) == 6  # the three finished pairs were committed before the kill
+    resumed = StreamingEngine(handle)
+    stats: dict[str, int] = {}
+    result = cached_generate(resumed, prompts, Decoding(8), cache, "test", chunk=3, stats=stats)
+    assert resumed.sizes == [4] and stats["generated"] == 4
     assert result == [[f"answer to {p.text}"] for p in prompts]
 
 
@@ -201,3 +235,21 @@ def test_each_stream_logs_its_timings_positions_and_rows(tiny_llama_dir: Path, t
     assert stream["parameters"] == sum(p.numel() for p in engine.model.parameters())
     assert stream["decode_steps"] > 0 and stream["decode_rows"] <= 2 * stream["decode_steps"]  # batch_size 2
     assert stream["prefill_seconds"] > 0 and stream["decode_seconds"] > 0
+
+
+def test_the_engine_reports_each_finished_stream_so_the_cache_commits_it(tiny_llama_dir: Path, tmp_path: Path):
+    from trustgate.engine.transformers import TransformersEngine
+
+    engine = TransformersEngine(ModelHandle("dense", tiny_llama_dir, "1" * 64), device="cpu", batch_size=2)
+    chats = [engine.render((("system", f"System prompt {s}. " * 6), ("user", f"Q{i}?"))) for s in "AB" for i in range(3)]
+    reported: list[tuple[list[int], list[list[str]]]] = []
+    texts = engine.generate(_texts(*chats), Decoding(4), finished=lambda done, out: reported.append((done, out)))
+    assert len(reported) == 2  # two system prompts: two streams, each reported when it ended
+    assert sorted(i for done, _ in reported for i in done) == list(range(6))
+    assert all(texts[i] == out for done, outs in reported for i, out in zip(done, outs, strict=True))
+    cache = GenerationCache(tmp_path / "generations.sqlite")
+    committed: list[int] = []
+    original = cache.put_many
+    cache.put_many = lambda entries: (committed.append(len(list(entries))), original([]))[1]  # counts commits
+    cached_generate(engine, _texts(*chats), Decoding(4), cache, "t", chunk=2)
+    assert committed[:2] == [3, 3]  # per stream, not per chunk of 2

@@ -68,7 +68,7 @@ class CountingEngine:
     def release(self) -> None:
         self.loaded = False
 
-    def generate(self, prompts, decoding, progress=None):
+    def generate(self, prompts, decoding, progress=None, finished=None):
         if self.fail_after is not None and len(self.generated) >= self.fail_after:
             raise KeyboardInterrupt("killed half-way")
         self.generated.extend(p.text for p in prompts)

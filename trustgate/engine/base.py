@@ -8,7 +8,7 @@ mixed. Weights load on first `generate` (or `load`), so a fully cached run never
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from trustgate.util.progress import Progress
 
 Messages = tuple[tuple[str, str], ...]  # (role, content) pairs
+# Called by an engine that commits as it goes (`commits_as_it_goes`) with the indices (into the
+# prompts it was given) and texts of prompts whose generation has finished.
+Finished = Callable[[list[int], list[list[str]]], None]
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,10 @@ class Prompt:
 
 class Engine(Protocol):
     handle: ModelHandle
+    # True: `generate` takes every missing prompt at once and reports finished ones through
+    # `finished` (so a killed run loses only unfinished work, and rows of one stream keep every
+    # decode batch full); False: the generation cache sends prompts in chunks and commits each.
+    commits_as_it_goes: bool
 
     @property
     def backend(self) -> str:
@@ -62,7 +69,11 @@ class Engine(Protocol):
         ...
 
     def generate(
-        self, prompts: Sequence[Prompt], decoding: Decoding, progress: Progress | None = None
+        self,
+        prompts: Sequence[Prompt],
+        decoding: Decoding,
+        progress: Progress | None = None,
+        finished: Finished | None = None,
     ) -> list[list[str]]:
         """Per prompt, `decoding.samples` texts."""
         ...

@@ -133,13 +133,16 @@ def cached_generate(
     cache: GenerationCache,
     description: str,
     chunk: int = 64,
-    stats: dict[str, int] | None = None,
+    stats: dict[str, float] | None = None,
     loader: Callable[[], Engine] | None = None,
 ) -> list[list[str]]:
-    """Generations for `prompts`, from the cache where present; misses are generated in chunks
-    and committed as they finish, so an interrupted run loses at most one chunk.
+    """Generations for `prompts`, from the cache where present; misses are committed as they
+    finish, so an interrupted run loses only unfinished work: an engine that commits as it goes
+    (the transformers engine: each finished stream of prompts sharing a prefix) gets every miss in
+    one call, so its decode batches stay full; any other gets them in chunks of `chunk`.
     `loader`, called only when something is missing, readies the engine (loads its weights);
-    `stats["generated"]` counts the misses."""
+    `stats["generated"]` counts the misses, `stats["seconds"]` the time the engine took for them
+    (the event log's per-scenario cost: benchmarks/ci_sizing.py reads it)."""
     keys = generation_keys(engine, prompts, decoding)
     found = cache.get_many(keys)
     # Text order keeps prompts that share a system prompt in one chunk (see trustgate.engine.planning).
@@ -149,13 +152,23 @@ def cached_generate(
             engine = loader()
         progress = Progress(description, total=len(missing), unit="prompts")
         try:
-            for start in range(0, len(missing), chunk):
-                indices = missing[start : start + chunk]
-                texts = engine.generate([prompts[i] for i in indices], decoding, progress=progress)
-                cache.put_many((keys[i], text) for i, text in zip(indices, texts, strict=True))
-                found.update({keys[i]: text for i, text in zip(indices, texts, strict=True)})
+            step = len(missing) if getattr(engine, "commits_as_it_goes", False) else chunk
+            for start in range(0, len(missing), step):
+                indices = missing[start : start + step]
+
+                def commit(done: list[int], texts: list[list[str]], indices: list[int] = indices) -> None:
+                    chosen = [indices[i] for i in done]
+                    cache.put_many((keys[i], text) for i, text in zip(chosen, texts, strict=True))
+                    found.update({keys[i]: text for i, text in zip(chosen, texts, strict=True)})
+                    if stats is not None:
+                        stats["generated"] = stats.get("generated", 0) + len(chosen)
+
+                started = time.perf_counter()
+                texts = engine.generate([prompts[i] for i in indices], decoding, progress=progress, finished=commit)
                 if stats is not None:
-                    stats["generated"] = stats.get("generated", 0) + len(indices)
+                    stats["seconds"] = round(stats.get("seconds", 0) + time.perf_counter() - started, 3)
+                left = [n for n, i in enumerate(indices) if keys[i] not in found]  # all, unless committed already
+                commit(left, [texts[n] for n in left])
         finally:
             progress.close()
     return [found[key] for key in keys]

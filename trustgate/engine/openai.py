@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from trustgate.engine.base import Decoding, Messages, Prompt, clean_text
+from trustgate.engine.base import Decoding, Finished, Messages, Prompt, clean_text
 from trustgate.models import ModelHandle
 from trustgate.util.errors import TrustgateError
 from trustgate.util.progress import Progress
@@ -186,6 +186,7 @@ class CompletionsEngine:
     A subclass sets `client`, `model` and `extras` in `load`."""
 
     name = "completions"
+    commits_as_it_goes = False  # the generation cache sends chunks and commits each
 
     def __init__(self, handle: ModelHandle, trust_remote_code: bool = False) -> None:
         self.handle = handle
@@ -213,8 +214,13 @@ class CompletionsEngine:
         raise NotImplementedError
 
     def generate(
-        self, prompts: Sequence[Prompt], decoding: Decoding, progress: Progress | None = None
+        self,
+        prompts: Sequence[Prompt],
+        decoding: Decoding,
+        progress: Progress | None = None,
+        finished: Finished | None = None,
     ) -> list[list[str]]:
+        """Every prompt in one batch of requests; the generation cache commits in chunks."""
         self.load()
         assert self.client is not None and self.model is not None
         bodies = [completion_body(self.model, p.text, decoding, self.extras) for p in prompts]

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from trustgate.engine.base import Decoding, Messages, Prompt, clean_text
+from trustgate.engine.base import Decoding, Finished, Messages, Prompt, clean_text
 from trustgate.engine.batch_decode import BatchFigures, BatchSpec, generate_batch
 from trustgate.engine.planning import plan_streams
 from trustgate.models import ModelHandle, evaluation_dtype, load_model, load_tokenizer
@@ -55,6 +55,8 @@ def kv_cache_tokens(model: Any) -> int:
 class TransformersEngine:
     """A transformers model on CPU or GPU. The tokenizer loads on first `render`, the weights on
     first `generate`; `release` frees the weights and keeps the tokenizer."""
+
+    commits_as_it_goes = True  # each finished stream is reported (`finished`) as it ends
 
     def __init__(
         self,
@@ -151,7 +153,11 @@ class TransformersEngine:
         return [texts[i * decoding.samples : (i + 1) * decoding.samples] for i in range(len(token_ids))]
 
     def generate(
-        self, prompts: Sequence[Prompt], decoding: Decoding, progress: Progress | None = None
+        self,
+        prompts: Sequence[Prompt],
+        decoding: Decoding,
+        progress: Progress | None = None,
+        finished: Finished | None = None,
     ) -> list[list[str]]:
         self.load()
         token_ids = self.tokenizer([p.text for p in prompts], add_special_tokens=False)["input_ids"]
@@ -172,6 +178,8 @@ class TransformersEngine:
                 continue
             for index, text in zip(stream, texts, strict=True):
                 results[index] = text
+            if finished:
+                finished(stream, texts)
             if progress:
                 progress.update(len(stream))
         return results

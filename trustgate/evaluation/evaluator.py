@@ -48,18 +48,23 @@ class ScenarioRun:
         return float(self.refusal_metric(self.columns)) if self.items else float("nan")
 
 
-def select_items(items: tuple[Item, ...], limit: int) -> tuple[Item, ...]:
-    """A deterministic, order-independent subset: the `limit` sample keys with the lowest hash.
+def keys_in_order(items: tuple[Item, ...]) -> list[str]:
+    """The items' sample keys in the order a limit takes them: by hash, so a limited run covers
+    the data set evenly instead of its first topic only."""
+    keys = {item.sample_key or item.id for item in items}
+    return sorted(keys, key=lambda k: hashlib.sha256(k.encode()).hexdigest())
 
-    Items that share a sample key (one statement under three system prompts) stay together,
-    and a limited run covers the data set evenly instead of its first topic only.
-    """
+
+def select_items(items: tuple[Item, ...], limit: int) -> tuple[Item, ...]:
+    """A deterministic, order-independent subset: the first `limit` sample keys of
+    `keys_in_order`. Items that share a sample key (one statement under three system prompts)
+    stay together."""
     if not limit:
         return items
-    keys = {item.sample_key or item.id for item in items}
+    keys = keys_in_order(items)
     if len(keys) <= limit:
         return items
-    chosen = set(sorted(keys, key=lambda k: hashlib.sha256(k.encode()).hexdigest())[:limit])
+    chosen = set(keys[:limit])
     return tuple(item for item in items if (item.sample_key or item.id) in chosen)
 
 
@@ -220,7 +225,7 @@ class Evaluator:
         instead of generating it twice. Weights load only for prompts not in the cache."""
         keys = generation_keys(self.engine(handle), prompts, decoding)
         lock = self.settings.cache_root / "locks" / f"generate-{digest(keys)[:24]}"
-        stats: dict[str, int] = {}
+        stats: dict[str, float] = {}
         with locked(lock):
             responses = cached_generate(
                 self.engine(handle),

@@ -40,6 +40,10 @@ class Profile(Strict):
     # inconclusive). Precision is a matter of size, so the profile says; the base model not
     # answering is not, and always follows [gate] inconclusive.
     too_few_items: Literal["fail", "warn"] | None = None
+    # Seconds of generation (dense + one variant, this project's 2-core CPU) the profile's limits
+    # were allocated for by detection per second (benchmarks/ci_sizing.py; tests/test_sizing.py
+    # checks that the limits are that allocation). None: sizes chosen by hand.
+    budget_seconds: float | None = Field(default=None, gt=0)
     dimensions: dict[str, EvaluationSize] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -1,0 +1,116 @@
+"""The ci profile's sizes: allocation by detection per second (trustgate/gate/sizing.py) and the
+limits in thresholds.toml being that allocation on the committed measurement."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from benchmarks import ci_sizing
+from trustgate.gate import kernel
+from trustgate.gate.sizing import allocate, candidate_costs
+
+ALPHA = 0.05 / 9 * 0.95
+
+
+def _cost(name: str, keys: int, seconds_per_item: float, items_per_key: int = 1, scenarios: int = 2, margin=5.0):
+    return candidate_costs(
+        name, margin, ALPHA, {f"s{i}": [items_per_key] * keys for i in range(scenarios)},
+        {f"s{i}": seconds_per_item for i in range(scenarios)},
+    )  # fmt: skip
+
+
+@given(
+    units=st.integers(min_value=5, max_value=3000),
+    margin=st.sampled_from([0.0, 3.0, 5.0, 10.0]),
+    rate=st.floats(min_value=0.02, max_value=0.5),
+)
+@settings(max_examples=60, deadline=None)
+def test_planning_power_is_eighty_percent_at_the_detectable_drop(units, margin, rate):
+    drop = float(kernel.detectable_drop(units, margin, ALPHA, disagreement=rate))
+    if math.isnan(drop):
+        assert kernel.planning_power(units, 100.0, margin, ALPHA, rate) < 0.8
+        return
+    assert kernel.planning_power(units, drop, margin, ALPHA, rate) >= 0.8
+    assert kernel.planning_power(units, drop - 0.01, margin, ALPHA, rate) < 0.8 or drop - 0.01 <= margin
+    assert kernel.planning_power(units, drop, margin, ALPHA, rate) >= kernel.planning_power(
+        max(1, units // 2), drop, margin, ALPHA, rate
+    )  # more units, more power
+
+
+def test_floor_is_two_keys_per_scenario_and_ten_keys_in_all():
+    assert _cost("a", 50, 1.0, scenarios=2).limits[0] == 5  # 2 x 5 = 10 keys
+    assert _cost("b", 50, 1.0, scenarios=11).limits[0] == 2  # 22 keys
+    assert _cost("c", 3, 1.0, scenarios=1).limits == (3,)  # fewer keys than the floor: all of them
+
+
+def test_the_budget_goes_where_power_per_second_is_highest():
+    cheap = _cost("cheap", 400, 0.1)
+    dear = _cost("dear", 400, 5.0)
+    hopeless = _cost("hopeless", 400, 0.1, margin=60.0)  # a drop of 120 points: never detectable
+    limits = allocate([cheap, dear, hopeless], budget_seconds=400.0)
+    spent = sum(c.seconds[c.limits.index(limits[c.name])] for c in (cheap, dear, hopeless))
+    assert spent <= 400.0
+    assert limits["hopeless"] == hopeless.limits[0]  # no power to buy: it keeps its floor
+    assert cheap.powers[cheap.limits.index(limits["cheap"])] > 0.95
+    assert limits["dear"] > dear.limits[0]  # what is left goes to the dearer one
+
+
+@given(budget=st.floats(min_value=0.0, max_value=3000.0), more=st.floats(min_value=0.0, max_value=3000.0))
+@settings(max_examples=25, deadline=None)
+def test_allocation_keeps_floors_and_budget_and_more_budget_never_buys_less_power(budget, more):
+    costs = [_cost("a", 120, 0.4), _cost("b", 60, 2.0, items_per_key=4), _cost("c", 30, 9.0, scenarios=11)]
+    floors = sum(c.seconds[0] for c in costs)
+
+    def outcome(limit_budget: float) -> tuple[float, float]:
+        limits = allocate(costs, limit_budget)
+        index = {c.name: c.limits.index(limits[c.name]) for c in costs}
+        assert all(limits[c.name] >= c.limits[0] for c in costs)
+        return sum(c.seconds[index[c.name]] for c in costs), sum(c.powers[index[c.name]] for c in costs)
+
+    spent, power = outcome(budget)
+    assert spent <= max(budget, floors) + 1e-9
+    assert outcome(budget + more)[1] >= power - 0.02  # greedy: near-monotone in the budget
+
+
+def test_measure_reads_seconds_per_item_from_the_event_log(tmp_path: Path):
+    log = tmp_path / "events.jsonl"
+    events = [
+        {"event": "generate", "model": "dense", "scenario": "toxicity/x", "prompts": 8, "generated": 8, "seconds": 4.0},
+        {"event": "generate", "model": "gptq4", "scenario": "toxicity/x", "prompts": 8, "generated": 4, "seconds": 3.0},
+        {"event": "generate", "model": "dense", "scenario": "toxicity/x", "prompts": 8, "generated": 0},  # cached
+        {"event": "stream", "model": "dense", "prompts": 8},
+    ]
+    log.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
+    measured = ci_sizing.measure([log])
+    assert measured["seconds_per_item"] == {"toxicity/x": 0.5 + 0.75}
+    assert measured["models"] == ["dense", "gptq4"]
+
+
+def test_the_ci_limits_in_thresholds_toml_are_the_allocation_on_the_committed_measurement():
+    thresholds = ci_sizing.load_thresholds(ci_sizing.THRESHOLDS)
+    measured = json.loads(ci_sizing.MEASURED.read_text(encoding="utf-8"))
+    budget = thresholds.profiles[ci_sizing.PROFILE].budget_seconds
+    assert budget is not None, "[profiles.ci] states the budget its sizes were allocated for"
+    costs, limits = ci_sizing.sized(thresholds, measured, budget)
+    written = {c.name: thresholds.evaluation_size(ci_sizing.PROFILE, c.name).limit for c in costs}
+    assert written == limits, "rerun: .venv/bin/python benchmarks/ci_sizing.py --write"
+    text = ci_sizing.THRESHOLDS.read_text(encoding="utf-8")
+    table = text[text.index(ci_sizing.BEGIN) : text.index(ci_sizing.END) + len(ci_sizing.END)]
+    assert table == "\n".join(ci_sizing.table(costs, limits, budget, measured))
+
+
+@pytest.mark.parametrize("limit", [1, 3, 10])
+def test_a_limit_takes_the_first_keys_in_the_gates_hashed_order(limit):
+    from trustgate.data import TrustData
+    from trustgate.dimensions import get_dimension
+    from trustgate.evaluation.evaluator import keys_in_order, select_items
+
+    items = get_dimension("privacy").load(TrustData("embedded"), "enron").items
+    kept = {item.sample_key or item.id for item in select_items(items, limit)}
+    assert kept == set(keys_in_order(items)[:limit])

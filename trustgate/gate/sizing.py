@@ -1,0 +1,98 @@
+"""A profile's sizes chosen by what they detect per second of generation.
+
+Each dimension's check is worth what it can detect: its power against a true drop of twice its
+margin (the size of drop below which a check that cannot tell is INCONCLUSIVE "too few items"),
+in the planning model the plan lines use (`kernel.planning_power`: 10% of items change, items
+independent, the check's own one-sided level). Each costs the seconds its items take to generate
+on both models, measured per scenario from the engine's event log (`benchmarks/ci_sizing.py`).
+
+`allocate` spends a stated budget of seconds greedily, where the power bought per second is
+highest: every dimension starts at its floor (at least two sample keys per scenario and
+`kernel.MIN_LOOK_KEYS` keys in all: a smoke check that still sees a base model that does not
+answer and a gross regression), and the step with the most power per added second is taken
+until no step fits. A dimension whose power stays near zero at any affordable size (fairness's
+few-shot settings on the embedded data) keeps its floor instead of taking a large share of the
+run for a check that cannot detect anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from trustgate.gate import kernel
+
+FLOOR_KEYS_PER_SCENARIO = 2
+STEP_GRANULARITY = 1e-9  # a step must buy more power than this to be worth any seconds
+
+
+@dataclass(frozen=True)
+class DimensionCost:
+    """A dimension's candidate limits (sample keys per scenario, ascending), the items each gives
+    and the seconds those items take on both models."""
+
+    name: str
+    margin: float
+    alpha: float
+    limits: tuple[int, ...]
+    items: tuple[int, ...]
+    seconds: tuple[float, ...]
+    powers: tuple[float, ...]  # against a true drop of twice the margin (kernel.planning_power)
+
+    def detectable(self, index: int) -> float:
+        return float(kernel.detectable_drop(self.items[index], self.margin, self.alpha))
+
+
+def candidate_costs(
+    name: str,
+    margin: float,
+    alpha: float,
+    keys_per_scenario: Mapping[str, Sequence[int]],
+    seconds_per_item: Mapping[str, float],
+) -> DimensionCost:
+    """Candidates from the floor to every key: `keys_per_scenario[scenario]` lists the item count
+    of each sample key in the order a limit takes them (the gate's hashed order), and
+    `seconds_per_item[scenario]` the measured seconds of one item on both models."""
+    most = max(len(sizes) for sizes in keys_per_scenario.values())
+    total_keys = 0
+    floor = most
+    for limit in range(FLOOR_KEYS_PER_SCENARIO, most + 1):
+        total_keys = sum(min(limit, len(sizes)) for sizes in keys_per_scenario.values())
+        if total_keys >= kernel.MIN_LOOK_KEYS:
+            floor = limit
+            break
+    limits, items, seconds = [], [], []
+    for limit in range(min(floor, most), most + 1):
+        taken = {scenario: sum(sizes[:limit]) for scenario, sizes in keys_per_scenario.items()}
+        limits.append(limit)
+        items.append(sum(taken.values()))
+        seconds.append(sum(count * seconds_per_item[scenario] for scenario, count in taken.items()))
+    powers = tuple(kernel.planning_power(n, 2 * margin, margin, alpha) for n in items)
+    return DimensionCost(name, margin, alpha, tuple(limits), tuple(items), tuple(seconds), powers)
+
+
+def allocate(costs: Sequence[DimensionCost], budget_seconds: float) -> dict[str, int]:
+    """The limit per dimension: floors first, then the steps with the most power per second
+    while the total stays within the budget (deterministic: ties go to the cheaper step, then the
+    dimension's name)."""
+    chosen = {cost.name: 0 for cost in costs}
+    spent = sum(cost.seconds[0] for cost in costs)
+    while True:
+        best: tuple[float, float, str, int] | None = None
+        for cost in costs:
+            here = chosen[cost.name]
+            for step in range(here + 1, len(cost.limits)):
+                extra = cost.seconds[step] - cost.seconds[here]
+                gain = cost.powers[step] - cost.powers[here]
+                if spent + extra > budget_seconds or gain <= STEP_GRANULARITY:
+                    continue
+                rate = gain / max(extra, 1e-9)
+                candidate = (-rate, extra, cost.name, step)
+                if best is None or candidate < best:
+                    best = candidate
+        if best is None:
+            break
+        _, extra, name, step = best
+        chosen[name] = step
+        spent += extra
+    return {cost.name: cost.limits[chosen[cost.name]] for cost in costs}
