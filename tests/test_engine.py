@@ -241,7 +241,11 @@ def test_the_engine_reports_each_finished_stream_so_the_cache_commits_it(tiny_ll
     from trustgate.engine.transformers import TransformersEngine
 
     engine = TransformersEngine(ModelHandle("dense", tiny_llama_dir, "1" * 64), device="cpu", batch_size=2)
-    chats = [engine.render((("system", f"System prompt {s}. " * 6), ("user", f"Q{i}?"))) for s in "AB" for i in range(3)]
+    chats = [
+        engine.render((("system", f"System prompt {name}. " * 6), ("user", f"Q{i}?")))
+        for name in "AB"
+        for i in range(3)
+    ]
     reported: list[tuple[list[int], list[list[str]]]] = []
     texts = engine.generate(_texts(*chats), Decoding(4), finished=lambda done, out: reported.append((done, out)))
     assert len(reported) == 2  # two system prompts: two streams, each reported when it ended

@@ -49,7 +49,6 @@ def _take(columns: Columns, index: np.ndarray) -> dict[str, np.ndarray]:
 
 Resampler = Callable[[np.random.Generator], dict[str, np.ndarray]]
 Resample = Literal["item", "sample_key"]  # what a bootstrap resample draws ([gate] resample)
-RESAMPLE_UNITS: tuple[str, ...] = get_args(Resample)
 # A bootstrap over G keys has few distinct resamples and shrinks the variance by (G - 1) / G:
 # over 2 keys an interval has 3 possible ends. Below this many keys a scenario's items are
 # resampled instead, as without keys.
