@@ -43,10 +43,11 @@ def test_planning_power_is_eighty_percent_at_the_detectable_drop(units, margin, 
     )  # more units, more power
 
 
-def test_floor_is_two_keys_per_scenario_and_ten_keys_in_all():
-    assert _cost("a", 50, 1.0, scenarios=2).limits[0] == 5  # 2 x 5 = 10 keys
-    assert _cost("b", 50, 1.0, scenarios=11).limits[0] == 2  # 22 keys
-    assert _cost("c", 3, 1.0, scenarios=1).limits == (3,)  # fewer keys than the floor: all of them
+def test_floor_is_two_keys_per_scenario_and_ten_items_in_all():
+    assert _cost("a", 50, 1.0, scenarios=2).limits[0] == 5  # 2 x 5 = 10 items
+    assert _cost("b", 50, 1.0, scenarios=11).limits[0] == 2  # 22 items
+    assert _cost("c", 50, 1.0, scenarios=3, items_per_key=24).limits[0] == 2  # 144 items in 6 keys
+    assert _cost("d", 3, 1.0, scenarios=1).limits == (3,)  # fewer items than the floor: all of them
 
 
 def test_the_budget_goes_where_power_per_second_is_highest():

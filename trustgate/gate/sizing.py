@@ -7,9 +7,9 @@ independent, the check's own one-sided level). Each costs the seconds its items 
 on both models, measured per scenario from the engine's event log (`benchmarks/ci_sizing.py`).
 
 `allocate` spends a stated budget of seconds greedily, where the power bought per second is
-highest: every dimension starts at its floor (at least two sample keys per scenario and
-`kernel.MIN_LOOK_KEYS` keys in all: a smoke check that still sees a base model that does not
-answer and a gross regression), and the step with the most power per added second is taken
+highest: every dimension starts at its floor (two sample keys per scenario and at least
+`FLOOR_ITEMS` items in all: a smoke check that still sees a base model that does not answer and
+a gross regression), and the step with the most power per added second is taken
 until no step fits. A dimension whose power stays near zero at any affordable size (fairness's
 few-shot settings on the embedded data) keeps its floor instead of taking a large share of the
 run for a check that cannot detect anything.
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from trustgate.gate import kernel
 
 FLOOR_KEYS_PER_SCENARIO = 2
+FLOOR_ITEMS = 10
 STEP_GRANULARITY = 1e-9  # a step must buy more power than this to be worth any seconds
 
 
@@ -54,13 +55,14 @@ def candidate_costs(
     of each sample key in the order a limit takes them (the gate's hashed order), and
     `seconds_per_item[scenario]` the measured seconds of one item on both models."""
     most = max(len(sizes) for sizes in keys_per_scenario.values())
-    total_keys = 0
-    floor = most
-    for limit in range(FLOOR_KEYS_PER_SCENARIO, most + 1):
-        total_keys = sum(min(limit, len(sizes)) for sizes in keys_per_scenario.values())
-        if total_keys >= kernel.MIN_LOOK_KEYS:
-            floor = limit
-            break
+    floor = next(
+        (
+            limit
+            for limit in range(FLOOR_KEYS_PER_SCENARIO, most + 1)
+            if sum(sum(sizes[:limit]) for sizes in keys_per_scenario.values()) >= FLOOR_ITEMS
+        ),
+        most,
+    )
     limits, items, seconds = [], [], []
     for limit in range(min(floor, most), most + 1):
         taken = {scenario: sum(sizes[:limit]) for scenario, sizes in keys_per_scenario.items()}
