@@ -33,7 +33,7 @@ from trustgate.data import TrustData  # noqa: E402
 from trustgate.dimensions.registry import all_dimensions  # noqa: E402
 from trustgate.evaluation.evaluator import keys_in_order  # noqa: E402
 from trustgate.gate.policy import Thresholds, load_thresholds  # noqa: E402
-from trustgate.gate.sizing import DimensionCost, allocate, candidate_costs  # noqa: E402
+from trustgate.gate.sizing import EXPENSIVE_FACTOR, DimensionCost, allocate, candidate_costs  # noqa: E402
 
 MEASURED = REPO_ROOT / "benchmarks" / "data" / "ci_seconds.json"
 THRESHOLDS = REPO_ROOT / "thresholds.toml"
@@ -84,7 +84,8 @@ def dimension_costs(thresholds: Thresholds, per_item: dict[str, float]) -> list[
                 raise SystemExit(f"{MEASURED}: no measured seconds for {label}; rerun --measure on a full main-job log")
             seconds[scenario] = per_item[label]
         policy = thresholds.policy(name, None, judged_alone=True, profile=PROFILE)
-        costs.append(candidate_costs(name, policy.margin, policy.alpha, keys_per_scenario, seconds))
+        keyed = policy.resample == "sample_key"
+        costs.append(candidate_costs(name, policy.margin, policy.alpha, keys_per_scenario, seconds, keyed))
     return costs
 
 
@@ -94,10 +95,10 @@ def table(costs: list[DimensionCost], limits: dict[str, int], budget: float, mea
         f"# Sized by benchmarks/ci_sizing.py for {budget:.0f} s of generation (dense + one variant) on the",
         f"# seconds per item measured {measured['measured']} at {measured['commit']} ({measured['machine']}):",
         "# the budget goes where it buys the most power against a drop of twice the margin per second",
-        "# (planning model: 10% of items change, items independent; docs/calibration.md measures the",
-        "# real power, sample keys included). A dimension that detects nothing at any affordable size",
-        "# keeps its floor (2 sample keys per scenario, 10 in all): a smoke check.",
-        "#   dimension            limit  items  seconds  detects (80% power)  power at 2x margin",
+        "# (planning model: 10% of units change; units are sample keys, whose items move together;",
+        "# docs/calibration.md measures the real power). A dimension that detects nothing at any",
+        "# affordable size keeps its floor (2 sample keys per scenario, 10 items in all): a smoke check.",
+        "#   dimension            limit  items  keys  seconds  detects (80% power)  power at 2x margin",
     ]
     total = 0.0
     for cost in costs:
@@ -106,22 +107,40 @@ def table(costs: list[DimensionCost], limits: dict[str, int], budget: float, mea
         detectable = cost.detectable(index)
         detects = f"{detectable:5.1f} points" if detectable == detectable else "nothing     "
         lines.append(
-            f"#   {cost.name:<20} {limits[cost.name]:>5}  {cost.items[index]:>5}  {cost.seconds[index]:>7.0f}  "
+            f"#   {cost.name:<20} {limits[cost.name]:>5}  {cost.items[index]:>5}  {cost.units[index]:>4}  "
+            f"{cost.seconds[index]:>7.0f}  "
             f"{detects:<19}  {cost.powers[index]:.2f}"
         )
-    lines += [f"#   total                              {total:>7.0f} s", END]
+    lines.append(f"#   total                                    {total:>7.0f} s")
+    for cost in costs:
+        if cost.scenario_limits:
+            lines.append(f"#   {cost.name}: one sample key in {', '.join(cost.scenario_limits)} (items cost "
+                         f"{EXPENSIVE_FACTOR:.0f}x or more its cheapest scenario's)")  # fmt: skip
+    lines.append(END)
     return lines
 
 
-def write(limits: dict[str, int], lines: list[str]) -> None:
+def held_line(cost: DimensionCost) -> str:
+    """The TOML line for the scenarios held at one sample key."""
+    return "scenario_limits = { " + ", ".join(f"{json.dumps(k)} = {v}" for k, v in cost.scenario_limits.items()) + " }"
+
+
+def write(costs: list[DimensionCost], limits: dict[str, int], lines: list[str], budget: float) -> None:
     text = THRESHOLDS.read_text(encoding="utf-8")
     start, end = text.index(BEGIN), text.index(END) + len(END)
     text = text[:start] + "\n".join(lines) + text[end:]
-    for name, limit in limits.items():
-        pattern = rf"(\[profiles\.{PROFILE}\.dimensions\.{name}\]\n(?:(?!\[)[^\n]*\n)*?)limit = \d+"
-        text, count = re.subn(pattern, rf"\g<1>limit = {limit}", text)
+    text, count = re.subn(
+        r"(\[profiles\.ci\]\n(?:(?!\[)[^\n]*\n)*?)budget_seconds = [\d.]+", rf"\g<1>budget_seconds = {budget:.1f}", text
+    )
+    if count != 1:
+        raise SystemExit(f"{THRESHOLDS}: expected one `budget_seconds = ...` in [profiles.{PROFILE}]")
+    for cost in costs:
+        section = rf"(\[profiles\.{PROFILE}\.dimensions\.{cost.name}\]\n(?:(?!\[)[^\n]*\n)*?)"
+        text = re.sub(section + r"scenario_limits = [^\n]*\n", r"\g<1>", text)
+        held = "\n" + held_line(cost) if cost.scenario_limits else ""
+        text, count = re.subn(section + r"limit = \d+([^\n]*)", rf"\g<1>limit = {limits[cost.name]}\g<2>{held}", text)
         if count != 1:
-            raise SystemExit(f"{THRESHOLDS}: expected one `limit = ...` in [profiles.{PROFILE}.dimensions.{name}]")
+            raise SystemExit(f"{THRESHOLDS}: expected one `limit = ...` in [profiles.{PROFILE}.dimensions.{cost.name}]")
     THRESHOLDS.write_text(text, encoding="utf-8")
 
 
@@ -148,7 +167,7 @@ def main() -> None:
     lines = table(costs, limits, budget, measured)
     print("\n".join(line.removeprefix("# ") for line in lines[1:-1]))
     if args.write:
-        write(limits, lines)
+        write(costs, limits, lines, budget)
         print(f"wrote the limits and the table into {THRESHOLDS}")
 
 

@@ -87,7 +87,9 @@ def test_the_judging_is_the_kernels(monkeypatch, models, thresholds):
 
 
 def test_a_wrecked_variant_fails_and_an_unchanged_one_does_not(models, thresholds):
-    wrecked = simulate.simulate_dimension(models["privacy"], thresholds, simulate.Condition("x", drop=6.0), 100, 0)
+    wrecked = simulate.simulate_dimension(
+        models["privacy"], thresholds, simulate.Condition("x", drop=6.0, profile="release"), 100, 0
+    )
     assert np.mean(wrecked.verdicts == "FAIL") > 0.9
     same = simulate.simulate_dimension(models["privacy"], thresholds, simulate.Condition("x", drop=0.0), 100, 0)
     assert np.mean(same.verdicts == "FAIL") < 0.05

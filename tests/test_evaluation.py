@@ -136,9 +136,9 @@ def _run_in_process(tmp_path: Path, tokenizer_dir: Path, events: str) -> None:
     engine = CountingEngine()
     original = engine.generate
 
-    def slow_generate(prompts, decoding, progress=None):
+    def slow_generate(prompts, decoding, progress=None, finished=None):
         time.sleep(1.0)  # long enough for the other process to reach the lock
-        return original(prompts, decoding, progress)
+        return original(prompts, decoding, progress, finished)
 
     engine.generate = slow_generate
     make_evaluator(tmp_path, engine).run(DIMENSION, "benign", handle(tokenizer_dir))

@@ -109,6 +109,11 @@ def test_user_errors_end_with_a_usage_error_naming_the_culprit(run_gate, args: l
             "[gate]\nmargin = 5.0\nmax_refusal_rise = 10.0\n[dimensions.stereotype.scenarios.bengin]\n[profiles.ci]\n",
             "dimensions.stereotype.scenarios.bengin: unknown scenario; valid scenarios of stereotype: benign",
         ),
+        (
+            "[gate]\nmargin = 5.0\nmax_refusal_rise = 10.0\n[profiles.ci.dimensions.stereotype]\n"
+            "scenario_limits = { bengin = 1 }\n",
+            "profiles.ci.dimensions.stereotype.scenario_limits.bengin: unknown scenario",
+        ),
     ],
 )
 def test_malformed_thresholds_file_is_a_usage_error(run_gate, tmp_path: Path, policy: str, culprit: str) -> None:

@@ -50,6 +50,15 @@ def test_floor_is_two_keys_per_scenario_and_ten_items_in_all():
     assert _cost("d", 3, 1.0, scenarios=1).limits == (3,)  # fewer items than the floor: all of them
 
 
+def test_a_scenario_whose_items_cost_five_times_the_cheapest_runs_one_sample_key():
+    cost = candidate_costs("f", 5.0, ALPHA, {"zero": [1] * 40, "shots": [1] * 40, "mid": [1] * 40},
+                           {"zero": 0.3, "shots": 16.0, "mid": 1.2})  # fmt: skip
+    assert cost.scenario_limits == {"shots": 1}
+    assert cost.limits[0] == 5 and cost.items[0] == 5 + 1 + 5  # the floor's ten items, "shots" at one key
+    assert cost.seconds[0] == pytest.approx(5 * 0.3 + 16.0 + 5 * 1.2)
+    assert cost.items[-1] == 40 + 1 + 40
+
+
 def test_the_budget_goes_where_power_per_second_is_highest():
     cheap = _cost("cheap", 400, 0.1)
     dear = _cost("dear", 400, 5.0)
@@ -99,8 +108,9 @@ def test_the_ci_limits_in_thresholds_toml_are_the_allocation_on_the_committed_me
     budget = thresholds.profiles[ci_sizing.PROFILE].budget_seconds
     assert budget is not None, "[profiles.ci] states the budget its sizes were allocated for"
     costs, limits = ci_sizing.sized(thresholds, measured, budget)
-    written = {c.name: thresholds.evaluation_size(ci_sizing.PROFILE, c.name).limit for c in costs}
-    assert written == limits, "rerun: .venv/bin/python benchmarks/ci_sizing.py --write"
+    sizes = {c.name: thresholds.evaluation_size(ci_sizing.PROFILE, c.name) for c in costs}
+    assert {name: size.limit for name, size in sizes.items()} == limits, "rerun benchmarks/ci_sizing.py --write"
+    assert {name: size.scenario_limits for name, size in sizes.items()} == {c.name: c.scenario_limits for c in costs}
     text = ci_sizing.THRESHOLDS.read_text(encoding="utf-8")
     table = text[text.index(ci_sizing.BEGIN) : text.index(ci_sizing.END) + len(ci_sizing.END)]
     assert table == "\n".join(ci_sizing.table(costs, limits, budget, measured))

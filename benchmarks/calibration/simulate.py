@@ -74,7 +74,7 @@ def key_counts(models: Sequence[ScenarioModel], thresholds: Thresholds, profile:
     out = {}
     for model in models:
         name, scenario = model.pool.dimension, model.pool.scenario
-        limit = thresholds.evaluation_size(profile, name).limit
+        limit = thresholds.evaluation_size(profile, name).limit_for(scenario)
         population = embedded_key_counts().get((name, scenario), model.keys) if profile != "ci" else model.keys
         out[scenario] = min(limit, population) if limit else population
     return out

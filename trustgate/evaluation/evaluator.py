@@ -114,7 +114,7 @@ class Evaluator:
                     f"no items in {loaded.source}",
                     "check the data folder; an empty scenario is never scored as a pass",
                 )
-            limit = self.settings.limit if self.settings.limit is not None else self.size(dimension).limit
+            limit = self.settings.limit if self.settings.limit is not None else self.size(dimension).limit_for(scenario)
             items = select_items(loaded.items, limit)
             if self.part is not None:
                 items = self.part(items)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -27,10 +27,16 @@ def check_dimension_names(mapping: dict, where: str) -> None:
 
 
 class EvaluationSize(Strict):
-    limit: int = Field(default=0, ge=0)  # items per scenario; 0 means all
+    limit: int = Field(default=0, ge=0)  # sample keys per scenario; 0 means all
+    # Per scenario, where it differs from `limit` (a scenario whose items cost many times its
+    # dimension's others: benchmarks/ci_sizing.py); names are checked against the dimension's scenarios.
+    scenario_limits: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
     samples: int = Field(default=1, ge=1)
     temperature: float = Field(default=0.0, ge=0)
     max_new_tokens: int | None = Field(default=None, ge=1)
+
+    def limit_for(self, scenario: str) -> int:
+        return self.scenario_limits.get(scenario, self.limit)
 
 
 class Profile(Strict):

@@ -238,6 +238,16 @@ def check_scenario_names(thresholds: Thresholds, path: Path, scenarios: dict[str
                     f"dimensions.{dimension}.scenarios.{scenario}: unknown scenario",
                     f"valid scenarios of {dimension}: {', '.join(known)}",
                 )
+    for name, profile in thresholds.profiles.items():
+        for dimension, size in profile.dimensions.items():
+            known = scenarios.get(dimension, ())
+            for scenario in size.scenario_limits:
+                if scenario not in known:
+                    raise TrustgateError(
+                        f"thresholds file {path}",
+                        f"profiles.{name}.dimensions.{dimension}.scenario_limits.{scenario}: unknown scenario",
+                        f"valid scenarios of {dimension}: {', '.join(known)}",
+                    )
 
 
 def _shown(value: object) -> str:

@@ -2,8 +2,10 @@
 
 Each dimension's check is worth what it can detect: its power against a true drop of twice its
 margin (the size of drop below which a check that cannot tell is INCONCLUSIVE "too few items"),
-in the planning model the plan lines use (`kernel.planning_power`: 10% of items change, items
-independent, the check's own one-sided level). Each costs the seconds its items take to generate
+in the planning model the plan lines use (`kernel.planning_power`: 10% of units change, the
+check's own one-sided level), with the check's own units: sample keys where the gate resamples
+whole keys (a key's items move together: the 24 prompts of one Enron address count once), else
+items. Each costs the seconds its items take to generate
 on both models, measured per scenario from the engine's event log (`benchmarks/ci_sizing.py`).
 
 `allocate` spends a stated budget of seconds greedily, where the power bought per second is
@@ -12,7 +14,8 @@ highest: every dimension starts at its floor (two sample keys per scenario and a
 a gross regression), and the step with the most power per added second is taken
 until no step fits. A dimension whose power stays near zero at any affordable size (fairness's
 few-shot settings on the embedded data) keeps its floor instead of taking a large share of the
-run for a check that cannot detect anything.
+run for a check that cannot detect anything, and a scenario whose items cost `EXPENSIVE_FACTOR`
+times its dimension's cheapest runs one sample key whatever the dimension's limit.
 """
 
 from __future__ import annotations
@@ -24,6 +27,12 @@ from trustgate.gate import kernel
 
 FLOOR_KEYS_PER_SCENARIO = 2
 FLOOR_ITEMS = 10
+# A scenario whose items cost this many times its dimension's cheapest scenario's runs one sample
+# key: its items buy the overall check the same power at that many times the seconds (fairness's
+# 16/32-shot settings, ~50x its zero-shot ones on the embedded model; machine ethics' few-shot).
+# One key keeps the scenario in the run (its prompt format, the base model's answers, a gross
+# regression); the release profile runs it whole.
+EXPENSIVE_FACTOR = 5.0
 STEP_GRANULARITY = 1e-9  # a step must buy more power than this to be worth any seconds
 
 
@@ -37,11 +46,13 @@ class DimensionCost:
     alpha: float
     limits: tuple[int, ...]
     items: tuple[int, ...]
+    units: tuple[int, ...]  # what the test counts: sample keys (resample = "sample_key") or items
     seconds: tuple[float, ...]
     powers: tuple[float, ...]  # against a true drop of twice the margin (kernel.planning_power)
+    scenario_limits: dict[str, int]  # the expensive scenarios, held at one sample key
 
     def detectable(self, index: int) -> float:
-        return float(kernel.detectable_drop(self.items[index], self.margin, self.alpha))
+        return float(kernel.detectable_drop(self.units[index], self.margin, self.alpha))
 
 
 def candidate_costs(
@@ -50,10 +61,15 @@ def candidate_costs(
     alpha: float,
     keys_per_scenario: Mapping[str, Sequence[int]],
     seconds_per_item: Mapping[str, float],
+    keys_are_units: bool = True,
 ) -> DimensionCost:
     """Candidates from the floor to every key: `keys_per_scenario[scenario]` lists the item count
     of each sample key in the order a limit takes them (the gate's hashed order), and
-    `seconds_per_item[scenario]` the measured seconds of one item on both models."""
+    `seconds_per_item[scenario]` the measured seconds of one item on both models; the test's
+    units are the sample keys (`keys_are_units`) or the items."""
+    cheapest = min(seconds_per_item[scenario] for scenario in keys_per_scenario)
+    held = {s: 1 for s in keys_per_scenario if seconds_per_item[s] > EXPENSIVE_FACTOR * cheapest}
+    keys_per_scenario = {s: sizes[: held.get(s, len(sizes))] for s, sizes in keys_per_scenario.items()}
     most = max(len(sizes) for sizes in keys_per_scenario.values())
     floor = next(
         (
@@ -63,14 +79,16 @@ def candidate_costs(
         ),
         most,
     )
-    limits, items, seconds = [], [], []
+    limits, items, units, seconds = [], [], [], []
     for limit in range(min(floor, most), most + 1):
         taken = {scenario: sum(sizes[:limit]) for scenario, sizes in keys_per_scenario.items()}
         limits.append(limit)
         items.append(sum(taken.values()))
+        keys = sum(min(limit, len(sizes)) for sizes in keys_per_scenario.values())
+        units.append(keys if keys_are_units else items[-1])
         seconds.append(sum(count * seconds_per_item[scenario] for scenario, count in taken.items()))
-    powers = tuple(kernel.planning_power(n, 2 * margin, margin, alpha) for n in items)
-    return DimensionCost(name, margin, alpha, tuple(limits), tuple(items), tuple(seconds), powers)
+    powers = tuple(kernel.planning_power(n, 2 * margin, margin, alpha) for n in units)
+    return DimensionCost(name, margin, alpha, tuple(limits), tuple(items), tuple(units), tuple(seconds), powers, held)
 
 
 def allocate(costs: Sequence[DimensionCost], budget_seconds: float) -> dict[str, int]:
