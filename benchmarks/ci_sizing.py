@@ -84,8 +84,7 @@ def dimension_costs(thresholds: Thresholds, per_item: dict[str, float]) -> list[
                 raise SystemExit(f"{MEASURED}: no measured seconds for {label}; rerun --measure on a full main-job log")
             seconds[scenario] = per_item[label]
         policy = thresholds.policy(name, None, judged_alone=True, profile=PROFILE)
-        keyed = policy.resample == "sample_key"
-        costs.append(candidate_costs(name, policy.margin, policy.alpha, keys_per_scenario, seconds, keyed))
+        costs.append(candidate_costs(name, policy.margin, policy.alpha, keys_per_scenario, seconds, policy.resample))
     return costs
 
 

@@ -125,3 +125,39 @@ def test_a_limit_takes_the_first_keys_in_the_gates_hashed_order(limit):
     items = get_dimension("privacy").load(TrustData("embedded"), "enron").items
     kept = {item.sample_key or item.id for item in select_items(items, limit)}
     assert kept == set(keys_in_order(items)[:limit])
+
+
+def test_the_plan_lines_state_what_the_sizing_table_states(tmp_path: Path):
+    """Before a run, the header's plan line per dimension gives the detectable drop that
+    thresholds.toml's sizing table gives (one planning model, the test's own units)."""
+    from types import SimpleNamespace
+
+    from trustgate.data import TrustData
+    from trustgate.evaluation.profiles import EvaluationSettings
+    from trustgate.gate.plan import plan_lines
+
+    thresholds = ci_sizing.load_thresholds(ci_sizing.THRESHOLDS)
+    measured = json.loads(ci_sizing.MEASURED.read_text(encoding="utf-8"))
+    costs, limits = ci_sizing.sized(thresholds, measured, thresholds.profiles["ci"].budget_seconds)
+    evaluation = EvaluationSettings(
+        data=TrustData("embedded"), profile_name="ci", profile=thresholds.profiles["ci"],
+        cache_root=tmp_path, report_dir=tmp_path,
+    )  # fmt: skip
+    lines = plan_lines(SimpleNamespace(evaluation=evaluation, thresholds=thresholds))
+    for cost in costs:
+        index = cost.limits.index(limits[cost.name])
+        (line,) = [line for line in lines if line.startswith(f"trustgate plan: {cost.name}:")]
+        assert f"{cost.items[index]} items in {cost.units[index]} sample keys" in line
+        assert f"detects {cost.detectable(index):.1f} points" in line, line
+
+
+@given(units=st.integers(min_value=2, max_value=500), df=st.integers(min_value=1, max_value=400))
+@settings(max_examples=40, deadline=None)
+def test_few_degrees_of_freedom_buy_less_power_than_the_normal_model(units, df):
+    normal = kernel.planning_power(units, 10.0, 5.0, ALPHA)
+    assert kernel.planning_power(units, 10.0, 5.0, ALPHA, df=df) <= normal + 1e-12
+    assert (
+        kernel.planning_power(units, 10.0, 5.0, ALPHA, df=df)
+        <= kernel.planning_power(units, 10.0, 5.0, ALPHA, df=df + 50) + 1e-12
+    )
+    assert kernel.planning_power(units, 10.0, 5.0, ALPHA, df=0) == 0.0  # one unit per stratum: no test

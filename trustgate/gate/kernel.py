@@ -475,15 +475,19 @@ def look_levels(levels: Levels, fractions: Sequence[float]) -> list[Levels]:
     return [Levels(float(d), float(r)) for d, r in zip(out[0], out[1], strict=True)]
 
 
-def _planning_z(units: int, drops: np.ndarray, margin: float, alpha: float, rate: np.ndarray) -> np.ndarray:
+def _planning_z(
+    units: int, drops: np.ndarray, margin: float, alpha: float, rate: np.ndarray, df: float = math.inf
+) -> np.ndarray:
     """The planning model's standardized distance of a true drop (a fraction) from the test's
     critical value: power = Phi(z). A drop d needs at least d of the units to change; the
-    variance is the one at the alternative, the test's at the margin."""
+    variance is the one at the alternative, the test's at the margin; the critical value is the
+    t quantile at `df` degrees of freedom (a jackknife over few sample keys), normal by default."""
     delta = margin / 100.0
     changed = np.maximum(rate, drops)
     se_alt = np.sqrt(np.maximum(changed - drops**2, 1e-12) / units)
     se_null = np.sqrt(np.maximum(np.maximum(rate, delta) - delta**2, 1e-12) / units)
-    return (drops - delta - stats.norm.isf(alpha) * se_null) / se_alt
+    critical = stats.norm.isf(alpha) if not math.isfinite(df) else (stats.t.isf(alpha, df) if df > 0 else math.inf)
+    return (drops - delta - critical * se_null) / se_alt
 
 
 def detectable_drop(
@@ -494,6 +498,7 @@ def detectable_drop(
     disagreement: float | np.ndarray = PLANNING_DISAGREEMENT,
     ceiling: float | np.ndarray = 100.0,
     power: float = 0.8,
+    df: float = math.inf,
 ) -> np.ndarray:
     """The smallest true drop (points) the drop_proven test fails with `power` at `units`
     independent paired 0/1 units whose outcomes differ at rate `disagreement` (the planning model,
@@ -506,20 +511,25 @@ def detectable_drop(
     drops = (np.arange(max(margin, 0.0) + 0.01, 100.0 + 1e-9, 0.01) / 100.0).reshape(-1, *([1] * rate.ndim))
     if drops.size == 0:  # a margin of 100 points: no drop lies beyond it
         return np.full(rate.shape, np.nan)
-    z = _planning_z(units, drops, margin, alpha, rate)
+    z = _planning_z(units, drops, margin, alpha, rate, df)
     reach = (z >= stats.norm.isf(1 - power)) & (100.0 * drops <= top + 1e-9)
     found = reach.any(axis=0)
     return np.where(found, 100.0 * drops[np.argmax(reach, axis=0)].reshape(rate.shape), np.nan)
 
 
 def planning_power(
-    units: int, drop: float, margin: float, alpha: float, disagreement: float = PLANNING_DISAGREEMENT
+    units: int,
+    drop: float,
+    margin: float,
+    alpha: float,
+    disagreement: float = PLANNING_DISAGREEMENT,
+    df: float = math.inf,
 ) -> float:
     """The drop_proven test's power against a true drop of `drop` points at `units` units, in the
     planning model `detectable_drop` inverts (so power at its detectable drop is 80%)."""
     if units < 1 or drop > 100.0 or not math.isfinite(margin):
         return 0.0
-    z = _planning_z(units, np.asarray(drop / 100.0), margin, alpha, np.asarray(float(disagreement)))
+    z = _planning_z(units, np.asarray(drop / 100.0), margin, alpha, np.asarray(float(disagreement)), df)
     return float(stats.norm.cdf(z))
 
 

@@ -7,14 +7,17 @@ from typing import Any
 
 from trustgate.dimensions.registry import OVERALL, all_dimensions
 from trustgate.gate import kernel
+from trustgate.gate.sizing import planning_df, planning_units
 from trustgate.util.errors import TrustgateError
 
 
 def plan_lines(settings: Any) -> list[str]:
     """One line per dimension: items and sample keys at this profile and limit, margin, and the drop
-    the overall check detects with 80% power if 10% of its items change (the binary-item planning
-    model, items independent; sample keys that move together detect less). After the run each
-    verdict line gives the observed share of changed items ("flips") and the detectable drop at it."""
+    the overall check detects with 80% power if 10% of its units change (the binary planning model
+    over the test's units: sample keys where whole keys are resampled, since a key's items move
+    together, and the t quantile at the jackknife's degrees of freedom; `sizing.planning_units`,
+    `sizing.planning_df`). After the run each verdict line gives the observed share
+    of changed items ("flips") and the detectable drop at it."""
     from trustgate.evaluation.evaluator import Evaluator
 
     evaluator = Evaluator(settings.evaluation)
@@ -22,21 +25,26 @@ def plan_lines(settings: Any) -> list[str]:
     for name, dimension in all_dimensions().items():
         policy = settings.thresholds.policy(name, None, judged_alone=True, profile=settings.evaluation.profile_name)
         items = keys = 0
-        missing = []
+        missing, per_scenario = [], []
         for scenario in dimension.scenarios:
             try:
-                items += len(evaluator.items_at(dimension, scenario))
-                keys += evaluator.key_count(dimension, scenario)
+                scenario_items = len(evaluator.items_at(dimension, scenario))
+                scenario_keys = evaluator.key_count(dimension, scenario)
             except TrustgateError:
                 missing.append(scenario)
+                continue
+            items, keys = items + scenario_items, keys + scenario_keys
+            per_scenario.append(planning_units(scenario_items, scenario_keys, policy.resample))
         if not items:
             lines.append(f"trustgate plan: {name}/{OVERALL}: no data")
             continue
-        detectable = float(kernel.detectable_drop(items, policy.margin, policy.alpha))
+        units = sum(per_scenario)
+        detectable = float(kernel.detectable_drop(units, policy.margin, policy.alpha, df=planning_df(per_scenario)))
         can = f"detects {detectable:.1f} points" if detectable == detectable else "cannot detect any drop"
         gaps = f" ({len(missing)} scenarios without data)" if missing else ""
         lines.append(
             f"trustgate plan: {name}: {items} items in {keys} sample keys{gaps}; margin {policy.margin:.1f}; "
-            f"{can} at {kernel.PLANNING_DISAGREEMENT:.0%} flips (80% power, one-sided {policy.alpha:.3%})"
+            f"{can} at {kernel.PLANNING_DISAGREEMENT:.0%} flips of its {units} units (80% power, one-sided "
+            f"{policy.alpha:.3%})"
         )
     return lines

@@ -36,6 +36,20 @@ EXPENSIVE_FACTOR = 5.0
 STEP_GRANULARITY = 1e-9  # a step must buy more power than this to be worth any seconds
 
 
+def planning_units(items: int, keys: int, resample: str) -> int:
+    """What the check's test counts as independent units: sample keys where the gate resamples
+    whole keys (resample = "sample_key"), else items. The plan lines and the sizing both use it."""
+    return keys if resample == "sample_key" else items
+
+
+def planning_df(units_per_scenario: Sequence[int]) -> float:
+    """Degrees of freedom of the jackknife over these scenarios' units (each scenario a stratum:
+    units - 1 each, pooled as Satterthwaite does for equal variances). A scenario of one unit adds
+    none; two units per scenario over eight scenarios give 8, whose t quantile at the gate's
+    levels is ~3.4, not the normal 2.6: few keys per scenario buy little."""
+    return float(sum(max(units - 1, 0) for units in units_per_scenario))
+
+
 @dataclass(frozen=True)
 class DimensionCost:
     """A dimension's candidate limits (sample keys per scenario, ascending), the items each gives
@@ -47,12 +61,13 @@ class DimensionCost:
     limits: tuple[int, ...]
     items: tuple[int, ...]
     units: tuple[int, ...]  # what the test counts: sample keys (resample = "sample_key") or items
+    dfs: tuple[float, ...]  # the jackknife's degrees of freedom at each candidate (planning_df)
     seconds: tuple[float, ...]
     powers: tuple[float, ...]  # against a true drop of twice the margin (kernel.planning_power)
     scenario_limits: dict[str, int]  # the expensive scenarios, held at one sample key
 
     def detectable(self, index: int) -> float:
-        return float(kernel.detectable_drop(self.units[index], self.margin, self.alpha))
+        return float(kernel.detectable_drop(self.units[index], self.margin, self.alpha, df=self.dfs[index]))
 
 
 def candidate_costs(
@@ -61,12 +76,12 @@ def candidate_costs(
     alpha: float,
     keys_per_scenario: Mapping[str, Sequence[int]],
     seconds_per_item: Mapping[str, float],
-    keys_are_units: bool = True,
+    resample: str = "sample_key",
 ) -> DimensionCost:
     """Candidates from the floor to every key: `keys_per_scenario[scenario]` lists the item count
     of each sample key in the order a limit takes them (the gate's hashed order), and
     `seconds_per_item[scenario]` the measured seconds of one item on both models; the test's
-    units are the sample keys (`keys_are_units`) or the items."""
+    units follow `resample` (`planning_units`)."""
     cheapest = min(seconds_per_item[scenario] for scenario in keys_per_scenario)
     held = {s: 1 for s in keys_per_scenario if seconds_per_item[s] > EXPENSIVE_FACTOR * cheapest}
     keys_per_scenario = {s: sizes[: held.get(s, len(sizes))] for s, sizes in keys_per_scenario.items()}
@@ -79,16 +94,19 @@ def candidate_costs(
         ),
         most,
     )
-    limits, items, units, seconds = [], [], [], []
+    limits, items, units, dfs, seconds = [], [], [], [], []
     for limit in range(min(floor, most), most + 1):
-        taken = {scenario: sum(sizes[:limit]) for scenario, sizes in keys_per_scenario.items()}
+        taken = {scenario: sizes[:limit] for scenario, sizes in keys_per_scenario.items()}
         limits.append(limit)
-        items.append(sum(taken.values()))
-        keys = sum(min(limit, len(sizes)) for sizes in keys_per_scenario.values())
-        units.append(keys if keys_are_units else items[-1])
-        seconds.append(sum(count * seconds_per_item[scenario] for scenario, count in taken.items()))
-    powers = tuple(kernel.planning_power(n, 2 * margin, margin, alpha) for n in units)
-    return DimensionCost(name, margin, alpha, tuple(limits), tuple(items), tuple(units), tuple(seconds), powers, held)
+        items.append(sum(sum(sizes) for sizes in taken.values()))
+        per_scenario = [planning_units(sum(sizes), len(sizes), resample) for sizes in taken.values()]
+        units.append(sum(per_scenario))
+        dfs.append(planning_df(per_scenario))
+        seconds.append(sum(sum(sizes) * seconds_per_item[scenario] for scenario, sizes in taken.items()))
+    powers = tuple(kernel.planning_power(n, 2 * margin, margin, alpha, df=df) for n, df in zip(units, dfs, strict=True))
+    return DimensionCost(
+        name, margin, alpha, tuple(limits), tuple(items), tuple(units), tuple(dfs), tuple(seconds), powers, held
+    )
 
 
 def allocate(costs: Sequence[DimensionCost], budget_seconds: float) -> dict[str, int]:
