@@ -9,7 +9,8 @@ seconds per item per scenario (summed over the run's two models) go to benchmark
 with the commit, date and load average. Without it: the items of each candidate limit (the
 embedded probe sets, in the gate's hashed order) and those seconds give each dimension's cost; the
 budget (`budget_seconds` of [profiles.ci], or --budget) is allocated by `sizing.allocate`, and a
-table is printed: limit, items, seconds, detectable drop, power at twice the margin. `--write`
+table is printed: limit, items, seconds, detectable drop, power against a gross drop
+(`sizing.TARGET_MARGINS` times the margin). `--write`
 puts the limits and the table into thresholds.toml (tests/test_sizing.py checks they agree).
 """
 
@@ -33,7 +34,13 @@ from trustgate.data import TrustData  # noqa: E402
 from trustgate.dimensions.registry import all_dimensions  # noqa: E402
 from trustgate.evaluation.evaluator import keys_in_order  # noqa: E402
 from trustgate.gate.policy import Thresholds, load_thresholds  # noqa: E402
-from trustgate.gate.sizing import EXPENSIVE_FACTOR, DimensionCost, allocate, candidate_costs  # noqa: E402
+from trustgate.gate.sizing import (  # noqa: E402
+    EXPENSIVE_FACTOR,
+    TARGET_MARGINS,
+    DimensionCost,
+    allocate,
+    candidate_costs,
+)
 
 MEASURED = REPO_ROOT / "benchmarks" / "data" / "ci_seconds.json"
 THRESHOLDS = REPO_ROOT / "thresholds.toml"
@@ -93,11 +100,13 @@ def table(costs: list[DimensionCost], limits: dict[str, int], budget: float, mea
         BEGIN,
         f"# Sized by benchmarks/ci_sizing.py for {budget:.0f} s of generation (dense + one variant) on the",
         f"# seconds per item measured {measured['measured']} at {measured['commit']} ({measured['machine']}):",
-        "# the budget goes where it buys the most power against a drop of twice the margin per second",
+        "# the budget goes where it buys the most power per second against a gross drop "
+        f"({TARGET_MARGINS:.0f}x the margin)",
         "# (planning model: 10% of units change; units are sample keys, whose items move together;",
         "# docs/calibration.md measures the real power). A dimension that detects nothing at any",
         "# affordable size keeps its floor (2 sample keys per scenario, 10 items in all): a smoke check.",
-        "#   dimension            limit  items  keys  seconds  detects (80% power)  power at 2x margin",
+        "#   dimension            limit  items  keys  seconds  detects (80% power)  "
+        f"power at {TARGET_MARGINS:.0f}x margin",
     ]
     total = 0.0
     for cost in costs:
@@ -137,7 +146,13 @@ def write(costs: list[DimensionCost], limits: dict[str, int], lines: list[str], 
         section = rf"(\[profiles\.{PROFILE}\.dimensions\.{cost.name}\]\n(?:(?!\[)[^\n]*\n)*?)"
         text = re.sub(section + r"scenario_limits = [^\n]*\n", r"\g<1>", text)
         held = "\n" + held_line(cost) if cost.scenario_limits else ""
-        text, count = re.subn(section + r"limit = \d+([^\n]*)", rf"\g<1>limit = {limits[cost.name]}\g<2>{held}", text)
+        line = f"limit = {limits[cost.name]}"
+
+        def limit_line(match: re.Match, line: str = line, held: str = held) -> str:
+            comment = match.group(2)
+            return match.group(1) + (line.ljust(24) + comment if comment else line) + held
+
+        text, count = re.subn(section + r"limit = \d+ *([^\n]*)", limit_line, text)
         if count != 1:
             raise SystemExit(f"{THRESHOLDS}: expected one `limit = ...` in [profiles.{PROFILE}.dimensions.{cost.name}]")
     THRESHOLDS.write_text(text, encoding="utf-8")

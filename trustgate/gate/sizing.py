@@ -1,21 +1,21 @@
 """A profile's sizes chosen by what they detect per second of generation.
 
-Each dimension's check is worth what it can detect: its power against a true drop of twice its
-margin (the size of drop below which a check that cannot tell is INCONCLUSIVE "too few items"),
-in the planning model the plan lines use (`kernel.planning_power`: 10% of units change, the
-check's own one-sided level), with the check's own units: sample keys where the gate resamples
-whole keys (a key's items move together: the 24 prompts of one Enron address count once), else
-items. Each costs the seconds its items take to generate
-on both models, measured per scenario from the engine's event log (`benchmarks/ci_sizing.py`).
+Each dimension's check is worth what it can detect: its power against a true drop of
+`TARGET_MARGINS` times its margin, in the planning model the plan lines use
+(`kernel.planning_power`: 10% of units change, the check's own one-sided level, the t quantile at
+the jackknife's degrees of freedom), with the check's own units: sample keys where the gate
+resamples whole keys (a key's items move together: the 24 prompts of one Enron address count
+once), else items. Each costs the seconds its items take to generate on both models, measured per
+scenario from the engine's event log (`benchmarks/ci_sizing.py`).
 
 `allocate` spends a stated budget of seconds greedily, where the power bought per second is
 highest: every dimension starts at its floor (two sample keys per scenario and at least
-`FLOOR_ITEMS` items in all: a smoke check that still sees a base model that does not answer and
-a gross regression), and the step with the most power per added second is taken
-until no step fits. A dimension whose power stays near zero at any affordable size (fairness's
-few-shot settings on the embedded data) keeps its floor instead of taking a large share of the
-run for a check that cannot detect anything, and a scenario whose items cost `EXPENSIVE_FACTOR`
-times its dimension's cheapest runs one sample key whatever the dimension's limit.
+`FLOOR_ITEMS` items in all: a smoke check that still sees a base model that does not answer),
+and the step with the most power per added second is taken until no step fits. A dimension whose
+power stays near zero at any affordable size keeps its floor instead of taking a large share of
+the run for a check that cannot detect anything, and a scenario whose items cost
+`EXPENSIVE_FACTOR` times its dimension's cheapest runs one sample key whatever the dimension's
+limit (fairness's 16/32-shot settings).
 """
 
 from __future__ import annotations
@@ -27,6 +27,12 @@ from trustgate.gate import kernel
 
 FLOOR_KEYS_PER_SCENARIO = 2
 FLOOR_ITEMS = 10
+# The drop, in margins, a quick profile buys power against: a gross regression (20 points at the
+# default margin of 5; the paper's 3-bit and 50%-pruned variants lost 25-50 points on single
+# dimensions). Twice the margin, the precision a PASS needs, is the release profile's business:
+# on the embedded model, whose answers are near chance, one dimension alone could buy it in the
+# ci budget and every other would keep a floor that proves nothing.
+TARGET_MARGINS = 4.0
 # A scenario whose items cost this many times its dimension's cheapest scenario's runs one sample
 # key: its items buy the overall check the same power at that many times the seconds (fairness's
 # 16/32-shot settings, ~50x its zero-shot ones on the embedded model; machine ethics' few-shot).
@@ -63,7 +69,7 @@ class DimensionCost:
     units: tuple[int, ...]  # what the test counts: sample keys (resample = "sample_key") or items
     dfs: tuple[float, ...]  # the jackknife's degrees of freedom at each candidate (planning_df)
     seconds: tuple[float, ...]
-    powers: tuple[float, ...]  # against a true drop of twice the margin (kernel.planning_power)
+    powers: tuple[float, ...]  # against a true drop of TARGET_MARGINS x the margin (kernel.planning_power)
     scenario_limits: dict[str, int]  # the expensive scenarios, held at one sample key
 
     def detectable(self, index: int) -> float:
@@ -103,7 +109,10 @@ def candidate_costs(
         units.append(sum(per_scenario))
         dfs.append(planning_df(per_scenario))
         seconds.append(sum(sum(sizes) * seconds_per_item[scenario] for scenario, sizes in taken.items()))
-    powers = tuple(kernel.planning_power(n, 2 * margin, margin, alpha, df=df) for n, df in zip(units, dfs, strict=True))
+    powers = tuple(
+        kernel.planning_power(n, TARGET_MARGINS * margin, margin, alpha, df=df)
+        for n, df in zip(units, dfs, strict=True)
+    )
     return DimensionCost(
         name, margin, alpha, tuple(limits), tuple(items), tuple(units), tuple(dfs), tuple(seconds), powers, held
     )
