@@ -1,4 +1,4 @@
-"""Evaluation sizes: the `[profiles.<name>]` sections of thresholds.toml (items per scenario,
+"""Evaluation sizes: the `[profiles.<name>]` sections of thresholds.toml (sample keys per scenario,
 samples, temperature, new tokens) and the settings an evaluation runs with."""
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ class EvaluationSettings:
     cache_root: Path
     report_dir: Path
     device: str = "auto"  # auto | cpu | cuda | cuda:N (resolved when an engine is made)
-    limit: int | None = None  # overrides the profile's items per scenario
+    limit: int | None = None  # overrides the profile's sample keys per scenario (scenario_limits too)
     batch_size: int | None = None  # overrides the profile's batch size
     trust_remote_code: bool = False
     engine: EngineSettings = EngineSettings()

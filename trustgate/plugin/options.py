@@ -181,7 +181,8 @@ OPTIONS: tuple[Option, ...] = (
            "SmolLM2-135M-Instruct", str, None, "ID_OR_PATH"),
     Option("--trust-data", "DecodingTrust data/ folder, or 'hub'; default the embedded probe sets", str, None,
            "PATH|hub"),
-    Option("--trust-limit", "items per scenario (overrides the profile; 0 = all)", items_per_scenario, None, "N"),
+    Option("--trust-limit", "sample keys per scenario (overrides the profile's limits; 0 = all)",
+           items_per_scenario, None, "N"),
     Option("--trust-profile", "evaluation sizes from thresholds.toml: ci (small, default) or release "
            "(DecodingTrust sizes)", str, "ci", "NAME"),
     Option("--trust-thresholds", f"gate policy file (default {DEFAULT_THRESHOLDS} at the repository root)",
