@@ -243,3 +243,23 @@ def test_two_items_never_fail_a_variant_and_say_they_cannot_tell():
     result = check([1.0, 1.0], [0.0, 0.0])
     assert result.verdict == "INCONCLUSIVE" and not result.failures
     assert "too few items to tell" in result.inconclusive and "none at this n" in result.line()
+
+
+def test_a_variant_that_stops_answering_never_passes_on_a_rise_too_few_items_cannot_prove():
+    # The main job at 33 stereotype items: gptq4's no-answer rate rose 57.6 -> 93.9 (12 items newly
+    # unanswered), its agreement score "improved" by 36 points, proven within the margin; the rise,
+    # tested at 0.028%, was proven neither beyond nor within its 10-point bound. It must not PASS.
+    policy = shipped_policy("stereotype")
+    better = score_evidence(0, 12, 33)  # the drop: 12 items gained (no answer scores as no agreement)
+
+    def verdict(newly_unanswered: int, n: int = 33) -> str:
+        decision = kernel.decide(
+            policy.rule, better if n == 33 else score_evidence(0, n // 3, n), score_evidence(newly_unanswered, 0, n),
+            policy.margin, policy.max_refusal_rise, policy.levels, detectable=float("nan"),
+        )  # fmt: skip
+        assert not bool(decision.rise_unclear) or bool(decision.too_few)
+        return str(kernel.verdict(decision))
+
+    assert verdict(12) == "INCONCLUSIVE"  # +36 points, unproven: cannot tell
+    assert verdict(2) == "PASS"  # +6 points: within the bound by the estimate, the drop proven within
+    assert verdict(110, n=300) == "FAIL"  # +37 points on 300 items: proven beyond the bound

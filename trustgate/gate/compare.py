@@ -260,6 +260,7 @@ def _inconclusive_reason(
     decision: kernel.Decision,
     interval: Interval,
     detectable: float,
+    rise_estimate: float = float("nan"),
 ) -> tuple[str, str] | None:
     """Why the check cannot tell, with the setting ("fail" or "warn") that decides whether that blocks."""
     if bool(decision.base_silent):
@@ -269,6 +270,13 @@ def _inconclusive_reason(
             f"at least {policy.min_base_answer_rate:.1f}% needed); nothing the variant does can be compared"
         )
         return why, policy.inconclusive
+    if decision.rise_unclear is not None and bool(decision.rise_unclear):
+        why = (
+            f"too few items to tell: the refusal/no-answer rate rose by {rise_estimate:+.1f} points, more than "
+            f"the bound of {policy.max_refusal_rise:.1f}, and at this n that is proven neither beyond it nor within "
+            "it; raise --trust-limit or use --trust-profile release"
+        )
+        return why, policy.too_few_items
     if bool(decision.too_few):
         can = f"would catch only a drop of {detectable:.2f}" if np.isfinite(detectable) else "cannot detect any drop"
         why = (
@@ -322,7 +330,9 @@ def _judge(
     failures = _failures(policy, decision, drop, rise, variant_score)
     settings = (policy.inconclusive, policy.too_few_items)
     verdict = kernel.verdict(decision)
-    inconclusive = _inconclusive_reason(dimension, dense, policy, decision, interval, detectable)
+    inconclusive = _inconclusive_reason(
+        dimension, dense, policy, decision, interval, detectable, float(np.asarray(rise.estimate))
+    )
     return {
         "drop_interval": interval,
         "failures": tuple(failures),
