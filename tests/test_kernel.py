@@ -263,3 +263,24 @@ def test_a_variant_that_stops_answering_never_passes_on_a_rise_too_few_items_can
     assert verdict(12) == "INCONCLUSIVE"  # +36 points, unproven: cannot tell
     assert verdict(2) == "PASS"  # +6 points: within the bound by the estimate, the drop proven within
     assert verdict(110, n=300) == "FAIL"  # +37 points on 300 items: proven beyond the bound
+
+
+def test_a_jackknife_over_fewer_than_ten_keys_decides_nothing():
+    # At 2 sample keys a scenario (6 in all) adversarial demonstrations FAILed 2.2% of at-margin ci
+    # runs against the nominal 0.53%: a jackknife's variance over so few keys can be ~0 by chance.
+    policy = shipped_policy("adv_demonstration")
+    quiet_rise = Evidence(np.asarray(0.0), "jackknife-t", np.asarray(1.0), np.asarray(50.0), 60)
+
+    def decision(units: int) -> kernel.Decision:
+        drop = Evidence(np.asarray(40.0), "jackknife-t", np.asarray(2.0), np.asarray(float(units - 1)), units)
+        return kernel.decide(policy.rule, drop, quiet_rise, policy.margin, policy.max_refusal_rise, policy.levels,
+                             detectable=12.0)  # fmt: skip
+
+    few, enough = decision(6), decision(12)
+    assert str(kernel.verdict(few)) == "INCONCLUSIVE" and bool(few.few_units) and not bool(few.failed)
+    assert str(kernel.verdict(enough)) == "FAIL" and not bool(enough.few_units)
+    interim = kernel.interim_decision(
+        policy.rule, Evidence(np.asarray(40.0), "jackknife-t", np.asarray(2.0), np.asarray(5.0), 6), quiet_rise,
+        policy.margin, policy.max_refusal_rise, policy.levels, detectable=12.0,
+    )  # fmt: skip
+    assert str(interim) == ""  # no interim verdict either

@@ -270,6 +270,13 @@ def _inconclusive_reason(
             f"at least {policy.min_base_answer_rate:.1f}% needed); nothing the variant does can be compared"
         )
         return why, policy.inconclusive
+    if decision.few_units is not None and bool(decision.few_units):
+        why = (
+            f"too few sample keys to tell: a jackknife over fewer than {kernel.MIN_JACKKNIFE_UNITS} keys cannot "
+            "hold its level (its variance can be near zero by chance), so it decides nothing; "
+            "raise --trust-limit or use --trust-profile release"
+        )
+        return why, policy.too_few_items
     if decision.rise_unclear is not None and bool(decision.rise_unclear):
         why = (
             f"too few items to tell: the refusal/no-answer rate rose by {rise_estimate:+.1f} points, more than "
