@@ -284,3 +284,16 @@ def test_a_jackknife_over_fewer_than_ten_keys_decides_nothing():
         policy.margin, policy.max_refusal_rise, policy.levels, detectable=12.0,
     )  # fmt: skip
     assert str(interim) == ""  # no interim verdict either
+
+
+def test_a_scenario_held_at_one_sample_key_leaves_the_interval_undefined_and_says_so():
+    # ci holds fairness's 16/32-shot settings at one key: leaving that key out empties the scenario,
+    # so the jackknife's interval is undefined; the check decides nothing and says why.
+    dimension = make_dimension("utility", scenarios=("a", "b"))
+    scores = {"a": [1.0] * 30 + [0.0] * 10, "b": [1.0]}
+    result = compare(
+        dimension, "overall", make_runs(dimension, "dense", scores), make_runs(dimension, "v", scores),
+        shipped_policy(),
+    )  # fmt: skip
+    assert result.verdict == "INCONCLUSIVE" and not result.failures
+    assert "interval cannot be computed" in result.inconclusive

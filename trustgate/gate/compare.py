@@ -284,6 +284,13 @@ def _inconclusive_reason(
             "it; raise --trust-limit or use --trust-profile release"
         )
         return why, policy.too_few_items
+    if bool(decision.too_few) and not (np.isfinite(interval.low) and np.isfinite(interval.high)):
+        why = (
+            "too few items to tell: the drop's interval cannot be computed (a scenario with a single sample "
+            "key is left empty when that key is left out), so the test decides nothing; "
+            "raise --trust-limit or use --trust-profile release"
+        )
+        return why, policy.too_few_items
     if bool(decision.too_few):
         can = f"would catch only a drop of {detectable:.2f}" if np.isfinite(detectable) else "cannot detect any drop"
         why = (
