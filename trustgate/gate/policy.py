@@ -228,26 +228,23 @@ class Thresholds(_Strict):
 
 
 def check_scenario_names(thresholds: Thresholds, path: Path, scenarios: dict[str, tuple[str, ...]]) -> None:
-    """Scenario overrides must name a scenario the dimension has (a typo would be ignored)."""
-    for dimension, policy in thresholds.dimensions.items():
+    """Scenario overrides (policies, and profiles' scenario limits) must name a scenario the
+    dimension has (a typo would be ignored)."""
+    named = [(f"dimensions.{d}.scenarios", d, policy.scenarios) for d, policy in thresholds.dimensions.items()]
+    named += [
+        (f"profiles.{name}.dimensions.{d}.scenario_limits", d, size.scenario_limits)
+        for name, profile in thresholds.profiles.items()
+        for d, size in profile.dimensions.items()
+    ]
+    for where, dimension, overrides in named:
         known = scenarios.get(dimension, ())
-        for scenario in policy.scenarios:
+        for scenario in overrides:
             if scenario not in known:
                 raise TrustgateError(
                     f"thresholds file {path}",
-                    f"dimensions.{dimension}.scenarios.{scenario}: unknown scenario",
+                    f"{where}.{scenario}: unknown scenario",
                     f"valid scenarios of {dimension}: {', '.join(known)}",
                 )
-    for name, profile in thresholds.profiles.items():
-        for dimension, size in profile.dimensions.items():
-            known = scenarios.get(dimension, ())
-            for scenario in size.scenario_limits:
-                if scenario not in known:
-                    raise TrustgateError(
-                        f"thresholds file {path}",
-                        f"profiles.{name}.dimensions.{dimension}.scenario_limits.{scenario}: unknown scenario",
-                        f"valid scenarios of {dimension}: {', '.join(known)}",
-                    )
 
 
 def _shown(value: object) -> str:
