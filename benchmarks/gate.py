@@ -135,7 +135,10 @@ def show_flop_share(result: dict, matmul_rate: float) -> None:
     padding = sum(e["padding_positions"] for e in streams)
     steps = sum(e["decode_steps"] for e in streams)
     rows = sum(e["decode_rows"] for e in streams)
-    print(f"engine: {len(streams)} streams, prefill {sum(e['prefill_seconds'] for e in streams):.1f}s, "
+    # One `stream` event per engine call; it names how many streams (prefixes) that call decoded.
+    count = sum(e.get("streams", 1) for e in streams)
+    prefill_seconds = sum(e["prefill_seconds"] for e in streams)
+    print(f"engine: {count} streams in {len(streams)} calls, prefill {prefill_seconds:.1f}s, "
           f"decode {sum(e['decode_seconds'] for e in streams):.1f}s, {steps} decode steps, "
           f"{rows / max(1, steps):.1f} rows per step")  # fmt: skip
     print(f"prefill padding: {100 * padding / max(1, prefill):.1f}% of {prefill} prefill positions")

@@ -9,7 +9,7 @@ import torch
 
 from tests.tiny_models import NEVER, VOCAB, generate_alone, tiny_causal_lm
 from trustgate.engine import prefix_attention
-from trustgate.engine.batch_decode import BatchFigures, BatchSpec, generate_batch
+from trustgate.engine.batch_decode import BatchFigures, BatchSpec, generate_batch, generate_streams
 from trustgate.engine.planning import common_prefix_length, distinct_heads
 from trustgate.engine.stream_rows import SharedPrefixRows
 
@@ -150,8 +150,92 @@ def test_a_finished_row_kept_in_the_batch_stays_inside_its_buffer():
     prompts = [p for p in _stream(seed=14)[:2]]
     spec = _spec(NEVER, max_rows=2)
     with torch.inference_mode(), prefix_attention.prefix_attention(model):
-        rows = SharedPrefixRows(model, prompts, spec, BatchFigures())
+        rows = SharedPrefixRows(model, [prompts], spec, BatchFigures())
         capacity = rows.cache.capacity
         for _ in range(capacity + 3):  # more steps than any row has room for
             rows.step(model, torch.tensor([5, 6]))
     assert int(rows.cache.lengths.max()) == capacity - 1
+
+
+def _streams() -> list[list[list[int]]]:
+    """Three streams of one call, each with its own shared prefix (DecodingTrust's three
+    stereotype system prompts, in small), plus a stream of a single prompt (no shared prefix)."""
+    return [_stream(seed=21)[:7], _stream(seed=22)[3:], _stream(seed=23)[:5], [_stream(seed=24)[0]]]
+
+
+@pytest.fixture
+def mixed_steps(monkeypatch):
+    """For every decode step, how many streams' rows it held."""
+    seen: list[int] = []
+    original = prefix_attention.PrefixCache.begin_step
+
+    def begin_step(self):
+        original(self)
+        seen.append(len(self.step_runs))
+
+    monkeypatch.setattr(prefix_attention.PrefixCache, "begin_step", begin_step)
+    return seen
+
+
+@pytest.mark.parametrize("model_type", ["llama", "mistral", "qwen2", "qwen3"])
+def test_rows_of_several_streams_decode_together_with_the_tokens_of_one_prompt_at_a_time(model_type, mixed_steps):
+    model = tiny_causal_lm(model_type, initializer_range=SHARP)
+    streams = _streams()
+    stop = _stop_part_way(model, [p for stream in streams for p in stream])
+    expected = [[generate_alone(model, p, NEW_TOKENS, stop) for p in stream] for stream in streams]
+    ended: list[int] = []
+    produced = generate_streams(
+        model, streams, _spec(stop, max_rows=6), model_type,
+        stream_done=lambda index, tokens: ended.append(index),
+    )  # fmt: skip
+    assert produced == expected
+    assert sorted(ended) == [0, 1, 2, 3]  # each stream reported once, as it ended
+    assert max(mixed_steps) >= 2  # some decode steps held rows of two streams (two prefixes)
+
+
+def test_each_stream_is_reported_with_its_own_rows_as_it_ends():
+    model = tiny_causal_lm("llama", initializer_range=SHARP)
+    streams = _streams()
+    expected = [[generate_alone(model, p, NEW_TOKENS, NEVER) for p in stream] for stream in streams]
+    reports: list[tuple[int, list[list[int]]]] = []
+    generate_streams(model, streams, _spec(NEVER, max_rows=4), "tiny", stream_done=lambda i, t: reports.append((i, t)))
+    assert [index for index, _ in reports] == [0, 1, 2, 3]  # same lengths: streams end in order
+    assert [tokens for _, tokens in reports] == expected
+
+
+def test_the_kv_budget_counts_each_running_prefix_once(admissions):
+    model = tiny_causal_lm("llama", initializer_range=SHARP)
+    first, second = _stream(seed=25)[:2], _stream(seed=26)[:2]
+    prefixes = [common_prefix_length(first), common_prefix_length(second)]
+    tails = [len(p) - prefix for stream, prefix in zip((first, second), prefixes, strict=True) for p in stream]
+    width = max(tails) + NEW_TOKENS
+    expected = [[generate_alone(model, p, NEW_TOKENS, NEVER) for p in stream] for stream in (first, second)]
+    # Room for both prefixes and four rows: all four run at once.
+    budget = sum(prefixes) + 4 * width
+    assert generate_streams(model, [first, second], _spec(NEVER, max_cached_positions=budget), "tiny") == expected
+    assert admissions == [(0, 4)]
+    admissions.clear()
+    # One position short: the second stream's last row waits for a place.
+    assert generate_streams(model, [first, second], _spec(NEVER, max_cached_positions=budget - 1), "tiny") == expected
+    assert admissions[0] == (0, 3)
+
+
+def test_samples_of_a_stream_do_not_depend_on_the_streams_beside_it():
+    model = tiny_causal_lm("qwen2", initializer_range=SHARP)
+    streams = _streams()[:2]
+    sampled = BatchSpec(NEW_TOKENS, 2, 1.0, seed=7, stop_ids=(NEVER,), pad_id=0, min_shared_prefix=4)
+    together = generate_streams(model, streams, sampled, "tiny", seeds=[3, 4])
+    assert together == generate_streams(model, streams, sampled, "tiny", seeds=[3, 4])
+    alone = generate_streams(model, streams[1:], sampled, "tiny", seeds=[4])
+    assert together[1] == alone[0]  # all rows at once: the same draws with or without stream 0
+
+
+def test_a_finished_streams_prefix_is_freed():
+    model = tiny_causal_lm("llama", initializer_range=SHARP)
+    streams = _streams()[:3]
+    with torch.inference_mode(), prefix_attention.prefix_attention(model):
+        rows = SharedPrefixRows(model, streams, _spec(NEVER, max_rows=len(streams[0])), BatchFigures())
+        assert rows.streams[0].prefix is not None and rows.streams[1].prefix is None
+        rows.keep(torch.zeros(0, dtype=torch.long))  # stream 0's rows all done
+        assert rows.streams[0].prefix is None
+        assert not rows.cache.prefixes  # nothing else holds its keys and values

@@ -24,7 +24,7 @@ def first_logits(model: Any, prompts: list[list[int]], shared: bool) -> torch.Te
     """The first logits of the shared-prefix path (`shared`: packed, the prefix stored once) or of
     the copied-cache path (transformers' own cache, any architecture)."""
     rows = stream_rows.SharedPrefixRows if shared else stream_rows.CopiedCacheRows
-    return rows(model, prompts, _spec(NEVER), batch_decode.BatchFigures()).first_logits
+    return rows(model, [prompts], _spec(NEVER), batch_decode.BatchFigures()).first_logits
 
 
 class _Loaded:

@@ -65,8 +65,8 @@ def test_first_logits_match_the_copied_cache_path(model_type):
     prompts = _layered_prompts(seed=4)
     with torch.inference_mode():
         with prefix_attention.prefix_attention(model):
-            shared = SharedPrefixRows(model, prompts, _spec(NEVER, samples=2), BatchFigures()).first_logits
-        copied = CopiedCacheRows(model, prompts, _spec(NEVER, samples=2), BatchFigures()).first_logits
+            shared = SharedPrefixRows(model, [prompts], _spec(NEVER, samples=2), BatchFigures()).first_logits
+        copied = CopiedCacheRows(model, [prompts], _spec(NEVER, samples=2), BatchFigures()).first_logits
     torch.testing.assert_close(shared, copied, atol=1e-5, rtol=1e-4)
 
 

@@ -1,5 +1,5 @@
-"""One stream of generation: shared prompt parts computed once, prompts read without padding,
-rows leaving as they finish and new prompts taking their places.
+"""Streams of generation: shared prompt parts computed once, prompts read without padding,
+rows leaving as they finish and new prompts, of the same stream or the next, taking their places.
 
 Why not `model.generate`: DecodingTrust prompts of one scenario share a long system prompt and
 task description (170 of ~180 tokens in the stereotype benign scenario), and in the targeted
@@ -11,10 +11,12 @@ Two row layouts (trustgate/engine/stream_rows.py) share the decode loop. For the
 architectures `prefix_attention` supports, the prefix's keys and values are held once, each
 row's cache is a buffer written in place, prompt segments of many rows are packed into one
 sequence so that only real tokens run through the projections and MLPs (no padding), and rows
-of the stream wait for a free place (at most `max_rows` rows, `max_cached_positions` cached
-positions, the prefix counted once) and join the running batch when others finish (continuous
-batching). Any other model runs on transformers' own cache with the prefix copied to every row,
-in fixed batches (layout [prefix][left padding][own suffix][generated ...], padding masked and
+wait for a free place (at most `max_rows` rows, `max_cached_positions` cached positions, each
+running prefix counted once) and join the running batch when others finish (continuous
+batching); the streams of one call run through the same places one after the other, so the last
+rows of one stream decode beside the first rows of the next, each attending to its own prefix.
+Any other model runs on transformers' own cache with the prefix copied to every row, stream by
+stream in fixed batches (layout [prefix][left padding][own suffix][generated ...], padding masked and
 skipped by position ids). Both give the tokens `generate` gives one prompt at a time
 (tests/test_prefix_attention.py, tests/test_continuous_batching.py).
 """
@@ -22,6 +24,7 @@ skipped by position ids). Both give the tokens `generate` gives one prompt at a 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,11 +81,23 @@ def _check_finite(logits: torch.Tensor, model_name: str) -> None:
         )
 
 
-def _choose(logits: torch.Tensor, spec: BatchSpec, generator: torch.Generator) -> torch.Tensor:
+def _choose(
+    logits: torch.Tensor, spec: BatchSpec, generators: list[torch.Generator], batch_streams: torch.Tensor
+) -> torch.Tensor:
+    """Greedy, or a sample per row; each stream's rows draw from that stream's generator, so a
+    stream's samples do not depend on which other streams share its decode steps' randomness."""
     if spec.temperature <= 0:
         return logits.argmax(dim=-1)
-    probabilities = torch.softmax(logits / spec.temperature, dim=-1)
-    return torch.multinomial(probabilities.cpu(), 1, generator=generator).squeeze(1).to(logits.device)
+    probabilities = torch.softmax(logits / spec.temperature, dim=-1).cpu()
+    chosen = torch.zeros(len(logits), dtype=torch.long)
+    for stream in batch_streams.unique().tolist():
+        rows = (batch_streams == stream).nonzero().squeeze(1)
+        chosen[rows] = torch.multinomial(probabilities[rows], 1, generator=generators[stream]).squeeze(1)
+    return chosen.to(logits.device)
+
+
+# Called as each stream ends: the stream's index and its rows' new token ids.
+StreamDone = Callable[[int, list[list[int]]], None]
 
 
 @torch.inference_mode()
@@ -91,22 +106,52 @@ def generate_batch(
 ) -> list[list[int]]:
     """New token ids (stop token excluded) for every row: prompt i's samples at i*samples + s.
     `figures`, when given, receives the stream's timings and positions."""
+    return generate_streams(model, [token_ids], spec, model_name, figures)[0]
+
+
+@torch.inference_mode()
+def generate_streams(
+    model: Any,
+    streams: list[list[list[int]]],
+    spec: BatchSpec,
+    model_name: str,
+    figures: BatchFigures | None = None,
+    seeds: list[int] | None = None,
+    stream_done: StreamDone | None = None,
+) -> list[list[list[int]]]:
+    """`generate_batch` for several streams (prompts sharing a prefix, see plan_streams) in one
+    decode loop: on the shared-prefix path rows of the next stream take the places the last rows
+    of a stream leave, so decode steps stay full. `seeds[k]` seeds stream k's sampling (default
+    `spec.seed`); `stream_done` hears of each stream as it ends."""
     figures = figures if figures is not None else BatchFigures()
-    longest = max(len(ids) for ids in token_ids) + spec.max_new_tokens
+    seeds = seeds or [spec.seed] * len(streams)
+    results: list[list[list[int]]] = [[] for _ in streams]
+
+    def done(index: int, new_tokens: list[list[int]]) -> None:
+        results[index] = new_tokens
+        if stream_done:
+            stream_done(index, new_tokens)
+
+    longest = max(len(ids) for token_ids in streams for ids in token_ids) + spec.max_new_tokens
     if spec.shared_prefix_attention and prefix_attention.supports(model, longest):
         with prefix_attention.prefix_attention(model):
-            return _decode(model, token_ids, spec, model_name, SharedPrefixRows, figures)
-    # The copied-cache path holds its rows at once: consecutive fixed batches within the same
-    # bounds, the prefix counted in every row (each row holds a copy).
-    generated: list[list[int]] = []
-    start = 0
-    while start < len(token_ids):
-        end = start + 1
-        while end < len(token_ids) and _fits_copied(token_ids[start : end + 1], spec):
-            end += 1
-        generated += _decode(model, token_ids[start:end], spec, model_name, CopiedCacheRows, figures)
-        start = end
-    return generated
+            _decode(model, streams, spec, seeds, model_name, SharedPrefixRows, figures, done)
+        return results
+    # The copied-cache path holds its rows at once: per stream, consecutive fixed batches within
+    # the same bounds, the prefix counted in every row (each row holds a copy).
+    for index, token_ids in enumerate(streams):
+        generated: list[list[int]] = []
+        start = 0
+        while start < len(token_ids):
+            end = start + 1
+            while end < len(token_ids) and _fits_copied(token_ids[start : end + 1], spec):
+                end += 1
+            batch = [token_ids[start:end]]
+            _decode(model, batch, spec, seeds[index : index + 1], model_name, CopiedCacheRows, figures,
+                    lambda _, new_tokens, into=generated: into.extend(new_tokens))  # fmt: skip
+            start = end
+        done(index, generated)
+    return results
 
 
 def _fits_copied(token_ids: list[list[int]], spec: BatchSpec) -> bool:
@@ -116,26 +161,42 @@ def _fits_copied(token_ids: list[list[int]], spec: BatchSpec) -> bool:
 
 
 def _decode(
-    model: Any, token_ids: list[list[int]], spec: BatchSpec, model_name: str, kind: Any, figures: BatchFigures
-) -> list[list[int]]:
-    generator = torch.Generator().manual_seed(spec.seed)
+    model: Any,
+    streams: list[list[list[int]]],
+    spec: BatchSpec,
+    seeds: list[int],
+    model_name: str,
+    kind: Any,
+    figures: BatchFigures,
+    stream_done: StreamDone,
+) -> None:
+    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     started = _clock(model)
-    rows = kind(model, token_ids, spec, figures)
+    rows = kind(model, streams, spec, figures)
     logits = rows.first_logits
     figures.prefill_seconds += _clock(model) - started
-    generated: list[list[int]] = [[] for _ in range(len(token_ids) * spec.samples)]
+    counts = [len(token_ids) * spec.samples for token_ids in streams]
+    generated: list[list[int]] = [[] for _ in range(sum(counts))]
+    unfinished = list(counts)  # rows per stream still generating
+    stream_of_row = [index for index, count in enumerate(counts) for _ in range(count)]
     stop = torch.tensor(spec.stop_ids or [-1], device=logits.device)
     finished_since_compaction = 0
     while True:
         live = rows.alive >= 0  # finished rows not yet dropped carry -1
         _check_finite(logits[live], model_name)
-        chosen = _choose(logits, spec, generator)
+        chosen = _choose(logits, spec, generators, rows.batch_streams)
         stopped = torch.isin(chosen, stop) & live
         done = stopped.tolist()
         for index, (row, token, is_stop) in enumerate(zip(rows.alive.tolist(), chosen.tolist(), done, strict=True)):
             if row >= 0 and not is_stop:
                 generated[row].append(token)
                 done[index] = len(generated[row]) >= spec.max_new_tokens
+            if row >= 0 and done[index]:
+                stream = stream_of_row[row]
+                unfinished[stream] -= 1
+                if not unfinished[stream]:
+                    first = rows.first_rows[stream]
+                    stream_done(stream, generated[first : first + counts[stream]])
         still = live & ~torch.tensor(done, device=live.device)
         finished_since_compaction += int((live & ~still).sum())
         if not bool(still.any()) and not rows.waiting:
@@ -161,7 +222,6 @@ def _decode(
         started = _clock(model)
         logits = rows.admit(model, logits)
         figures.prefill_seconds += _clock(model) - started
-    return generated
 
 
 def _clock(model: Any) -> float:

@@ -18,6 +18,7 @@ architectures whose layers all attend to the full sequence qualify (see `support
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
@@ -30,6 +31,7 @@ IMPLEMENTATION = "trustgate_prefix"
 # attention function, with queries/keys already normed and rotated. Each is checked against
 # transformers' own attention in tests/test_prefix_attention.py.
 SUPPORTED_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
+_PREFIX_IDS = itertools.count()  # every filled prefix's id, unique in the process
 
 
 def supports(model: Any, longest_sequence: int) -> bool:
@@ -55,13 +57,16 @@ class Piece(NamedTuple):
 
 
 class PrefixCache:
-    """Keys and values of one batch: the shared prefix once, each row's own tokens in place.
+    """Keys and values of one batch: each shared prefix once, each row's own tokens in place.
 
     Row r's own tokens fill its columns [0, lengths[r]) with no padding between them (prompt
     segments, then generated tokens), so rows of different lengths sit side by side and each
     decode step writes every row at its own next column. Three kinds of forward write here:
     the prefix (`filling_prefix`, batch size 1), packed prompt segments (`pack`, batch size 1,
-    any mix of rows: only real tokens are computed) and a decode step (one token per row).
+    any mix of rows of this cache's prefix: only real tokens are computed) and a decode step (one
+    token per row). Rows of other streams, each with its own prefix, join by `append`: every row
+    carries the id of its prefix, and a decode step attends each run of consecutive rows of one
+    prefix to that prefix (rows of several streams decode in one batch, as vLLM's do).
     """
 
     def __init__(self, layers: int) -> None:
@@ -80,6 +85,12 @@ class PrefixCache:
         self._pack_width = 0
         self._decode_end = 0
         self._step_slots: torch.Tensor | None = None
+        # Which prefix each row reads: an id per row, and the prefixes' keys/values per id.
+        # Id `prefix_id` is this cache's own prefix (prefix_keys/values; None: no prefix).
+        self.prefix_id = next(_PREFIX_IDS)
+        self.row_prefixes = torch.zeros(0, dtype=torch.long)
+        self.prefixes: dict[int, tuple[list[torch.Tensor | None], list[torch.Tensor | None]]] = {}
+        self.step_runs: list[tuple[int, int, int]] = []  # (first row, end row, prefix id) of a step
 
     @property
     def prefix_length(self) -> int:
@@ -90,7 +101,13 @@ class PrefixCache:
         """An empty cache for further rows that reads this cache's prefix (stored once)."""
         other = PrefixCache(self.layers)
         other.prefix_keys, other.prefix_values = self.prefix_keys, self.prefix_values
+        other.prefix_id = self.prefix_id
         return other
+
+    def _prefix_of(self, prefix_id: int) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
+        if prefix_id == self.prefix_id:
+            return self.prefix_keys, self.prefix_values
+        return self.prefixes[prefix_id]
 
     def start_rows(self, rows: int, capacity: int, device: torch.device) -> None:
         """Own buffers for `rows` rows of at most `capacity` positions each (allocated on first write)."""
@@ -99,6 +116,7 @@ class PrefixCache:
         self.lengths = torch.zeros(rows, dtype=torch.long, device=device)
         self.own_keys = [None] * self.layers
         self.own_values = [None] * self.layers
+        self.row_prefixes = torch.full((rows,), self.prefix_id, dtype=torch.long)
 
     def pack(self, pieces: list[Piece]) -> None:
         """The next forward is one packed sequence made of `pieces` (at most one per row, in
@@ -132,6 +150,9 @@ class PrefixCache:
         """The next forward is a decode step: one token per row, written at its own length."""
         self._decode_end = int(self.lengths.max()) + 1
         self._step_slots = None  # where each (row, key/value head) writes; made by the first layer
+        ids = self.row_prefixes.tolist()
+        starts = [row for row in range(len(ids)) if row == 0 or ids[row] != ids[row - 1]]
+        self.step_runs = [(start, end, ids[start]) for start, end in zip(starts, [*starts[1:], len(ids)], strict=True)]
 
     def advance(self) -> None:
         """The decode step has finished. A finished row not yet dropped is fed padding and may
@@ -143,13 +164,21 @@ class PrefixCache:
         """Rows become `index` of the current rows: drops finished rows, or copies a segment
         computed once per distinct prompt part to every row that has it (repeats allowed)."""
         self.lengths = self.lengths[index]
+        self.row_prefixes = self.row_prefixes[index.cpu()]
         for layer in range(self.layers):
             if self.own_keys[layer] is not None:
                 self.own_keys[layer] = self.own_keys[layer][index]
                 self.own_values[layer] = self.own_values[layer][index]
+        # A prefix no row reads any more is freed.
+        held = set(self.row_prefixes.tolist())
+        self.prefixes = {key: prefix for key, prefix in self.prefixes.items() if key in held}
 
     def append(self, other: PrefixCache) -> None:
-        """`other`'s rows (same prefix) join after this cache's rows."""
+        """`other`'s rows join after this cache's rows; they keep reading `other`'s prefix."""
+        for prefix_id in set(other.row_prefixes.tolist()):
+            if prefix_id != self.prefix_id:
+                self.prefixes[prefix_id] = other._prefix_of(prefix_id)
+        self.row_prefixes = torch.cat([self.row_prefixes, other.row_prefixes])
         if not len(self.lengths):
             self.own_keys, self.own_values = other.own_keys, other.own_values
             self.lengths, self.capacity = other.lengths, other.capacity
@@ -218,8 +247,21 @@ def _prefix_attention(
         output = F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling, enable_gqa=True)
     elif cache.pieces is not None:
         output = _packed_queries(query, key, value, module.layer_idx, cache, scaling)
+    elif len(cache.step_runs) == 1:
+        prefix_keys, prefix_values = cache._prefix_of(cache.step_runs[0][2])
+        layer = module.layer_idx
+        output = _one_query(query, key, value, cache.lengths, prefix_keys[layer], prefix_values[layer], scaling)
     else:
-        output = _one_query(query, key, value, module.layer_idx, cache, scaling)
+        # Rows of several streams: each run of rows meets its own prefix.
+        layer = module.layer_idx
+        runs = []
+        for start, end, prefix_id in cache.step_runs:
+            prefix_keys, prefix_values = cache._prefix_of(prefix_id)
+            runs.append(
+                _one_query(query[start:end], key[start:end], value[start:end], cache.lengths[start:end],
+                           prefix_keys[layer], prefix_values[layer], scaling)
+            )  # fmt: skip
+        output = torch.cat(runs)
     return output.transpose(1, 2).contiguous(), None
 
 
@@ -244,10 +286,9 @@ def _packed_queries(query, key, value, layer: int, cache: PrefixCache, scaling) 
     return output.transpose(1, 2).reshape(pieces * widest, heads, dim)[slots].transpose(0, 1).unsqueeze(0)
 
 
-def _one_query(query, key, value, layer: int, cache: PrefixCache, scaling) -> torch.Tensor:
+def _one_query(query, key, value, lengths, prefix_keys, prefix_values, scaling) -> torch.Tensor:
     """A decode step: every row's query against the one prefix copy, plus its own tokens, under
     one softmax; no key or value is copied."""
-    prefix_keys, prefix_values = cache.prefix_keys[layer], cache.prefix_values[layer]
     rows, heads, _, dim = query.shape
     kv_heads = key.shape[1]
     group = heads // kv_heads
@@ -256,7 +297,7 @@ def _one_query(query, key, value, layer: int, cache: PrefixCache, scaling) -> to
     grouped = query.reshape(rows, kv_heads, group, dim)
     own_scores = torch.matmul(grouped, key.transpose(2, 3))
     # Each row sees its own columns up to the one just written (its length before advancing).
-    allowed = torch.arange(key.shape[2], device=key.device)[None, :] <= cache.lengths[:, None]
+    allowed = torch.arange(key.shape[2], device=key.device)[None, :] <= lengths[:, None]
     own_scores = own_scores.masked_fill(~allowed[:, None, None, :], float("-inf"))
     if prefix_keys is None:
         weights = torch.softmax(own_scores.float() * scaling, dim=-1).to(value.dtype)

@@ -1,18 +1,20 @@
 """The rows of one stream, in the two layouts the decode loop (batch_decode) drives.
 
-`SharedPrefixRows` (architectures that `prefix_attention` supports): the stream's shared
+`SharedPrefixRows` (architectures that `prefix_attention` supports): each stream's shared
 prefix computed and stored once; prompts read packed, real tokens only (each group's head once,
-then every row's rest); rows waiting for a place join the running batch when an eighth of the
-places are free. `CopiedCacheRows` (any other model, the reference): transformers' own cache
+then every row's rest); rows waiting for a place, of this stream or the next, join the running
+batch when an eighth of the places are free. `CopiedCacheRows` (any other model, the reference): transformers' own cache
 with the prefix copied to every row, rows left-padded, all at once.
 
-Both offer `first_logits`, `alive` (stream row per batch row, -1 once finished), `waiting`,
-`keep` (drop rows), `step` (one decode step) and `admit` (let waiting rows join).
+Both offer `first_logits`, `alive` (row per batch row, -1 once finished), `batch_streams`
+(stream per batch row), `first_rows` (each stream's first row), `waiting`, `keep` (drop rows),
+`step` (one decode step) and `admit` (let waiting rows join).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -45,14 +47,17 @@ def split_rows(token_ids: list[list[int]], spec: BatchSpec) -> tuple[list[list[i
 
 
 class CopiedCacheRows:
-    """transformers' own cache with the prefix copied to every row: any architecture, all rows
-    at once. Attention mask, next position and cache shrink together when rows are dropped."""
+    """transformers' own cache with the prefix copied to every row: any architecture, one
+    stream's rows at once. Attention mask, next position and cache shrink together when rows are
+    dropped."""
 
     waiting: tuple[int, ...] = ()
+    first_rows = (0,)
 
-    def __init__(self, model: Any, token_ids: list[list[int]], spec: BatchSpec, figures: BatchFigures) -> None:
+    def __init__(self, model: Any, streams: list[list[list[int]]], spec: BatchSpec, figures: BatchFigures) -> None:
         from transformers import DynamicCache
 
+        (token_ids,) = streams
         device = model.device
         rows, shared = split_rows(token_ids, spec)
         self.cache = DynamicCache(config=model.config)
@@ -75,6 +80,7 @@ class CopiedCacheRows:
         figures.padding_positions += int((suffix_mask == 0).sum())
         self.first_logits = output.logits[:, -1, :].float()
         self.alive = torch.arange(len(rows))
+        self.batch_streams = torch.zeros(len(rows), dtype=torch.long)
         self.next_position = positions[:, -1:].to(device) + 1
 
     def admit(self, model: Any, logits: torch.Tensor) -> torch.Tensor:
@@ -82,6 +88,7 @@ class CopiedCacheRows:
 
     def keep(self, local: torch.Tensor) -> None:
         self.alive = self.alive[local]
+        self.batch_streams = self.batch_streams[local]
         self.mask = self.mask[local]
         self.next_position = self.next_position[local]
         self.cache.batch_select_indices(local)
@@ -100,34 +107,58 @@ class CopiedCacheRows:
         return output.logits[:, -1, :].float()
 
 
-class SharedPrefixRows:
-    """The prefix's keys and values held once (see prefix_attention); prompts read packed, real
-    tokens only; waiting rows join (`admit`) when an eighth of the places are free."""
+@dataclass
+class _Stream:
+    """One stream's rows in a `SharedPrefixRows` batch: global rows [first_row, first_row + n)."""
 
-    def __init__(self, model: Any, token_ids: list[list[int]], spec: BatchSpec, figures: BatchFigures) -> None:
+    first_row: int
+    shared: int
+    tails: list[list[int]]
+    rows: list[list[int]]
+    prefix: PrefixCache | None = None  # its prefix's keys and values, once its first row joins
+
+
+class SharedPrefixRows:
+    """Rows of one or more streams: each stream's prefix's keys and values held once (see
+    prefix_attention); prompts read packed, real tokens only; waiting rows join (`admit`), in
+    stream order, when an eighth of the places are free, so rows of the next stream fill the
+    places the last rows of a stream leave (continuous batching across prefixes).
+
+    `alive` holds global row numbers: stream k's rows follow stream k-1's (`first_rows`)."""
+
+    def __init__(self, model: Any, streams: list[list[list[int]]], spec: BatchSpec, figures: BatchFigures) -> None:
         self.spec, self.figures = spec, figures
-        rows, self.shared = split_rows(token_ids, spec)
-        self.tails = [ids[self.shared :] for ids in rows]
+        self.streams: list[_Stream] = []
+        self.stream_of_row: list[int] = []
+        for index, token_ids in enumerate(streams):
+            rows, shared = split_rows(token_ids, spec)
+            tails = [ids[shared:] for ids in rows]
+            self.streams.append(_Stream(len(self.stream_of_row), shared, tails, rows))
+            self.stream_of_row += [index] * len(rows)
         self.cache = PrefixCache(model.config.num_hidden_layers)
         self.forward = {"past_key_values": self.cache, "use_cache": True, "trustgate_cache": self.cache}
         device = model.device
-        if self.shared:
-            self.cache.filling_prefix = True
-            prefix = torch.tensor([rows[0][: self.shared]], dtype=torch.long, device=device)
-            positions = torch.arange(self.shared, device=device).unsqueeze(0)
-            model(input_ids=prefix, position_ids=positions, logits_to_keep=1, **self.forward)
-            figures.prompt_positions += self.shared
         self.cache.start_rows(0, 0, device)
-        self.waiting = deque(range(len(rows)))
-        self.max_rows = spec.max_rows or len(rows)
+        self.waiting = deque(range(len(self.stream_of_row)))
+        self.max_rows = spec.max_rows or len(self.stream_of_row)
         self.alive = torch.zeros(0, dtype=torch.long)
+        self.batch_streams = torch.zeros(0, dtype=torch.long)  # stream of each batch row
         self.next_position = torch.zeros((0, 1), dtype=torch.long, device=device)
         self.first_logits = self.admit(model, torch.zeros((0, model.config.get_text_config().vocab_size)))
 
+    @property
+    def first_rows(self) -> list[int]:
+        return [stream.first_row for stream in self.streams]
+
     def keep(self, local: torch.Tensor) -> None:
-        self.alive = self.alive[local]
+        self.alive = self.alive[local.cpu()]
+        self.batch_streams = self.batch_streams[local.cpu()]
         self.next_position = self.next_position[local]
         self.cache.select_rows(local.to(self.next_position.device))
+        # A stream none of whose rows runs or waits is done: its prefix is freed.
+        next_waiting = self.stream_of_row[self.waiting[0]] if self.waiting else len(self.streams)
+        for index in set(range(next_waiting)) - set(self.batch_streams.tolist()):
+            self.streams[index].prefix = None
 
     def step(self, model: Any, chosen: torch.Tensor) -> torch.Tensor:
         self.cache.begin_step()
@@ -137,19 +168,40 @@ class SharedPrefixRows:
         return output.logits[:, -1, :].float()
 
     def admit(self, model: Any, logits: torch.Tensor) -> torch.Tensor:
-        """Waiting rows that fit join the batch: their prompts are read and their first logits
-        follow `logits` (the running rows'). Each admission copies the cache, hence the eighth."""
+        """Waiting rows that fit join the batch: their prompts are read (per stream, against
+        its prefix) and their first logits follow `logits` (the running rows'). Each
+        admission copies the cache, hence the eighth."""
         joining = self._rows_that_fit()
         if not joining:
             return logits
-        joined = self.cache.sharing_prefix()
-        tails = [self.tails[row] for row in joining]
-        first = _read_prompts(model, joined, tails, self.shared, self.spec, self.figures)
-        self.cache.append(joined)
-        self.alive = torch.cat([self.alive, torch.tensor(joining)])
-        ends = torch.tensor([[self.shared + len(self.tails[row])] for row in joining], device=self.next_position.device)
-        self.next_position = torch.cat([self.next_position, ends])
-        return torch.cat([logits.to(first.device), first])
+        firsts = [logits]
+        for index in sorted({self.stream_of_row[row] for row in joining}):
+            stream = self.streams[index]
+            rows = [row for row in joining if self.stream_of_row[row] == index]
+            joined = self._prefix(model, stream).sharing_prefix()
+            tails = [stream.tails[row - stream.first_row] for row in rows]
+            first = _read_prompts(model, joined, tails, stream.shared, self.spec, self.figures)
+            self.cache.append(joined)
+            self.alive = torch.cat([self.alive, torch.tensor(rows)])
+            self.batch_streams = torch.cat([self.batch_streams, torch.full((len(rows),), index)])
+            ends = torch.tensor([[stream.shared + len(tail)] for tail in tails], device=self.next_position.device)
+            self.next_position = torch.cat([self.next_position, ends])
+            firsts.append(first.to(logits.device))
+        return torch.cat(firsts)
+
+    def _prefix(self, model: Any, stream: _Stream) -> PrefixCache:
+        """The stream's prefix cache, its shared prefix computed once (batch size 1)."""
+        if stream.prefix is None:
+            stream.prefix = PrefixCache(model.config.num_hidden_layers)
+            if stream.shared:
+                stream.prefix.filling_prefix = True
+                prefix = torch.tensor([stream.rows[0][: stream.shared]], dtype=torch.long, device=model.device)
+                positions = torch.arange(stream.shared, device=model.device).unsqueeze(0)
+                forward = {"past_key_values": stream.prefix, "use_cache": True, "trustgate_cache": stream.prefix}
+                model(input_ids=prefix, position_ids=positions, logits_to_keep=1, **forward)
+                stream.prefix.filling_prefix = False
+                self.figures.prompt_positions += stream.shared
+        return stream.prefix
 
     def _rows_that_fit(self) -> list[int]:
         running = len(self.alive)
@@ -158,14 +210,18 @@ class SharedPrefixRows:
             return []
         joining: list[int] = []
         width = self.cache.capacity if running else 0
+        prefixes = {int(index): self.streams[int(index)].shared for index in self.batch_streams.unique()}
+        budget = self.spec.max_cached_positions
         while self.waiting and len(joining) < free:
-            needed = max(width, len(self.tails[self.waiting[0]]) + self.spec.max_new_tokens)
-            positions = self.shared + (running + len(joining) + 1) * needed
-            budget = self.spec.max_cached_positions
+            row = self.waiting[0]
+            stream = self.streams[self.stream_of_row[row]]
+            needed = max(width, len(stream.tails[row - stream.first_row]) + self.spec.max_new_tokens)
+            held = {**prefixes, self.stream_of_row[row]: stream.shared}
+            positions = sum(held.values()) + (running + len(joining) + 1) * needed
             if budget is not None and positions > budget and (running or joining):
                 break
             joining.append(self.waiting.popleft())
-            width = needed
+            width, prefixes = needed, held
         return joining
 
 

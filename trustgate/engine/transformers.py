@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
 import torch
 
 from trustgate.engine.base import Decoding, Finished, Messages, Prompt, clean_text
-from trustgate.engine.batch_decode import BatchFigures, BatchSpec, generate_batch
+from trustgate.engine.batch_decode import BatchFigures, BatchSpec, generate_streams
 from trustgate.engine.planning import plan_streams
 from trustgate.models import ModelHandle, evaluation_dtype, load_model, load_tokenizer
 from trustgate.util.events import record_event
@@ -18,7 +18,7 @@ from trustgate.util.progress import Progress
 
 # Bumped when trustgate's own decoding changes what text comes out (batch_decode,
 # prefix_attention): part of the backend id, so cached generations of older code are not reused.
-ENGINE_REVISION = 2
+ENGINE_REVISION = 3
 CPU_KV_CACHE_BYTES = 512 << 20
 GPU_KV_CACHE_SHARE = 0.5  # of the memory free once the model is loaded
 
@@ -124,33 +124,44 @@ class TransformersEngine:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
-    def _spec(self, token_ids: list[list[int]], decoding: Decoding) -> BatchSpec:
-        # The seed depends on the stream's prompts, not on its position in the run.
-        seed_text = repr(token_ids) + repr(asdict(decoding))
-        seed = int(hashlib.sha256(seed_text.encode()).hexdigest()[:8], 16) + decoding.seed
+    def _spec(self, decoding: Decoding) -> BatchSpec:
         return BatchSpec(
             max_new_tokens=decoding.max_new_tokens,
             samples=decoding.samples,
             temperature=decoding.temperature,
-            seed=seed,
+            seed=decoding.seed,
             stop_ids=self.stop_ids,
             pad_id=self.pad_id,
             max_rows=self.batch_size,
             max_cached_positions=self.max_batch_tokens,
         )
 
-    def _generate_stream(self, token_ids: list[list[int]], decoding: Decoding) -> list[list[str]]:
+    @staticmethod
+    def _seed(token_ids: list[list[int]], decoding: Decoding) -> int:
+        """A stream's sampling seed: from its prompts, not from its position in the run."""
+        seed_text = repr(token_ids) + repr(asdict(decoding))
+        return int(hashlib.sha256(seed_text.encode()).hexdigest()[:8], 16) + decoding.seed
+
+    def _generate_streams(
+        self, streams: list[list[list[int]]], decoding: Decoding, stream_done: Callable[[int, list[list[str]]], None]
+    ) -> None:
         figures = BatchFigures()
-        new_tokens = generate_batch(
-            self.model, token_ids, self._spec(token_ids, decoding), self.handle.name, figures=figures
+
+        def done(index: int, new_tokens: list[list[int]]) -> None:
+            self.generated_tokens += sum(len(tokens) for tokens in new_tokens)
+            texts = [clean_text(t) for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+            samples = decoding.samples
+            stream_done(index, [texts[i * samples : (i + 1) * samples] for i in range(len(streams[index]))])
+
+        seeds = [self._seed(token_ids, decoding) for token_ids in streams]
+        new_tokens = generate_streams(
+            self.model, streams, self._spec(decoding), self.handle.name, figures, seeds=seeds, stream_done=done
         )
-        generated = sum(len(tokens) for tokens in new_tokens)
-        self.generated_tokens += generated
         self.figures.add(figures)
-        record_event("stream", model=self.handle.name, parameters=self.parameters, prompts=len(token_ids),
-                     rows=len(new_tokens), new_tokens=generated, **asdict(figures))  # fmt: skip
-        texts = [clean_text(t) for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
-        return [texts[i * decoding.samples : (i + 1) * decoding.samples] for i in range(len(token_ids))]
+        generated = sum(len(tokens) for stream in new_tokens for tokens in stream)
+        record_event("stream", model=self.handle.name, parameters=self.parameters, streams=len(streams),
+                     prompts=sum(len(s) for s in streams), rows=sum(len(s) for s in new_tokens),
+                     new_tokens=generated, **asdict(figures))  # fmt: skip
 
     def generate(
         self,
@@ -159,27 +170,36 @@ class TransformersEngine:
         progress: Progress | None = None,
         finished: Finished | None = None,
     ) -> list[list[str]]:
+        """Every prompt in one decode loop (`generate_streams`): its streams (prompts sharing a
+        prefix, `plan_streams`) follow one another through the batch's places."""
         self.load()
         token_ids = self.tokenizer([p.text for p in prompts], add_special_tokens=False)["input_ids"]
         results: list[list[str]] = [[] for _ in prompts]
         pending = plan_streams(token_ids, decoding.samples, self.batch_size)
         while pending:
-            stream = pending.pop(0)
+            reported: set[int] = set()
+
+            def stream_done(
+                index: int, texts: list[list[str]], streams: list[list[int]] = pending, reported: set[int] = reported
+            ) -> None:
+                reported.add(index)
+                for prompt, text in zip(streams[index], texts, strict=True):
+                    results[prompt] = text
+                if finished:
+                    finished(streams[index], texts)
+                if progress:
+                    progress.update(len(streams[index]))
+
             try:
-                texts = self._generate_stream([token_ids[i] for i in stream], decoding)
+                self._generate_streams([[token_ids[i] for i in s] for s in pending], decoding, stream_done)
             except Exception as exc:
                 if not _is_out_of_memory(exc) or self.batch_size == 1:
                     raise
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
-                # Out of memory: retry the same prompts with half as many rows at once.
+                # Out of memory: the streams not finished again, with half as many rows at once.
                 self.batch_size = max(1, self.batch_size // 2)
-                pending.insert(0, stream)
+                pending = [stream for index, stream in enumerate(pending) if index not in reported]
                 continue
-            for index, text in zip(stream, texts, strict=True):
-                results[index] = text
-            if finished:
-                finished(stream, texts)
-            if progress:
-                progress.update(len(stream))
+            pending = []
         return results
