@@ -3,8 +3,10 @@
     .venv/bin/python benchmarks/ci_sizing.py --measure EVENTS.jsonl [EVENTS.jsonl ...]
     .venv/bin/python benchmarks/ci_sizing.py [--budget SECONDS] [--write]
 
-`--measure` reads the event log of a main-job run (TRUSTGATE_EVENTS=... pytest): every
-`generate` event names its scenario, the prompts it generated and the engine's seconds for them;
+`--measure` reads the event log of a main-job run made with `--trust-one-scenario-at-a-time`
+(TRUSTGATE_EVENTS=... pytest --trust-one-scenario-at-a-time; by default a dimension's scenarios
+share engine calls and cannot be timed one by one): every `generate` event names its scenario,
+the prompts it generated and the engine's seconds for them;
 seconds per item per scenario (summed over the run's two models) go to benchmarks/data/ci_seconds.json
 with the commit, date and load average. Without it: the items of each candidate limit (the
 embedded probe sets, in the gate's hashed order) and those seconds give each dimension's cost; the
@@ -55,6 +57,11 @@ def measure(event_logs: list[Path]) -> dict:
     for path in event_logs:
         for line in path.read_text(encoding="utf-8").splitlines():
             event = json.loads(line)
+            if event.get("event") == "generate" and event.get("scenarios"):
+                raise SystemExit(
+                    f"{path}: scenarios {event['scenarios']} were generated together, so the log cannot time "
+                    "them one by one; measure on a run with --trust-one-scenario-at-a-time"
+                )
             if event.get("event") == "generate" and event.get("generated"):
                 seconds[event["scenario"]][event["model"]] += event["seconds"]
                 items[event["scenario"]][event["model"]] += event["generated"]

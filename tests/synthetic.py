@@ -92,6 +92,9 @@ class FakeEvaluator:
     def items_at(self, dimension: Dimension, scenario: str, keys: int | None = None) -> tuple[Item, ...]:
         return self.scenario_data(dimension, scenario).items[:keys]
 
+    def prepare(self, dimension: Dimension, scenarios, model: ModelHandle, keys=None) -> None:
+        """Nothing to generate ahead: `run` makes its outcomes."""
+
     def run(self, dimension: Dimension, scenario: str, model: ModelHandle, keys: int | None = None) -> ScenarioRun:
         raise NotImplementedError
 

@@ -168,3 +168,41 @@ def test_dense_base_stays_loaded_while_variants_take_turns(tmp_path, tokenizer_d
     for model in [dense, first, second, dense, second]:
         evaluator.loaded_engine(model)
     assert evaluator.loads == [dense.fingerprint, first.fingerprint, second.fingerprint]
+
+
+class CallCountingEngine(CountingEngine):
+    """CountingEngine that also keeps the prompts of each `generate` call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[int] = []
+
+    def generate(self, prompts, decoding, progress=None, finished=None):
+        self.calls.append(len(prompts))
+        return super().generate(prompts, decoding, progress, finished)
+
+
+def test_a_dimensions_scenarios_go_to_the_engine_in_one_call(tmp_path, tokenizer_dir):
+    engine = CallCountingEngine()
+    evaluator = make_evaluator(tmp_path, engine)
+    scenarios = list(DIMENSION.scenarios)
+    evaluator.prepare(DIMENSION, scenarios, handle(tokenizer_dir))
+    runs = [evaluator.run(DIMENSION, name, handle(tokenizer_dir)) for name in scenarios]
+    assert len(engine.calls) == 1  # the three system prompts' prompts together; run read the cache
+    assert engine.calls[0] == len(set(engine.generated)) == sum(len(run.items) for run in runs)
+    # A look of fewer sample keys is a prefix of the selection: prepared and read alike.
+    look = {name: 2 for name in scenarios}
+    evaluator.prepare(DIMENSION, scenarios, handle(tokenizer_dir, "b" * 64), look)
+    small = [evaluator.run(DIMENSION, name, handle(tokenizer_dir, "b" * 64), 2) for name in scenarios]
+    assert engine.calls[1:] == [sum(len(run.items) for run in small)]
+
+
+def test_one_scenario_at_a_time_when_asked(tmp_path, tokenizer_dir):
+    engine = CallCountingEngine()
+    evaluator = make_evaluator(tmp_path, engine)
+    evaluator.settings = dataclasses.replace(evaluator.settings, scenarios_together=False)
+    evaluator.prepare(DIMENSION, list(DIMENSION.scenarios), handle(tokenizer_dir))
+    assert engine.calls == []
+    for name in DIMENSION.scenarios:
+        evaluator.run(DIMENSION, name, handle(tokenizer_dir))
+    assert len(engine.calls) == len(DIMENSION.scenarios)

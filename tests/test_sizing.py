@@ -102,6 +102,15 @@ def test_measure_reads_seconds_per_item_from_the_event_log(tmp_path: Path):
     assert measured["models"] == ["dense", "gptq4"]
 
 
+def test_measure_refuses_scenarios_generated_together(tmp_path: Path):
+    log = tmp_path / "events.jsonl"
+    together = {"event": "generate", "model": "dense", "scenario": "toxicity/x+y", "scenarios": ["x", "y"],
+                "prompts": 8, "generated": 8, "seconds": 4.0}  # fmt: skip
+    log.write_text(json.dumps(together) + "\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="--trust-one-scenario-at-a-time"):
+        ci_sizing.measure([log])
+
+
 def test_the_ci_limits_in_thresholds_toml_are_the_allocation_on_the_committed_measurement():
     thresholds = ci_sizing.load_thresholds(ci_sizing.THRESHOLDS)
     measured = json.loads(ci_sizing.MEASURED.read_text(encoding="utf-8"))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,10 +180,37 @@ class Evaluator:
         engine = self.engine(handle)
         return [Prompt(engine.render(item.messages), item.messages) for item in items]
 
+    def _keys(self, dimension: Dimension, scenario: str, keys: int | None) -> int | None:
+        return None if keys is not None and keys >= self.key_count(dimension, scenario) else keys
+
+    def prepare(
+        self, dimension: Dimension, scenarios: Sequence[str], handle: ModelHandle, keys: Mapping[str, int] | None = None
+    ) -> None:
+        """Generate what `run` will need for these scenarios in one engine call per decoding, so
+        that the rows of small scenarios share decode steps (a ci scenario holds 1-50 prompts;
+        a decode step costs about the same for 8 rows as for 64). `run` then finds every
+        response in the cache. Off with `scenarios_together = False` (one call per scenario,
+        whose event log times each scenario alone: benchmarks/ci_sizing.py --measure)."""
+        if not self.settings.scenarios_together:
+            return
+        groups: dict[Decoding, dict[str, Prompt]] = defaultdict(dict)
+        names: dict[Decoding, list[str]] = defaultdict(list)
+        for scenario in scenarios:
+            wanted = self._keys(dimension, scenario, (keys or {}).get(scenario))
+            if (handle.fingerprint, dimension.name, scenario, wanted) in self._runs:
+                continue
+            decoding = self.decoding(dimension, self.scenario_data(dimension, scenario))
+            for prompt in self.prompts(handle, self.items_at(dimension, scenario, wanted)):
+                groups[decoding].setdefault(prompt.text, prompt)  # scenarios may share a prompt
+            names[decoding].append(scenario)
+        for decoding, prompts in groups.items():
+            if len(names[decoding]) > 1:
+                label = f"{dimension.name}/" + "+".join(names[decoding])
+                self._generate(handle, label, list(prompts.values()), decoding, scenarios=names[decoding])
+
     def run(self, dimension: Dimension, scenario: str, handle: ModelHandle, keys: int | None = None) -> ScenarioRun:
         """The model's run on the scenario's selection, or on its first `keys` sample keys."""
-        if keys is not None and keys >= self.key_count(dimension, scenario):
-            keys = None
+        keys = self._keys(dimension, scenario, keys)
         key = (handle.fingerprint, dimension.name, scenario, keys)
         if key in self._runs:
             return self._runs[key]
@@ -219,10 +247,18 @@ class Evaluator:
         self._runs[key] = run
         return run
 
-    def _generate(self, handle: ModelHandle, label: str, prompts: list[Prompt], decoding: Decoding) -> list[list[str]]:
+    def _generate(
+        self,
+        handle: ModelHandle,
+        label: str,
+        prompts: list[Prompt],
+        decoding: Decoding,
+        scenarios: list[str] | None = None,
+    ) -> list[list[str]]:
         """Cached generations; one process at a time per scenario, so parallel xdist workers that
         need the same (weights, prompts, decoding) wait for each other and read the cache
-        instead of generating it twice. Weights load only for prompts not in the cache."""
+        instead of generating it twice. Weights load only for prompts not in the cache.
+        `scenarios`: the scenarios a `prepare` generates together (its event names them)."""
         keys = generation_keys(self.engine(handle), prompts, decoding)
         lock = self.settings.cache_root / "locks" / f"generate-{digest(keys)[:24]}"
         stats: dict[str, float] = {}
@@ -237,7 +273,8 @@ class Evaluator:
                 stats=stats,
                 loader=lambda: self.loaded_engine(handle),
             )
-        record_event("generate", model=handle.name, scenario=label, prompts=len(prompts), **stats)
+        together = {"scenarios": scenarios} if scenarios else {}
+        record_event("generate", model=handle.name, scenario=label, prompts=len(prompts), **together, **stats)
         return responses
 
     def record_header(self, run: ScenarioRun) -> dict[str, Any]:

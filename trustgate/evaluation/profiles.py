@@ -103,6 +103,8 @@ class EvaluationSettings:
     batch_size: int | None = None  # overrides the profile's batch size
     trust_remote_code: bool = False
     engine: EngineSettings = EngineSettings()
+    # A dimension's scenarios with the same decoding go to the engine together (Evaluator.prepare).
+    scenarios_together: bool = True
 
     @property
     def generation_batch_size(self) -> int:

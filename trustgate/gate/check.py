@@ -127,6 +127,7 @@ class GateCheck:
     def runs(
         self, dimension: Dimension, scenarios: list[str], model: ModelHandle, look: Look | None = None
     ) -> dict[str, ScenarioRun]:
+        self.evaluator.prepare(dimension, scenarios, model, look)
         return {name: self.evaluator.run(dimension, name, model, (look or {}).get(name)) for name in scenarios}
 
     def _overall_selected(self, dimension: Dimension) -> bool:

@@ -193,6 +193,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("--trust-report", f"folder for records (JSONL), summary.json/.md and the radar chart "
            f"(default {DEFAULT_REPORT})", folder, DEFAULT_REPORT, "DIR"),
     Option("--trust-batch-size", "generation batch size (positive)", positive_int, None, "N"),
+    Option("--trust-one-scenario-at-a-time", "generate each scenario in an engine call of its own (default: "
+           "a dimension's scenarios share decode batches); the event log then times every scenario alone, "
+           "as benchmarks/ci_sizing.py --measure needs", action="store_true"),
     Option("--trust-allow-ungated", "a selected check skipped for missing data does not fail the run "
            "(default: it does; per dimension: required = false in thresholds.toml)", action="store_true"),
     Option("--trust-calibration", "calibration text: auto (C4 when online, else the offline fallback), "

@@ -156,6 +156,7 @@ def build_settings(option: Any) -> Settings:
         batch_size=option.trust_batch_size,
         trust_remote_code=option.trust_remote_code,
         engine=engine,
+        scenarios_together=not option.trust_one_scenario_at_a_time,
     )
     if option.trust_calibration == "c4" and any(v.needs_calibration for v in variants):
         compressors.calibration.check_c4_reachable()
