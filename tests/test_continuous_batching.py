@@ -220,7 +220,7 @@ def test_the_kv_budget_counts_each_running_prefix_once(admissions):
     assert admissions[0] == (0, 3)
 
 
-def test_samples_of_a_stream_do_not_depend_on_the_streams_beside_it():
+def test_with_every_row_in_place_a_streams_samples_do_not_depend_on_the_streams_beside_it():
     model = tiny_causal_lm("qwen2", initializer_range=SHARP)
     streams = _streams()[:2]
     sampled = BatchSpec(NEW_TOKENS, 2, 1.0, seed=7, stop_ids=(NEVER,), pad_id=0, min_shared_prefix=4)

@@ -211,7 +211,7 @@ def test_kv_budget_is_bytes_over_the_models_bytes_per_position(tiny_model):
     tiny_model.to(torch.float32)
 
 
-def test_each_stream_logs_its_timings_positions_and_rows(tiny_llama_dir: Path, tmp_path: Path, monkeypatch):
+def test_each_engine_call_logs_its_timings_positions_and_rows(tiny_llama_dir: Path, tmp_path: Path, monkeypatch):
     import json
 
     from trustgate.engine.transformers import TransformersEngine
@@ -226,6 +226,7 @@ def test_each_stream_logs_its_timings_positions_and_rows(tiny_llama_dir: Path, t
     streams = [e for e in map(json.loads, events.read_text().splitlines()) if e["event"] == "stream"]
     assert len(streams) == 1 and streams[0]["prompts"] == 5 and streams[0]["model"] == "dense"
     (stream,) = streams
+    assert stream["streams"] == 1  # one shared prefix
     token_ids = engine.tokenizer(chats, add_special_tokens=False)["input_ids"]
     # Packed prefill: the shared prefix once, then each prompt's own tokens, no padding.
     shared = common_prefix_length(token_ids)
