@@ -194,3 +194,32 @@ def test_the_selection_keeps_the_items_of_a_key_together():
     items = make_items("a", 6)
     assert select_items(items, 3) == select_items(items, 3)  # deterministic
     assert len(select_items(items, 3)) == 3
+
+
+class PreparingEvaluator(CountingEvaluator):
+    """Records what the gate asks to generate ahead (`prepare`): scenarios and look per model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prepared: list[tuple[str, tuple[str, ...], dict | None]] = []
+
+    def prepare(self, dimension, scenarios, model, keys=None):
+        self.prepared.append((model.name, tuple(scenarios), keys))
+
+
+def test_a_scenarios_own_check_prepares_every_scenario_the_dimension_checks_at_the_same_look():
+    # A scenario's test runs before the overall one: its runs ask for the dimension's whole scope,
+    # so the engine gets all of them at once and the later checks read the cache.
+    check, _ = gate(looks=[1.0])
+    evaluator = PreparingEvaluator()
+    check.evaluator = evaluator
+    check.check(DIMENSION, "a", "wrecked")
+    assert {(model, scenarios) for model, scenarios, _ in evaluator.prepared} == {
+        ("dense", ("a", "b")),
+        ("wrecked", ("a", "b")),
+    }
+    selected, _ = gate(looks=[1.0], selected={"stereotype": frozenset({"a"})})
+    selected.evaluator = evaluator
+    evaluator.prepared.clear()
+    selected.check(DIMENSION, "a", "wrecked")  # only "a" selected: only "a" is prepared
+    assert {scenarios for _, scenarios, _ in evaluator.prepared} == {("a",)}

@@ -66,6 +66,9 @@ def test_two_workers_two_variants_one_report(tmp_path: Path, tiny_llama_dir: Pat
             if e["model"] != "dense":
                 variants_by_worker.setdefault(e["worker"], set()).add(e["model"])
     assert sorted(map(sorted, variants_by_worker.values())) == [["gptq4+cal16"], ["magnitude-2:4"]]  # one each
-    assert len(generated) == 9 and set(generated.values()) == {4}, generated  # 3 models x 3 scenarios, once
+    # 3 models x 3 scenarios x 4 statements, each generated once: the three scenarios together
+    # (Evaluator.prepare), so per model one generate event generated anything
+    made = {key: count for key, count in generated.items() if count}
+    assert made == {(m, "stereotype/benign+untargeted+targeted"): 12 for m in ("dense", "gptq4+cal16", "magnitude-2:4")}
     checkpoints = sorted(p.name for p in (tmp_path / "cache" / "checkpoints").iterdir() if p.is_dir())
     assert len(checkpoints) == 2 and not any(".partial-" in name for name in checkpoints), checkpoints

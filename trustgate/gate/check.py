@@ -127,7 +127,9 @@ class GateCheck:
     def runs(
         self, dimension: Dimension, scenarios: list[str], model: ModelHandle, look: Look | None = None
     ) -> dict[str, ScenarioRun]:
-        self.evaluator.prepare(dimension, scenarios, model, look)
+        # The dimension's checked scenarios go to the engine together, whichever check asks first
+        # (a scenario's own test runs before the overall one): the others then read the cache.
+        self.evaluator.prepare(dimension, list(dict.fromkeys([*scenarios, *self._scope(dimension)])), model, look)
         return {name: self.evaluator.run(dimension, name, model, (look or {}).get(name)) for name in scenarios}
 
     def _overall_selected(self, dimension: Dimension) -> bool:
