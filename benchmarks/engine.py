@@ -13,6 +13,10 @@ With `--vllm`, the same prompts also go through a vLLM server (trustgate's vllm 
 `--vllm-python`, default .venv-vllm/bin/python; `--batch-size` concurrent requests) after a short
 warm-up, and the last line is `vs vllm: <batched engine tokens/s / vLLM tokens/s>`. Both count
 the tokens generated without the stop token.
+
+With `--forward-ceiling`, nothing else: the FLOP share the model's own forward reaches (no engine,
+one causal sequence of 256-2,048 positions, and one decode step of 64 rows), counted as
+benchmarks/gate.py counts the gate's (2 x parameters per position over the torch.mm rate).
 """
 
 from __future__ import annotations
@@ -128,6 +132,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--vllm", action="store_true", help="also through a vLLM server; last line `vs vllm`")
+    parser.add_argument("--forward-ceiling", action="store_true",
+                        help="only: the FLOP share of the model's own forward (no engine)")  # fmt: skip
     parser.add_argument("--vllm-python", default=str(REPO_ROOT / ".venv-vllm" / "bin" / "python"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -146,6 +152,9 @@ def main() -> None:
     print(f"before: {load_text()}")
     peak = matmul_flops(device, dtype)
     print(f"matmul: {peak / 1e9:.1f} GFLOP/s ({dtype} torch.mm)")
+    if args.forward_ceiling:
+        forward_ceiling(model, parameters, peak)
+        return
 
     step = max(1, len(prompts) // args.baseline_prompts) if args.baseline_prompts else 1
     subset = list(range(0, len(prompts), step))[: args.baseline_prompts or None]
@@ -184,6 +193,39 @@ def main() -> None:
     if args.vllm:
         vllm_rate = through_vllm(handle, Path(args.vllm_python), device, prompts, texts, args)
         print(f"vs vllm: {rate / vllm_rate:.2f}")
+
+
+@torch.inference_mode()
+def forward_ceiling(model, parameters: int, peak: float) -> None:
+    """The FLOP share (2 x parameters per position over the torch.mm rate, as benchmarks/gate.py
+    counts it) that the model's own forward reaches with no engine around it: one causal
+    sequence of N positions (a prompt read in one piece), and one decode step of 64 rows."""
+    generator = torch.Generator().manual_seed(0)
+    vocab = model.config.get_text_config().vocab_size
+    for length in (256, 512, 1024, 2048):
+        ids = torch.randint(100, vocab, (1, length), generator=generator, device=model.device)
+        model(input_ids=ids, logits_to_keep=1)
+        started = time.perf_counter()
+        for _ in range(3):
+            model(input_ids=ids, logits_to_keep=1)
+        seconds = (time.perf_counter() - started) / 3
+        share = length * 2 * parameters / seconds / peak
+        print(f"forward ceiling: {length} positions in {seconds:.3f}s, FLOP share {share:.3f}")
+    from transformers import DynamicCache
+
+    rows, context = 64, 256
+    cache = DynamicCache(config=model.config)
+    model(input_ids=torch.randint(100, vocab, (rows, context), generator=generator), past_key_values=cache,
+          use_cache=True, logits_to_keep=1)  # fmt: skip
+    step = torch.randint(100, vocab, (rows, 1), generator=generator)
+    started = time.perf_counter()
+    for _ in range(8):
+        model(input_ids=step, past_key_values=cache, use_cache=True)
+    seconds = (time.perf_counter() - started) / 8
+    print(
+        f"forward ceiling: decode step of {rows} rows over {context} cached positions in {seconds:.3f}s, "
+        f"FLOP share {rows * 2 * parameters / seconds / peak:.3f}"
+    )
 
 
 def through_vllm(handle, python: Path, device: str, prompts: list[str], texts, args) -> float:
