@@ -23,6 +23,7 @@ skipped by position ids). Both give the tokens `generate` gives one prompt at a 
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -176,7 +177,8 @@ def _decode(
     logits = rows.first_logits
     figures.prefill_seconds += _clock(model) - started
     counts = [len(token_ids) * spec.samples for token_ids in streams]
-    generated: list[list[int]] = [[] for _ in range(sum(counts))]
+    firsts = list(itertools.accumulate(counts, initial=0))  # stream k's rows: firsts[k]..firsts[k+1]
+    generated: list[list[int]] = [[] for _ in range(firsts[-1])]
     unfinished = list(counts)  # rows per stream still generating
     stream_of_row = [index for index, count in enumerate(counts) for _ in range(count)]
     stop = torch.tensor(spec.stop_ids or [-1], device=logits.device)
@@ -195,8 +197,7 @@ def _decode(
                 stream = stream_of_row[row]
                 unfinished[stream] -= 1
                 if not unfinished[stream]:
-                    first = rows.first_rows[stream]
-                    stream_done(stream, generated[first : first + counts[stream]])
+                    stream_done(stream, generated[firsts[stream] : firsts[stream + 1]])
         still = live & ~torch.tensor(done, device=live.device)
         finished_since_compaction += int((live & ~still).sum())
         if not bool(still.any()) and not rows.waiting:

@@ -247,21 +247,16 @@ def _prefix_attention(
         output = F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling, enable_gqa=True)
     elif cache.pieces is not None:
         output = _packed_queries(query, key, value, module.layer_idx, cache, scaling)
-    elif len(cache.step_runs) == 1:
-        prefix_keys, prefix_values = cache._prefix_of(cache.step_runs[0][2])
-        layer = module.layer_idx
-        output = _one_query(query, key, value, cache.lengths, prefix_keys[layer], prefix_values[layer], scaling)
     else:
-        # Rows of several streams: each run of rows meets its own prefix.
-        layer = module.layer_idx
-        runs = []
+        # A decode step: each run of consecutive rows of one stream meets that stream's prefix.
+        layer, runs = module.layer_idx, []
         for start, end, prefix_id in cache.step_runs:
             prefix_keys, prefix_values = cache._prefix_of(prefix_id)
             runs.append(
                 _one_query(query[start:end], key[start:end], value[start:end], cache.lengths[start:end],
                            prefix_keys[layer], prefix_values[layer], scaling)
             )  # fmt: skip
-        output = torch.cat(runs)
+        output = runs[0] if len(runs) == 1 else torch.cat(runs)
     return output.transpose(1, 2).contiguous(), None
 
 

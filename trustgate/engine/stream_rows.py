@@ -6,9 +6,9 @@ then every row's rest); rows waiting for a place, of this stream or the next, jo
 batch when an eighth of the places are free. `CopiedCacheRows` (any other model, the reference): transformers' own cache
 with the prefix copied to every row, rows left-padded, all at once.
 
-Both offer `first_logits`, `alive` (row per batch row, -1 once finished), `batch_streams`
-(stream per batch row), `first_rows` (each stream's first row), `waiting`, `keep` (drop rows),
-`step` (one decode step) and `admit` (let waiting rows join).
+Both offer `first_logits`, `alive` (row per batch row, -1 once finished; stream k's rows follow
+stream k-1's), `batch_streams` (stream per batch row), `waiting`, `keep` (drop rows), `step` (one
+decode step) and `admit` (let waiting rows join).
 """
 
 from __future__ import annotations
@@ -52,7 +52,6 @@ class CopiedCacheRows:
     dropped."""
 
     waiting: tuple[int, ...] = ()
-    first_rows = (0,)
 
     def __init__(self, model: Any, streams: list[list[list[int]]], spec: BatchSpec, figures: BatchFigures) -> None:
         from transformers import DynamicCache
@@ -124,7 +123,7 @@ class SharedPrefixRows:
     stream order, when an eighth of the places are free, so rows of the next stream fill the
     places the last rows of a stream leave (continuous batching across prefixes).
 
-    `alive` holds global row numbers: stream k's rows follow stream k-1's (`first_rows`)."""
+    `alive` holds global row numbers: stream k's rows follow stream k-1's."""
 
     def __init__(self, model: Any, streams: list[list[list[int]]], spec: BatchSpec, figures: BatchFigures) -> None:
         self.spec, self.figures = spec, figures
@@ -145,10 +144,6 @@ class SharedPrefixRows:
         self.batch_streams = torch.zeros(0, dtype=torch.long)  # stream of each batch row
         self.next_position = torch.zeros((0, 1), dtype=torch.long, device=device)
         self.first_logits = self.admit(model, torch.zeros((0, model.config.get_text_config().vocab_size)))
-
-    @property
-    def first_rows(self) -> list[int]:
-        return [stream.first_row for stream in self.streams]
 
     def keep(self, local: torch.Tensor) -> None:
         self.alive = self.alive[local.cpu()]
