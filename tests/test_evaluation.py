@@ -187,6 +187,11 @@ def test_a_dimensions_scenarios_go_to_the_engine_in_one_call(tmp_path, tokenizer
     evaluator = make_evaluator(tmp_path, engine)
     scenarios = list(DIMENSION.scenarios)
     evaluator.prepare(DIMENSION, scenarios, handle(tokenizer_dir))
+    asked = []
+    generate = evaluator._generate
+    evaluator._generate = lambda *args, **kwargs: asked.append(args[1]) or generate(*args, **kwargs)
+    evaluator.prepare(DIMENSION, scenarios[1:], handle(tokenizer_dir))  # a later check: already prepared
+    assert asked == []  # not even read again from the cache
     runs = [evaluator.run(DIMENSION, name, handle(tokenizer_dir)) for name in scenarios]
     assert len(engine.calls) == 1  # the three system prompts' prompts together; run read the cache
     assert engine.calls[0] == len(set(engine.generated)) == sum(len(run.items) for run in runs)

@@ -97,6 +97,7 @@ class Evaluator:
         self._engine_factory = engine_factory or engines_for(settings)
         self._scenario_data: dict[tuple[str, str], ScenarioData] = {}
         self._runs: dict[tuple[str, str, str, int | None], ScenarioRun] = {}
+        self._prepared: set[tuple[str, str, str, int | None]] = set()  # generated ahead by `prepare`
         self._written: dict[str, int] = {}  # records file -> items it holds (the largest look wins)
         self._engines: dict[str, Engine] = {}
         self._loaded: list[str] = []  # fingerprints holding weights, least recently used first
@@ -197,8 +198,11 @@ class Evaluator:
         names: dict[Decoding, list[str]] = defaultdict(list)
         for scenario in scenarios:
             wanted = self._keys(dimension, scenario, (keys or {}).get(scenario))
-            if (handle.fingerprint, dimension.name, scenario, wanted) in self._runs:
+            key = (handle.fingerprint, dimension.name, scenario, wanted)
+            # Every check of a dimension asks for its whole scope: prepare each scenario once.
+            if key in self._runs or key in self._prepared:
                 continue
+            self._prepared.add(key)
             decoding = self.decoding(dimension, self.scenario_data(dimension, scenario))
             for prompt in self.prompts(handle, self.items_at(dimension, scenario, wanted)):
                 groups[decoding].setdefault(prompt.text, prompt)  # scenarios may share a prompt
