@@ -111,7 +111,8 @@ def table(costs: list[DimensionCost], limits: dict[str, int], budget: float, mea
         f"({TARGET_MARGINS:.0f}x the margin)",
         "# (planning model: 10% of units change; units are sample keys, whose items move together;",
         "# docs/calibration.md measures the real power). A dimension that detects nothing at any",
-        "# affordable size keeps its floor (2 sample keys per scenario, 10 items in all): a smoke check.",
+        "# affordable size keeps its floor (1 sample key per scenario or more, 10 items in all): a smoke",
+        "# check. Power is 0 where the jackknife cannot decide (under 10 keys, or a scenario of one key).",
         "#   dimension            limit  items  keys  seconds  detects (80% power)  "
         f"power at {TARGET_MARGINS:.0f}x margin",
     ]
@@ -128,16 +129,18 @@ def table(costs: list[DimensionCost], limits: dict[str, int], budget: float, mea
         )
     lines.append(f"#   total                                    {total:>7.0f} s")
     for cost in costs:
-        if cost.scenario_limits:
-            lines.append(f"#   {cost.name}: one sample key in {', '.join(cost.scenario_limits)} (items cost "
+        held = cost.scenario_limits(limits[cost.name])
+        if held:
+            keys = next(iter(held.values()))
+            lines.append(f"#   {cost.name}: {keys} sample keys in {', '.join(held)} (items cost "
                          f"{EXPENSIVE_FACTOR:.0f}x or more its cheapest scenario's)")  # fmt: skip
     lines.append(END)
     return lines
 
 
-def held_line(cost: DimensionCost) -> str:
-    """The TOML line for the scenarios held at one sample key."""
-    return "scenario_limits = { " + ", ".join(f"{json.dumps(k)} = {v}" for k, v in cost.scenario_limits.items()) + " }"
+def held_line(held: dict[str, int]) -> str:
+    """The TOML line for the scenarios held at fewer sample keys than their dimension's limit."""
+    return "scenario_limits = { " + ", ".join(f"{json.dumps(k)} = {v}" for k, v in held.items()) + " }"
 
 
 def write(costs: list[DimensionCost], limits: dict[str, int], lines: list[str], budget: float) -> None:
@@ -152,7 +155,8 @@ def write(costs: list[DimensionCost], limits: dict[str, int], lines: list[str], 
     for cost in costs:
         section = rf"(\[profiles\.{PROFILE}\.dimensions\.{cost.name}\]\n(?:(?!\[)[^\n]*\n)*?)"
         text = re.sub(section + r"scenario_limits = [^\n]*\n", r"\g<1>", text)
-        held = "\n" + held_line(cost) if cost.scenario_limits else ""
+        scenario_limits = cost.scenario_limits(limits[cost.name])
+        held = "\n" + held_line(scenario_limits) if scenario_limits else ""
         line = f"limit = {limits[cost.name]}"
 
         def limit_line(match: re.Match, line: str = line, held: str = held) -> str:

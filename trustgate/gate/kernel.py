@@ -48,6 +48,18 @@ MIN_LOOK_KEYS = 10  # an interim verdict needs this many sample keys in every ke
 # does not hold its level (measured: adversarial demonstrations at 2 sample keys a scenario, 6 in
 # all, FAILed 2.2% of at-margin ci runs against the nominal 0.53%; docs/calibration.md).
 MIN_JACKKNIFE_UNITS = 10
+# A scenario (stratum) of one unit is empty when that unit is left out: its metric, and so the
+# check's jackknife interval, is undefined (NaN) and the check decides nothing.
+MIN_UNITS_PER_STRATUM = 2
+
+
+def jackknife_can_decide(units_per_stratum: Sequence[int]) -> bool:
+    """Whether a delete-one-unit jackknife over strata of these unit counts can reach a verdict:
+    MIN_JACKKNIFE_UNITS units in all and MIN_UNITS_PER_STRATUM in every stratum. The planning
+    (plan lines, the ci sizing) asks this before counting any power; `paired_evidence` and
+    `_few_units` are where the run meets the same two limits."""
+    counts = [int(units) for units in units_per_stratum]
+    return bool(counts) and min(counts) >= MIN_UNITS_PER_STRATUM and sum(counts) >= MIN_JACKKNIFE_UNITS
 
 
 class Verdict(StrEnum):

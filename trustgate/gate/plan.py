@@ -39,8 +39,14 @@ def plan_lines(settings: Any) -> list[str]:
             lines.append(f"trustgate plan: {name}/{OVERALL}: no data")
             continue
         units = sum(per_scenario)
-        detectable = float(kernel.detectable_drop(units, policy.margin, policy.alpha, df=planning_df(per_scenario)))
+        df = planning_df(per_scenario, policy.resample)
+        detectable = float(kernel.detectable_drop(units, policy.margin, policy.alpha, df=df))
         can = f"detects {detectable:.1f} points" if detectable == detectable else "cannot detect any drop"
+        if df == 0:
+            can += (
+                f" (a jackknife decides from {kernel.MIN_JACKKNIFE_UNITS} sample keys, "
+                f"{kernel.MIN_UNITS_PER_STRATUM} in every scenario)"
+            )
         gaps = f" ({len(missing)} scenarios without data)" if missing else ""
         lines.append(
             f"trustgate plan: {name}: {items} items in {keys} sample keys{gaps}; margin {policy.margin:.1f}; "

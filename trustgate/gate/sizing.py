@@ -5,17 +5,20 @@ Each dimension's check is worth what it can detect: its power against a true dro
 (`kernel.planning_power`: 10% of units change, the check's own one-sided level, the t quantile at
 the jackknife's degrees of freedom), with the check's own units: sample keys where the gate
 resamples whole keys (a key's items move together: the 24 prompts of one Enron address count
-once), else items. Each costs the seconds its items take to generate on both models, measured per
-scenario from the engine's event log (`benchmarks/ci_sizing.py`).
+once), else items. A size at which the kernel's jackknife cannot reach a verdict
+(`kernel.jackknife_can_decide`: fewer than 10 units, or a scenario of one unit) is worth nothing.
+Each costs the seconds its items take to generate on both models, measured per scenario from the
+engine's event log (`benchmarks/ci_sizing.py`).
 
 `allocate` spends a stated budget of seconds greedily, where the power bought per second is
-highest: every dimension starts at its floor (two sample keys per scenario and at least
-`FLOOR_ITEMS` items in all: a smoke check that still sees a base model that does not answer),
-and the step with the most power per added second is taken until no step fits. A dimension whose
-power stays near zero at any affordable size keeps its floor instead of taking a large share of
-the run for a check that cannot detect anything, and a scenario whose items cost
-`EXPENSIVE_FACTOR` times its dimension's cheapest runs one sample key whatever the dimension's
-limit (fairness's 16/32-shot settings).
+highest: every dimension starts at its floor (the fewest sample keys per scenario, one at least,
+that give `FLOOR_ITEMS` items in all: a smoke check that still sees a base model that does not
+answer), and the step with the most power per added second is taken until no step fits. A
+dimension whose power stays zero at any affordable size keeps its floor instead of taking a large
+share of the run for a check that cannot detect anything, and a scenario whose items cost
+`EXPENSIVE_FACTOR` times its dimension's cheapest runs `kernel.MIN_UNITS_PER_STRATUM` sample keys
+(the fewest that keep the check's interval defined) whatever the dimension's larger limit
+(fairness's 16/32-shot settings).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 
 from trustgate.gate import kernel
 
-FLOOR_KEYS_PER_SCENARIO = 2
+FLOOR_KEYS_PER_SCENARIO = 1
 FLOOR_ITEMS = 10
 # The drop, in margins, a quick profile buys power against: a gross regression (20 points at the
 # default margin of 5; the paper's 3-bit and 50%-pruned variants lost 25-50 points on single
@@ -33,11 +36,12 @@ FLOOR_ITEMS = 10
 # on the embedded model, whose answers are near chance, one dimension alone could buy it in the
 # ci budget and every other would keep a floor that proves nothing.
 TARGET_MARGINS = 4.0
-# A scenario whose items cost this many times its dimension's cheapest scenario's runs one sample
-# key: its items buy the overall check the same power at that many times the seconds (fairness's
-# 16/32-shot settings, ~50x its zero-shot ones on the embedded model; machine ethics' few-shot).
-# One key keeps the scenario in the run (its prompt format, the base model's answers, a gross
-# regression); the release profile runs it whole.
+# A scenario whose items cost this many times its dimension's cheapest scenario's runs
+# kernel.MIN_UNITS_PER_STRATUM sample keys: its items buy the overall check the same power at that
+# many times the seconds (fairness's 16/32-shot settings, ~50x its zero-shot ones on the embedded
+# model; machine ethics' few-shot). Two keys keep the scenario in the run (its prompt format, the
+# base model's answers) and the check's interval defined (one key would leave the scenario empty
+# in the jackknife, and the check would decide nothing); the release profile runs it whole.
 EXPENSIVE_FACTOR = 5.0
 STEP_GRANULARITY = 1e-9  # a step must buy more power than this to be worth any seconds
 
@@ -48,11 +52,16 @@ def planning_units(items: int, keys: int, resample: str) -> int:
     return keys if resample == "sample_key" else items
 
 
-def planning_df(units_per_scenario: Sequence[int]) -> float:
+def planning_df(units_per_scenario: Sequence[int], resample: str = "sample_key") -> float:
     """Degrees of freedom of the jackknife over these scenarios' units (each scenario a stratum:
-    units - 1 each, pooled as Satterthwaite does for equal variances). A scenario of one unit adds
-    none; two units per scenario over eight scenarios give 8, whose t quantile at the gate's
-    levels is ~3.4, not the normal 2.6: few keys per scenario buy little."""
+    units - 1 each, pooled as Satterthwaite does for equal variances); two units per scenario over
+    eight scenarios give 8, whose t quantile at the gate's levels is ~3.4, not the normal 2.6: few
+    keys per scenario buy little. 0 (no test: no power, nothing detectable) where the jackknife
+    cannot reach a verdict (`kernel.jackknife_can_decide`); one scenario of single items may be
+    judged by the exact score test, which has no such limit."""
+    score_test_possible = len(units_per_scenario) == 1 and resample != "sample_key"
+    if not score_test_possible and not kernel.jackknife_can_decide(units_per_scenario):
+        return 0.0
     return float(sum(max(units - 1, 0) for units in units_per_scenario))
 
 
@@ -70,7 +79,12 @@ class DimensionCost:
     dfs: tuple[float, ...]  # the jackknife's degrees of freedom at each candidate (planning_df)
     seconds: tuple[float, ...]
     powers: tuple[float, ...]  # against a true drop of TARGET_MARGINS x the margin (kernel.planning_power)
-    scenario_limits: dict[str, int]  # the expensive scenarios, held at one sample key
+    held: tuple[str, ...]  # the expensive scenarios, held at kernel.MIN_UNITS_PER_STRATUM sample keys
+
+    def scenario_limits(self, limit: int) -> dict[str, int]:
+        """thresholds.toml's `scenario_limits` at this limit: the held scenarios' keys where fewer."""
+        held_at = min(limit, kernel.MIN_UNITS_PER_STRATUM)
+        return {scenario: held_at for scenario in self.held if held_at < limit}
 
     def detectable(self, index: int) -> float:
         return float(kernel.detectable_drop(self.units[index], self.margin, self.alpha, df=self.dfs[index]))
@@ -89,25 +103,24 @@ def candidate_costs(
     `seconds_per_item[scenario]` the measured seconds of one item on both models; the test's
     units follow `resample` (`planning_units`)."""
     cheapest = min(seconds_per_item[scenario] for scenario in keys_per_scenario)
-    held = {s: 1 for s in keys_per_scenario if seconds_per_item[s] > EXPENSIVE_FACTOR * cheapest}
-    keys_per_scenario = {s: sizes[: held.get(s, len(sizes))] for s, sizes in keys_per_scenario.items()}
+    held = tuple(s for s in keys_per_scenario if seconds_per_item[s] > EXPENSIVE_FACTOR * cheapest)
     most = max(len(sizes) for sizes in keys_per_scenario.values())
     floor = next(
         (
             limit
             for limit in range(FLOOR_KEYS_PER_SCENARIO, most + 1)
-            if sum(sum(sizes[:limit]) for sizes in keys_per_scenario.values()) >= FLOOR_ITEMS
+            if sum(sum(sizes[: _keys_at(limit, s in held)]) for s, sizes in keys_per_scenario.items()) >= FLOOR_ITEMS
         ),
         most,
     )
     limits, items, units, dfs, seconds = [], [], [], [], []
     for limit in range(min(floor, most), most + 1):
-        taken = {scenario: sizes[:limit] for scenario, sizes in keys_per_scenario.items()}
+        taken = {scenario: sizes[: _keys_at(limit, scenario in held)] for scenario, sizes in keys_per_scenario.items()}
         limits.append(limit)
         items.append(sum(sum(sizes) for sizes in taken.values()))
         per_scenario = [planning_units(sum(sizes), len(sizes), resample) for sizes in taken.values()]
         units.append(sum(per_scenario))
-        dfs.append(planning_df(per_scenario))
+        dfs.append(planning_df(per_scenario, resample))
         seconds.append(sum(sum(sizes) * seconds_per_item[scenario] for scenario, sizes in taken.items()))
     powers = tuple(
         kernel.planning_power(n, TARGET_MARGINS * margin, margin, alpha, df=df)
@@ -116,6 +129,10 @@ def candidate_costs(
     return DimensionCost(
         name, margin, alpha, tuple(limits), tuple(items), tuple(units), tuple(dfs), tuple(seconds), powers, held
     )
+
+
+def _keys_at(limit: int, held: bool) -> int:
+    return min(limit, kernel.MIN_UNITS_PER_STRATUM) if held else limit
 
 
 def allocate(costs: Sequence[DimensionCost], budget_seconds: float) -> dict[str, int]:
