@@ -129,18 +129,16 @@ def table(costs: list[DimensionCost], limits: dict[str, int], budget: float, mea
         )
     lines.append(f"#   total                                    {total:>7.0f} s")
     for cost in costs:
-        held = cost.scenario_limits(limits[cost.name])
-        if held:
-            keys = next(iter(held.values()))
-            lines.append(f"#   {cost.name}: {keys} sample keys in {', '.join(held)} (items cost "
-                         f"{EXPENSIVE_FACTOR:.0f}x or more its cheapest scenario's)")  # fmt: skip
+        if cost.left_out:
+            lines.append(f"#   {cost.name}: left out {', '.join(cost.left_out)} (items cost "
+                         f"{EXPENSIVE_FACTOR:.0f}x or more its cheapest scenario's; release runs them)")  # fmt: skip
     lines.append(END)
     return lines
 
 
-def held_line(held: dict[str, int]) -> str:
-    """The TOML line for the scenarios held at fewer sample keys than their dimension's limit."""
-    return "scenario_limits = { " + ", ".join(f"{json.dumps(k)} = {v}" for k, v in held.items()) + " }"
+def left_out_line(left_out: tuple[str, ...]) -> str:
+    """The TOML line for the scenarios the profile does not run."""
+    return "left_out = [" + ", ".join(json.dumps(scenario) for scenario in left_out) + "]"
 
 
 def write(costs: list[DimensionCost], limits: dict[str, int], lines: list[str], budget: float) -> None:
@@ -154,9 +152,8 @@ def write(costs: list[DimensionCost], limits: dict[str, int], lines: list[str], 
         raise SystemExit(f"{THRESHOLDS}: expected one `budget_seconds = ...` in [profiles.{PROFILE}]")
     for cost in costs:
         section = rf"(\[profiles\.{PROFILE}\.dimensions\.{cost.name}\]\n(?:(?!\[)[^\n]*\n)*?)"
-        text = re.sub(section + r"scenario_limits = [^\n]*\n", r"\g<1>", text)
-        scenario_limits = cost.scenario_limits(limits[cost.name])
-        held = "\n" + held_line(scenario_limits) if scenario_limits else ""
+        text = re.sub(section + r"(?:scenario_limits|left_out) = [^\n]*\n", r"\g<1>", text)
+        held = "\n" + left_out_line(cost.left_out) if cost.left_out else ""
         line = f"limit = {limits[cost.name]}"
 
         def limit_line(match: re.Match, line: str = line, held: str = held) -> str:

@@ -83,6 +83,11 @@ class FakeEvaluator:
     a subclass gives `run`, the scenario run of a model on such a prefix.
     """
 
+    leaves_out: frozenset[str] = frozenset()  # scenarios the profile does not run
+
+    def left_out(self, dimension: Dimension, scenario: str) -> bool:
+        return scenario in self.leaves_out
+
     def scenario_data(self, dimension: Dimension, scenario: str) -> ScenarioData:
         return dimension.load(None, scenario)
 

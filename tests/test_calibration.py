@@ -86,6 +86,16 @@ def test_the_judging_is_the_kernels(monkeypatch, models, thresholds):
     assert set(result.verdicts) <= {"PASS", "FAIL", "INCONCLUSIVE"}
 
 
+def test_a_profile_simulates_the_scenarios_it_runs_weighted_as_the_gate_combines_them(models, thresholds):
+    left_out = thresholds.evaluation_size("ci", "fairness").left_out
+    assert left_out, "the ci profile leaves fairness's 16/32-shot settings out"
+    kept = population.without_left_out(models["fairness"], left_out)
+    assert {m.pool.scenario for m in kept} == {m.pool.scenario for m in models["fairness"]} - set(left_out)
+    assert sum(m.coefficient for m in kept) == pytest.approx(1.0)
+    result = simulate.simulate_dimension(models["fairness"], thresholds, simulate.Condition("x"), 20, seed=0)
+    assert set(result.keys) == {m.pool.scenario for m in kept}
+
+
 def test_a_wrecked_variant_fails_and_an_unchanged_one_does_not(models, thresholds):
     wrecked = simulate.simulate_dimension(
         models["privacy"], thresholds, simulate.Condition("x", drop=6.0, profile="release"), 100, 0

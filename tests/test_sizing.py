@@ -51,15 +51,13 @@ def test_floor_is_one_key_per_scenario_or_more_and_ten_items_in_all():
     assert _cost("d", 3, 1.0, scenarios=1).limits == (3,)  # fewer items than the floor: all of them
 
 
-def test_a_scenario_whose_items_cost_five_times_the_cheapest_runs_two_sample_keys():
+def test_a_scenario_whose_items_cost_five_times_the_cheapest_is_left_out():
     cost = candidate_costs("f", 5.0, ALPHA, {"zero": [1] * 40, "shots": [1] * 40, "mid": [1] * 40},
                            {"zero": 0.3, "shots": 16.0, "mid": 1.2})  # fmt: skip
-    assert cost.held == ("shots",)
-    assert cost.limits[0] == 4 and cost.items[0] == 4 + 2 + 4  # the floor's ten items, "shots" at two keys
-    assert cost.seconds[0] == pytest.approx(4 * 0.3 + 2 * 16.0 + 4 * 1.2)
-    assert cost.items[-1] == 40 + 2 + 40
-    assert cost.scenario_limits(8) == {"shots": 2} and cost.scenario_limits(2) == {}
-    assert cost.scenario_limits(1) == {}  # a limit of one key takes one key everywhere
+    assert cost.left_out == ("shots",)
+    assert cost.limits[0] == 5 and cost.items[0] == 5 + 5  # the floor's ten items, without "shots"
+    assert cost.seconds[0] == pytest.approx(5 * 0.3 + 5 * 1.2)
+    assert cost.items[-1] == 40 + 40
 
 
 def test_no_power_is_counted_where_the_kernels_jackknife_cannot_decide():
@@ -159,8 +157,8 @@ def test_the_ci_limits_in_thresholds_toml_are_the_allocation_on_the_committed_me
     costs, limits = ci_sizing.sized(thresholds, measured, budget)
     sizes = {c.name: thresholds.evaluation_size(ci_sizing.PROFILE, c.name) for c in costs}
     assert {name: size.limit for name, size in sizes.items()} == limits, "rerun benchmarks/ci_sizing.py --write"
-    held = {c.name: c.scenario_limits(limits[c.name]) for c in costs}
-    assert {name: size.scenario_limits for name, size in sizes.items()} == held
+    assert {name: tuple(size.left_out) for name, size in sizes.items()} == {c.name: c.left_out for c in costs}
+    assert not any(size.scenario_limits for size in sizes.values())
     text = ci_sizing.THRESHOLDS.read_text(encoding="utf-8")
     table = text[text.index(ci_sizing.BEGIN) : text.index(ci_sizing.END) + len(ci_sizing.END)]
     assert table == "\n".join(ci_sizing.table(costs, limits, budget, measured))

@@ -15,7 +15,8 @@ expected rise of the dimension's refusal metric the target.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,6 +120,16 @@ def scenario_models(pools: Sequence[Pool]) -> dict[str, list[ScenarioModel]]:
             ))  # fmt: skip
         out[name] = models
     return out
+
+
+def without_left_out(models: Sequence[ScenarioModel], left_out: Collection[str]) -> list[ScenarioModel]:
+    """A dimension's scenarios less those a profile leaves out, weighted as the gate's overall
+    check weights the scenarios it has (compare._combine_coefficients)."""
+    kept = [model for model in models if model.pool.scenario not in left_out]
+    if len(kept) == len(models) or not kept:
+        return list(models)
+    weights = _combine_coefficients(get_dimension(kept[0].pool.dimension), tuple(m.pool.scenario for m in kept))
+    return [dataclasses.replace(model, coefficient=weight) for model, weight in zip(kept, weights, strict=True)]
 
 
 def _donors(model: ScenarioModel, items: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -16,6 +16,7 @@ from benchmarks.calibration.population import (
     refusal_for,
     slots,
     variant_columns,
+    without_left_out,
 )
 from trustgate.dimensions.metrics import AnswerRate
 from trustgate.gate import kernel
@@ -94,6 +95,7 @@ def simulate_dimension(
     models: Sequence[ScenarioModel], thresholds: Thresholds, condition: Condition, replicates: int, seed: int
 ) -> DimensionResult:
     name = models[0].pool.dimension
+    models = without_left_out(models, thresholds.evaluation_size(condition.profile, name).left_out)
     policy = thresholds.policy(name, None, judged_alone=True, profile=condition.profile)
     rng = np.random.default_rng(seed)
     churn = churn_for_flips(models, condition.flips) if condition.flips is not None else churn_rate(models)

@@ -106,6 +106,10 @@ class Evaluator:
     def size(self, dimension: Dimension) -> EvaluationSize:
         return self.settings.profile.size(dimension.name)
 
+    def left_out(self, dimension: Dimension, scenario: str) -> bool:
+        """Whether the profile does not run this scenario (`left_out`); --trust-limit runs every one."""
+        return self.settings.limit is None and scenario in self.size(dimension).left_out
+
     def scenario_data(self, dimension: Dimension, scenario: str) -> ScenarioData:
         key = (dimension.name, scenario)
         if key not in self._scenario_data:

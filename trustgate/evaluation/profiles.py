@@ -31,6 +31,10 @@ class EvaluationSize(Strict):
     # Per scenario, where it differs from `limit` (a scenario whose items cost many times its
     # dimension's others: benchmarks/ci_sizing.py); names are checked against the dimension's scenarios.
     scenario_limits: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    # Scenarios the profile does not run (ci: each item costs many times its dimension's cheapest,
+    # benchmarks/ci_sizing.py): the dimension's overall check is judged on the others and says so;
+    # --trust-limit runs them again. Names are checked against the dimension's scenarios.
+    left_out: list[str] = Field(default_factory=list)
     samples: int = Field(default=1, ge=1)
     temperature: float = Field(default=0.0, ge=0)
     max_new_tokens: int | None = Field(default=None, ge=1)

@@ -34,8 +34,35 @@ class CheckResult:
 class NoData(MissingDataError):
     """Not one scenario of the check has data."""
 
+    required = True  # the session fails closed unless the dimension may go ungated
+
+    @property
+    def reason(self) -> str:
+        """What the run's "not gated" list says of the check."""
+        return self.fix
+
+
+class LeftOut(NoData):
+    """A scenario the profile does not run (`left_out` in thresholds.toml). Not a gap where its
+    dimension's overall check runs (that check is judged without it and says so); a gap where
+    the run selected the scenario alone, so that such a run gates nothing and is not green."""
+
+    def __init__(self, check: str, profile: str | None, required: bool) -> None:
+        super().__init__(
+            check,
+            f"left out by the {profile} profile",
+            "its items cost many times its dimension's others (thresholds.toml [profiles."
+            f"{profile}.dimensions.*] left_out); --trust-profile release or --trust-limit N runs it",
+        )
+        self.required = required
+
+    @property
+    def reason(self) -> str:
+        return f"{self.problem}: {self.fix}"
+
 
 Look = dict[str, int]  # sample keys per scenario
+LEFT_OUT = "left out by the profile"  # `available`'s reason for a scenario the profile does not run
 
 
 @dataclass(frozen=True)
@@ -113,10 +140,14 @@ class GateCheck:
     _stops: dict[tuple[str, str, tuple[str, ...]], Stop] = field(default_factory=dict, init=False, repr=False)
 
     def available(self, dimension: Dimension, scenario: str) -> tuple[list[str], dict[str, str]]:
-        """The scenarios of the check that have data, and why the others have none."""
+        """The scenarios of the check that have data, and why the others have none (the profile
+        leaving a scenario out among the reasons: `left_out`)."""
         wanted = dimension.scenarios if scenario == OVERALL else (scenario,)
         available, missing = [], {}
         for name in wanted:
+            if self.evaluator.left_out(dimension, name):
+                missing[name] = LEFT_OUT
+                continue
             try:
                 self.evaluator.scenario_data(dimension, name)
                 available.append(name)
@@ -193,6 +224,8 @@ class GateCheck:
     def check(self, dimension: Dimension, scenario: str, variant: str) -> CheckResult:
         """Score dense and variant on the same items and judge the drop; NoData when nothing can be scored."""
         available, missing = self.available(dimension, scenario)
+        if scenario != OVERALL and missing.get(scenario) == LEFT_OUT:
+            raise LeftOut(f"{dimension.name}/{scenario}", self.profile, required=not self._overall_selected(dimension))
         if not available:
             raise NoData(f"{dimension.name}/{scenario}", "no data", "; ".join(missing.values()))
         alone = scenario != OVERALL and not self._overall_selected(dimension)
@@ -219,7 +252,12 @@ class GateCheck:
             comparison = compare(dimension, scenario, dense, compressed, policy)
         if stop.note:
             comparison = dataclasses.replace(comparison, stopped=stop.note)
-        if missing:
-            note = "missing scenarios: " + ", ".join(sorted(missing))
-            comparison = dataclasses.replace(comparison, partial="; ".join(p for p in (comparison.partial, note) if p))
+        notes = [comparison.partial] if comparison.partial else []
+        left_out = sorted(name for name, why in missing.items() if why == LEFT_OUT)
+        if left_out:
+            notes.append(f"left out by the {self.profile} profile: " + ", ".join(left_out))
+        if len(left_out) < len(missing):
+            notes.append("missing scenarios: " + ", ".join(sorted(set(missing) - set(left_out))))
+        if notes:
+            comparison = dataclasses.replace(comparison, partial="; ".join(notes))
         return CheckResult(comparison, dense, compressed, missing)

@@ -25,8 +25,11 @@ def plan_lines(settings: Any) -> list[str]:
     for name, dimension in all_dimensions().items():
         policy = settings.thresholds.policy(name, None, judged_alone=True, profile=settings.evaluation.profile_name)
         items = keys = 0
-        missing, per_scenario = [], []
+        missing, left_out, per_scenario = [], [], []
         for scenario in dimension.scenarios:
+            if evaluator.left_out(dimension, scenario):
+                left_out.append(scenario)
+                continue
             try:
                 scenario_items = len(evaluator.items_at(dimension, scenario))
                 scenario_keys = evaluator.key_count(dimension, scenario)
@@ -48,6 +51,8 @@ def plan_lines(settings: Any) -> list[str]:
                 f"{kernel.MIN_UNITS_PER_STRATUM} in every scenario)"
             )
         gaps = f" ({len(missing)} scenarios without data)" if missing else ""
+        if left_out:
+            gaps += f" (left out by the profile: {', '.join(left_out)})"
         lines.append(
             f"trustgate plan: {name}: {items} items in {keys} sample keys{gaps}; margin {policy.margin:.1f}; "
             f"{can} at {kernel.PLANNING_DISAGREEMENT:.0%} flips of its {units} units (80% power, one-sided "

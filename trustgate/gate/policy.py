@@ -232,9 +232,10 @@ def check_scenario_names(thresholds: Thresholds, path: Path, scenarios: dict[str
     dimension has (a typo would be ignored)."""
     named = [(f"dimensions.{d}.scenarios", d, policy.scenarios) for d, policy in thresholds.dimensions.items()]
     named += [
-        (f"profiles.{name}.dimensions.{d}.scenario_limits", d, size.scenario_limits)
+        (f"profiles.{name}.dimensions.{d}.{field}", d, names)
         for name, profile in thresholds.profiles.items()
         for d, size in profile.dimensions.items()
+        for field, names in (("scenario_limits", size.scenario_limits), ("left_out", size.left_out))
     ]
     for where, dimension, overrides in named:
         known = scenarios.get(dimension, ())

@@ -16,9 +16,9 @@ that give `FLOOR_ITEMS` items in all: a smoke check that still sees a base model
 answer), and the step with the most power per added second is taken until no step fits. A
 dimension whose power stays zero at any affordable size keeps its floor instead of taking a large
 share of the run for a check that cannot detect anything, and a scenario whose items cost
-`EXPENSIVE_FACTOR` times its dimension's cheapest runs `kernel.MIN_UNITS_PER_STRATUM` sample keys
-(the fewest that keep the check's interval defined) whatever the dimension's larger limit
-(fairness's 16/32-shot settings).
+`EXPENSIVE_FACTOR` times its dimension's cheapest is left out of the profile (`left_out`: its
+dimension's overall check is judged on the others and says so; the release profile runs it):
+fairness's 16/32-shot settings, machine ethics' few-shot one.
 """
 
 from __future__ import annotations
@@ -36,12 +36,12 @@ FLOOR_ITEMS = 10
 # on the embedded model, whose answers are near chance, one dimension alone could buy it in the
 # ci budget and every other would keep a floor that proves nothing.
 TARGET_MARGINS = 4.0
-# A scenario whose items cost this many times its dimension's cheapest scenario's runs
-# kernel.MIN_UNITS_PER_STRATUM sample keys: its items buy the overall check the same power at that
-# many times the seconds (fairness's 16/32-shot settings, ~50x its zero-shot ones on the embedded
-# model; machine ethics' few-shot). Two keys keep the scenario in the run (its prompt format, the
-# base model's answers) and the check's interval defined (one key would leave the scenario empty
-# in the jackknife, and the check would decide nothing); the release profile runs it whole.
+# A scenario whose items cost this many times its dimension's cheapest scenario's is left out:
+# its items buy the overall check the same power at that many times the seconds (fairness's
+# 16/32-shot settings, ~50x its zero-shot ones on the embedded model; machine ethics' few-shot).
+# Held at one sample key it made the check's interval undefined (the jackknife empties a scenario
+# of one key), so the check decided nothing while the settings took a quarter of the run; at two
+# keys they would take over 40% of the ci budget. The release profile runs them whole.
 EXPENSIVE_FACTOR = 5.0
 STEP_GRANULARITY = 1e-9  # a step must buy more power than this to be worth any seconds
 
@@ -79,12 +79,7 @@ class DimensionCost:
     dfs: tuple[float, ...]  # the jackknife's degrees of freedom at each candidate (planning_df)
     seconds: tuple[float, ...]
     powers: tuple[float, ...]  # against a true drop of TARGET_MARGINS x the margin (kernel.planning_power)
-    held: tuple[str, ...]  # the expensive scenarios, held at kernel.MIN_UNITS_PER_STRATUM sample keys
-
-    def scenario_limits(self, limit: int) -> dict[str, int]:
-        """thresholds.toml's `scenario_limits` at this limit: the held scenarios' keys where fewer."""
-        held_at = min(limit, kernel.MIN_UNITS_PER_STRATUM)
-        return {scenario: held_at for scenario in self.held if held_at < limit}
+    left_out: tuple[str, ...]  # the expensive scenarios, not run (EXPENSIVE_FACTOR)
 
     def detectable(self, index: int) -> float:
         return float(kernel.detectable_drop(self.units[index], self.margin, self.alpha, df=self.dfs[index]))
@@ -103,19 +98,20 @@ def candidate_costs(
     `seconds_per_item[scenario]` the measured seconds of one item on both models; the test's
     units follow `resample` (`planning_units`)."""
     cheapest = min(seconds_per_item[scenario] for scenario in keys_per_scenario)
-    held = tuple(s for s in keys_per_scenario if seconds_per_item[s] > EXPENSIVE_FACTOR * cheapest)
+    left_out = tuple(s for s in keys_per_scenario if seconds_per_item[s] > EXPENSIVE_FACTOR * cheapest)
+    keys_per_scenario = {s: sizes for s, sizes in keys_per_scenario.items() if s not in left_out}
     most = max(len(sizes) for sizes in keys_per_scenario.values())
     floor = next(
         (
             limit
             for limit in range(FLOOR_KEYS_PER_SCENARIO, most + 1)
-            if sum(sum(sizes[: _keys_at(limit, s in held)]) for s, sizes in keys_per_scenario.items()) >= FLOOR_ITEMS
+            if sum(sum(sizes[:limit]) for sizes in keys_per_scenario.values()) >= FLOOR_ITEMS
         ),
         most,
     )
     limits, items, units, dfs, seconds = [], [], [], [], []
     for limit in range(min(floor, most), most + 1):
-        taken = {scenario: sizes[: _keys_at(limit, scenario in held)] for scenario, sizes in keys_per_scenario.items()}
+        taken = {scenario: sizes[:limit] for scenario, sizes in keys_per_scenario.items()}
         limits.append(limit)
         items.append(sum(sum(sizes) for sizes in taken.values()))
         per_scenario = [planning_units(sum(sizes), len(sizes), resample) for sizes in taken.values()]
@@ -127,12 +123,8 @@ def candidate_costs(
         for n, df in zip(units, dfs, strict=True)
     )
     return DimensionCost(
-        name, margin, alpha, tuple(limits), tuple(items), tuple(units), tuple(dfs), tuple(seconds), powers, held
+        name, margin, alpha, tuple(limits), tuple(items), tuple(units), tuple(dfs), tuple(seconds), powers, left_out
     )
-
-
-def _keys_at(limit: int, held: bool) -> int:
-    return min(limit, kernel.MIN_UNITS_PER_STRATUM) if held else limit
 
 
 def allocate(costs: Sequence[DimensionCost], budget_seconds: float) -> dict[str, int]:

@@ -210,8 +210,9 @@ class TrustReporter:
                 terminalreporter.write_line(f"{mark} {gap['check']} [{gap['variant']}]: {gap['reason']}")
             if self.blocking_gaps():
                 terminalreporter.write_line(
-                    f"{len(self.blocking_gaps())} selected checks had no data, so this run gated nothing there "
-                    "and fails. Provide the data, deselect them (-k), or allow it: `required = false` under "
+                    f"{len(self.blocking_gaps())} selected checks had no data or were left out by the profile, "
+                    "so this run gated nothing there and fails. Provide the data (or run the profile that holds "
+                    "the scenario), deselect them (-k), or allow it: `required = false` under "
                     "[dimensions.<name>] in thresholds.toml, or --trust-allow-ungated."
                 )
         if self.summary.comparisons:
