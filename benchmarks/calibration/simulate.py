@@ -70,13 +70,14 @@ def embedded_key_counts() -> dict[tuple[str, str], int]:
 
 
 def key_counts(models: Sequence[ScenarioModel], thresholds: Thresholds, profile: str) -> dict[str, int]:
-    """Sample keys per scenario: the profile's limit (0 = all) on the embedded probe set (the pool
-    itself is the ci run)."""
+    """Sample keys per scenario: the profile's limit (0 = all) on the embedded probe set, as the
+    gate selects them; a limit beyond the pool's keys (the pool is an older, smaller ci run) draws
+    pool keys more than once, weighted as the kernel counts a unit drawn twice."""
     out = {}
     for model in models:
         name, scenario = model.pool.dimension, model.pool.scenario
         limit = thresholds.evaluation_size(profile, name).limit_for(scenario)
-        population = embedded_key_counts().get((name, scenario), model.keys) if profile != "ci" else model.keys
+        population = embedded_key_counts().get((name, scenario), model.keys)
         out[scenario] = min(limit, population) if limit else population
     return out
 
