@@ -58,6 +58,7 @@ def test_the_scenarios_own_check_is_not_a_gap_where_the_overall_check_runs():
         check.check(DIMENSION, "b", "gptq4")
     assert left.value.required is False
     assert left.value.reason.startswith("left out by the ci profile: ")
+    assert "[profiles.ci.dimensions.fairness] left_out" in left.value.reason
     assert "--trust-profile release or --trust-limit N runs it" in left.value.reason
 
 

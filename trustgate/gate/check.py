@@ -52,7 +52,8 @@ class LeftOut(NoData):
             check,
             f"left out by the {profile} profile",
             "its items cost many times its dimension's others (thresholds.toml [profiles."
-            f"{profile}.dimensions.*] left_out); --trust-profile release or --trust-limit N runs it",
+            f"{profile}.dimensions.{check.split('/')[0]}] left_out); "
+            "--trust-profile release or --trust-limit N runs it",
         )
         self.required = required
 
