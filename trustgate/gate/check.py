@@ -47,13 +47,12 @@ class LeftOut(NoData):
     dimension's overall check runs (that check is judged without it and says so); a gap where
     the run selected the scenario alone, so that such a run gates nothing and is not green."""
 
-    def __init__(self, check: str, profile: str | None, required: bool) -> None:
+    def __init__(self, dimension: str, scenario: str, profile: str | None, required: bool) -> None:
         super().__init__(
-            check,
+            f"{dimension}/{scenario}",
             f"left out by the {profile} profile",
             "its items cost many times its dimension's others (thresholds.toml [profiles."
-            f"{profile}.dimensions.{check.split('/')[0]}] left_out); "
-            "--trust-profile release or --trust-limit N runs it",
+            f"{profile}.dimensions.{dimension}] left_out); --trust-profile release or --trust-limit N runs it",
         )
         self.required = required
 
@@ -63,7 +62,6 @@ class LeftOut(NoData):
 
 
 Look = dict[str, int]  # sample keys per scenario
-LEFT_OUT = "left out by the profile"  # `available`'s reason for a scenario the profile does not run
 
 
 @dataclass(frozen=True)
@@ -140,14 +138,19 @@ class GateCheck:
     profile: str | None = None  # the evaluation profile (whether too few items block)
     _stops: dict[tuple[str, str, tuple[str, ...]], Stop] = field(default_factory=dict, init=False, repr=False)
 
-    def available(self, dimension: Dimension, scenario: str) -> tuple[list[str], dict[str, str]]:
-        """The scenarios of the check that have data, and why the others have none (the profile
-        leaving a scenario out among the reasons: `left_out`)."""
+    def left_out(self, dimension: Dimension, scenario: str) -> list[str]:
+        """The scenarios of the check that the profile does not run (`left_out`)."""
         wanted = dimension.scenarios if scenario == OVERALL else (scenario,)
+        return [name for name in wanted if self.evaluator.left_out(dimension, name)]
+
+    def available(self, dimension: Dimension, scenario: str) -> tuple[list[str], dict[str, str]]:
+        """The scenarios of the check that have data, and why the others have none; the ones the
+        profile leaves out are neither (`left_out`)."""
+        wanted = dimension.scenarios if scenario == OVERALL else (scenario,)
+        left_out = self.left_out(dimension, scenario)
         available, missing = [], {}
         for name in wanted:
-            if self.evaluator.left_out(dimension, name):
-                missing[name] = LEFT_OUT
+            if name in left_out:
                 continue
             try:
                 self.evaluator.scenario_data(dimension, name)
@@ -224,11 +227,17 @@ class GateCheck:
 
     def check(self, dimension: Dimension, scenario: str, variant: str) -> CheckResult:
         """Score dense and variant on the same items and judge the drop; NoData when nothing can be scored."""
+        left_out = self.left_out(dimension, scenario)
+        if scenario != OVERALL and left_out:
+            raise LeftOut(dimension.name, scenario, self.profile, required=not self._overall_selected(dimension))
         available, missing = self.available(dimension, scenario)
-        if scenario != OVERALL and missing.get(scenario) == LEFT_OUT:
-            raise LeftOut(f"{dimension.name}/{scenario}", self.profile, required=not self._overall_selected(dimension))
+        notes = []  # what the check is judged without
+        if left_out:
+            notes.append(f"left out by the {self.profile} profile: " + ", ".join(sorted(left_out)))
         if not available:
-            raise NoData(f"{dimension.name}/{scenario}", "no data", "; ".join(missing.values()))
+            raise NoData(f"{dimension.name}/{scenario}", "no data", "; ".join([*missing.values(), *notes]))
+        if missing:
+            notes.append("missing scenarios: " + ", ".join(sorted(missing)))
         alone = scenario != OVERALL and not self._overall_selected(dimension)
         policy = self.thresholds.policy(
             dimension.name, None if scenario == OVERALL else scenario, judged_alone=alone, profile=self.profile
@@ -253,12 +262,7 @@ class GateCheck:
             comparison = compare(dimension, scenario, dense, compressed, policy)
         if stop.note:
             comparison = dataclasses.replace(comparison, stopped=stop.note)
-        notes = [comparison.partial] if comparison.partial else []
-        left_out = sorted(name for name, why in missing.items() if why == LEFT_OUT)
-        if left_out:
-            notes.append(f"left out by the {self.profile} profile: " + ", ".join(left_out))
-        if len(left_out) < len(missing):
-            notes.append("missing scenarios: " + ", ".join(sorted(set(missing) - set(left_out))))
         if notes:
-            comparison = dataclasses.replace(comparison, partial="; ".join(notes))
+            partial = "; ".join(note for note in (comparison.partial, *notes) if note)
+            comparison = dataclasses.replace(comparison, partial=partial)
         return CheckResult(comparison, dense, compressed, missing)
